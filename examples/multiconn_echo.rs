@@ -1,0 +1,102 @@
+//! The tutorial's multiconn echo server on the Reactor.
+//!
+//! ```text
+//! cargo run --example multiconn_echo -- [HOST PORT]    # default 127.0.0.1 65432
+//! nc 127.0.0.1 65432
+//! ```
+//!
+//! Python's version registers the listening socket with `selectors`, calls
+//! `accept_wrapper` for it and `service_connection` for each client, and
+//! echoes `data.outb` back as the socket becomes writable. Here the reactor
+//! does the accepting, reading and writing; the handler keeps the two
+//! callbacks.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
+
+/// TCP echo server: every byte received is sent back to its sender.
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on (IPv4, IPv6 or `localhost`).
+    #[arg(default_value = "127.0.0.1", requires = "port")]
+    host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(default_value_t = 65432)]
+    port: u16,
+    /// Pending output (bytes) above which a client is no longer read.
+    #[arg(long, default_value_t = Config::default().high_water)]
+    high_water: usize,
+    /// Pending output (bytes) at which reading resumes.
+    #[arg(long, default_value_t = Config::default().low_water)]
+    low_water: usize,
+}
+
+struct Echo;
+
+impl Handler for Echo {
+    type Data = SocketAddr;
+
+    fn accept_wrapper(
+        &mut self,
+        _: &mut Context<'_, SocketAddr>,
+        _: ConnId,
+        addr: &SocketAddr,
+    ) -> Option<SocketAddr> {
+        log::info!("Accepted connection from {addr}");
+        Some(*addr)
+    }
+
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, SocketAddr>,
+        id: ConnId,
+        inb: &mut InBuf,
+    ) {
+        // Python: data.outb += recv_data. The reactor writes it out.
+        let _ = cx.send_from(id, inb);
+    }
+
+    fn connection_lost(
+        &mut self,
+        _: &mut Context<'_, SocketAddr>,
+        _: ConnId,
+        addr: SocketAddr,
+        why: &CloseReason,
+    ) {
+        log::info!("Closing connection to {addr} ({why})");
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    let config = Config {
+        high_water: args.high_water,
+        low_water: args.low_water,
+        ..Config::default()
+    };
+    let mut reactor = match Reactor::new(Echo, config) {
+        Ok(reactor) => reactor,
+        Err(e) => return fail(e),
+    };
+    let id = match reactor.listen((args.host.as_str(), args.port)) {
+        Ok(id) => id,
+        Err(e) => return fail(e),
+    };
+    let addr = reactor
+        .local_addr(id)
+        .expect("a bound listener has an address");
+    println!("listening on {addr}"); // stdout is line-buffered: this flushes
+    match reactor.stop_on_signals().and_then(|()| reactor.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: mio_selectors::Error) -> ExitCode {
+    eprintln!("multiconn_echo: {e}");
+    ExitCode::FAILURE
+}

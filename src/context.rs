@@ -1,0 +1,347 @@
+//! [`Context`]: what a [`Handler`](crate::Handler) callback may do to the
+//! reactor, and `Core`, the reactor state behind it.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::buffer::{BufPool, ByteBuf};
+use crate::conn::{Conn, State};
+use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, Result};
+
+/// The reactor state that callbacks may touch. Every list holds `ConnId`s,
+/// never bare slab keys, so an entry outliving its connection is ignored.
+pub(crate) struct Core<D> {
+    pub(crate) conns: Slab<Conn<D>>,
+    pub(crate) pool: BufPool,
+    pub(crate) config: Config,
+    pub(crate) handle: Handle,
+    /// Connections with readable work left for the next pass.
+    pub(crate) ready: Vec<ConnId>,
+    /// Connections to flush at the end of this pass.
+    pub(crate) dirty: Vec<ConnId>,
+    /// Connections to deregister, drop and report.
+    pub(crate) dead: Vec<ConnId>,
+    /// Graceful-close deadlines, in order (they all use `config.linger`).
+    pub(crate) linger: VecDeque<(Instant, ConnId)>,
+    pub(crate) shutting_down: bool,
+    pub(crate) next_gen: u32,
+}
+
+impl<D> Core<D> {
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn<D>> {
+        self.conns.get(id.key()).filter(|c| c.gen == id.gen())
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<D>> {
+        self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())
+    }
+
+    /// The connection and the pool at once (disjoint borrows).
+    pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn<D>, &mut BufPool)> {
+        let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
+        Some((conn, &mut self.pool))
+    }
+
+    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.get_mut(id) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    pub(crate) fn queue_ready(&mut self, id: ConnId) {
+        if let Some(conn) = self.get_mut(id) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push(id);
+            }
+        }
+    }
+
+    /// Ends a connection now: pending output is dropped.
+    pub(crate) fn kill(&mut self, id: ConnId, reason: CloseReason) {
+        let Some((conn, pool)) = self.conn_and_pool(id) else {
+            return;
+        };
+        if matches!(conn.state, State::Dead(_)) {
+            return;
+        }
+        conn.outb.clear();
+        conn.outb.release_if_empty(pool);
+        conn.state = State::Dead(reason);
+        self.dead.push(id);
+    }
+
+    /// Turns a closing connection into a dead one, keeping its reason.
+    pub(crate) fn finish(&mut self, id: ConnId) {
+        let Some(conn) = self.get_mut(id) else {
+            return;
+        };
+        let reason = match std::mem::replace(&mut conn.state, State::Open) {
+            State::Closing(reason) | State::Lingering(reason) => reason,
+            other => {
+                conn.state = other;
+                return;
+            }
+        };
+        self.kill(id, reason);
+    }
+
+    /// Starts a graceful close: flush, FIN, linger; bounded by `config.linger`.
+    pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
+        let deadline = Instant::now() + self.config.linger;
+        let Some(conn) = self.get_mut(id) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        conn.state = State::Closing(reason);
+        self.linger.push_back((deadline, id));
+        // The flush step sends FIN once `outb` is empty.
+        self.mark_dirty(id);
+    }
+
+    /// Queues `data` for `id`, or closes it if its output would pass the cap.
+    fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
+        let (max, high) = (self.config.max_outb, self.config.high_water);
+        let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
+        if !conn.is_open() {
+            return Err(Error::NoSuchConnection);
+        }
+        let len = match &data {
+            Output::Bytes(bytes) => bytes.len(),
+            Output::Buf(buf) => buf.len(),
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        if conn.outb.len() + len > max {
+            log::info!(
+                "{} ({}): pending output would pass {max} bytes; closing",
+                id,
+                conn.peer
+            );
+            self.kill(id, CloseReason::OutputOverflow);
+            return Err(Error::OutputOverflow);
+        }
+        match data {
+            Output::Bytes(bytes) => conn.outb.extend(bytes, pool),
+            Output::Buf(buf) => conn.outb.append(buf, pool),
+        }
+        if conn.outb.len() >= high {
+            conn.paused = true;
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+}
+
+/// Output for `push_output`: bytes to copy, or a buffer to move.
+enum Output<'a> {
+    Bytes(&'a [u8]),
+    Buf(&'a mut ByteBuf),
+}
+
+/// What a callback may do: queue output to any connection, close one, look
+/// at its data, stop the reactor. Output is written at the end of the loop
+/// pass, so several `send`s to one connection cost one `write`.
+///
+/// ```
+/// use mio_selectors::{ConnId, Context, Handler, InBuf};
+///
+/// /// Sends every chunk it receives to every other connection.
+/// struct Relay;
+/// impl Handler for Relay {
+///     type Data = ();
+///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &std::net::SocketAddr) -> Option<()> {
+///         Some(())
+///     }
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, inb: &mut InBuf) {
+///         let others: Vec<ConnId> = cx.ids().filter(|&id| id != from).collect();
+///         for id in others {
+///             let _ = cx.send(id, inb); // a slow receiver is closed, the rest go on
+///         }
+///         inb.clear();
+///     }
+/// }
+/// ```
+pub struct Context<'a, D> {
+    pub(crate) core: &'a mut Core<D>,
+}
+
+impl<D> Context<'_, D> {
+    /// Queues `data` to be written to `id` (Python: `data.outb += ...`).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NoSuchConnection`]: `id` is closed or closing;
+    /// - [`Error::OutputOverflow`]: its pending output would pass
+    ///   [`Config::max_outb`]; the connection has been closed with
+    ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) -> mio_selectors::Result<()> {
+    /// cx.send(id, b"hello\n")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()> {
+        self.core.push_output(id, Output::Bytes(data))
+    }
+
+    /// Moves every byte of `inb` to `id`'s output, without a copy when that
+    /// output is empty: the echo server's whole job.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send); `inb` is left as it was on error.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId, inb: &mut mio_selectors::InBuf) {
+    /// let _ = cx.send_from(id, inb);
+    /// # }
+    /// ```
+    pub fn send_from(&mut self, id: ConnId, inb: &mut InBuf) -> Result<()> {
+        self.core.push_output(id, Output::Buf(&mut inb.0))
+    }
+
+    /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
+    /// then close (bounded by [`Config::linger`]). Python: `sel.unregister(sock); sock.close()`,
+    /// without losing output. Unknown or closing ids are ignored.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// let _ = cx.send(id, b"bye\n");
+    /// cx.close(id); // "bye" is still delivered
+    /// # }
+    /// ```
+    pub fn close(&mut self, id: ConnId) {
+        let reason = match self.core.get(id) {
+            Some(conn) if conn.eof => CloseReason::PeerClosed,
+            _ => CloseReason::Closed,
+        };
+        self.core.close_gracefully(id, reason);
+    }
+
+    /// Closes `id` now, dropping pending output. Unknown ids are ignored.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// cx.abort(id);
+    /// # }
+    /// ```
+    pub fn abort(&mut self, id: ConnId) {
+        self.core.kill(id, CloseReason::Closed);
+    }
+
+    /// The data of `id` (Python: `key.data`); `None` if `id` is gone, or
+    /// during its own `accept_wrapper`.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, String>, id: mio_selectors::ConnId) {
+    /// if let Some(name) = cx.data(id) { println!("{name}") }
+    /// # }
+    /// ```
+    pub fn data(&self, id: ConnId) -> Option<&D> {
+        self.core.get(id)?.data.as_ref()
+    }
+
+    /// The data of `id`, open to change.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, u64>, id: mio_selectors::ConnId) {
+    /// if let Some(count) = cx.data_mut(id) { *count += 1 }
+    /// # }
+    /// ```
+    pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
+        self.core.get_mut(id)?.data.as_mut()
+    }
+
+    /// The peer's address (Python: `data.addr`).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// if let Some(addr) = cx.peer_addr(id) { println!("{addr}") }
+    /// # }
+    /// ```
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        Some(self.core.get(id)?.peer)
+    }
+
+    /// Bytes queued for `id` and not yet written (Python: `len(data.outb)`).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// assert!(cx.pending_output(id).unwrap_or(0) <= mio_selectors::Config::default().max_outb);
+    /// # }
+    /// ```
+    pub fn pending_output(&self, id: ConnId) -> Option<usize> {
+        Some(self.core.get(id)?.outb.len())
+    }
+
+    /// Every open connection (not closing), in slab order.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let ids: Vec<_> = cx.ids().collect();
+    /// for id in ids { let _ = cx.send(id, b"hi all\n"); }
+    /// # }
+    /// ```
+    pub fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.core
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_open() && c.data.is_some())
+            .map(|(key, c)| ConnId::new(key, c.gen))
+    }
+
+    /// How many connections the reactor holds, closing ones included.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// println!("{} connections", cx.connection_count());
+    /// # }
+    /// ```
+    pub fn connection_count(&self) -> usize {
+        self.core.conns.len()
+    }
+
+    /// Asks the reactor to stop, as [`Handle::stop`] does.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// cx.stop();
+    /// # }
+    /// ```
+    pub fn stop(&self) {
+        self.core.handle.stop();
+    }
+
+    /// A handle for other threads.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let handle = cx.handle();
+    /// std::thread::spawn(move || handle.stop());
+    /// # }
+    /// ```
+    pub fn handle(&self) -> Handle {
+        self.core.handle.clone()
+    }
+
+    /// Whether the reactor is stopping (after [`Handle::stop`]).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// if cx.is_shutting_down() { return }
+    /// # }
+    /// ```
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+}

@@ -1,0 +1,108 @@
+//! [`ConnId`] and [`ListenerId`]: generation-tagged names for reactor entries.
+
+use std::fmt;
+
+use mio::Token;
+
+/// Bits of a token that hold the slab key; the rest hold the generation.
+const KEY_BITS: u32 = 32;
+const KEY_MASK: usize = (1 << KEY_BITS) - 1;
+/// Tokens with this bit name listeners; the reactor's own tokens sit above.
+pub(crate) const LISTENER_BIT: usize = 1 << 62;
+pub(crate) const WAKER: Token = Token(1 << 63);
+pub(crate) const SIGNALS: Token = Token((1 << 63) | 1);
+/// Generations wrap within these bits, so a token never reaches `LISTENER_BIT`.
+pub(crate) const GEN_MASK: u32 = (1 << 30) - 1;
+
+/// Names one connection of a [`Reactor`](crate::Reactor) for as long as it
+/// lives: its slab slot plus a generation. A slot is reused after the
+/// connection closes, but with a new generation, so an old `ConnId` (or an
+/// event left over for the old socket) never reaches the new connection:
+/// [`Context`](crate::Context) calls with it fail or do nothing.
+///
+/// It is also the mio [`Token`] the socket is registered with.
+///
+/// ```
+/// # use mio_selectors::{ConnId, Context, Handler, InBuf};
+/// # struct App;
+/// # impl Handler for App {
+/// #     type Data = ();
+/// fn accept_wrapper(&mut self, cx: &mut Context<'_, ()>, id: ConnId, peer: &std::net::SocketAddr) -> Option<()> {
+///     println!("accepted {peer} as {id}"); // "accepted 127.0.0.1:40000 as #0.1"
+///     Some(())
+/// }
+/// #     fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
+/// # }
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub(crate) usize);
+
+impl ConnId {
+    pub(crate) fn new(key: usize, gen: u32) -> ConnId {
+        ConnId(((gen as usize) << KEY_BITS) | key)
+    }
+
+    pub(crate) fn key(self) -> usize {
+        self.0 & KEY_MASK
+    }
+
+    pub(crate) fn gen(self) -> u32 {
+        (self.0 >> KEY_BITS) as u32
+    }
+
+    /// The mio token the socket is registered with.
+    ///
+    /// ```
+    /// # fn f(id: mio_selectors::ConnId) {
+    /// assert_eq!(mio_selectors::ConnId::from_token(id.token()), Some(id));
+    /// # }
+    /// ```
+    pub fn token(self) -> Token {
+        Token(self.0)
+    }
+
+    /// The connection a token names, if it names one (not a listener or the waker).
+    ///
+    /// ```
+    /// assert!(mio_selectors::ConnId::from_token(mio::Token(1 << 63)).is_none());
+    /// ```
+    pub fn from_token(token: Token) -> Option<ConnId> {
+        (token.0 & (LISTENER_BIT | WAKER.0) == 0).then_some(ConnId(token.0))
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId(#{}.{})", self.key(), self.gen())
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.key(), self.gen())
+    }
+}
+
+/// Names a listening socket of a [`Reactor`](crate::Reactor).
+///
+/// ```
+/// use mio_selectors::{Config, Reactor};
+/// # struct App;
+/// # impl mio_selectors::Handler for App {
+/// #     type Data = ();
+/// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
+/// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+/// # }
+/// let mut reactor = Reactor::new(App, Config::default())?;
+/// let id = reactor.listen("127.0.0.1:0")?;
+/// assert_ne!(reactor.local_addr(id)?.port(), 0);
+/// # Ok::<(), mio_selectors::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(pub(crate) usize);
+
+impl ListenerId {
+    pub(crate) fn token(self) -> Token {
+        Token(LISTENER_BIT | self.0)
+    }
+}
