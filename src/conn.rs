@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 
 use crate::buffer::ByteBuf;
+use crate::outbuf::OutBuf;
 use crate::CloseReason;
 
 /// Where a connection is in its life.
@@ -31,7 +32,7 @@ pub(crate) struct Conn<D> {
     pub(crate) peer: SocketAddr,
     pub(crate) gen: u32,
     pub(crate) inb: ByteBuf,
-    pub(crate) outb: ByteBuf,
+    pub(crate) outb: OutBuf,
     /// `None` only while `accept_wrapper` runs.
     pub(crate) data: Option<D>,
     pub(crate) state: State,
@@ -48,6 +49,11 @@ pub(crate) struct Conn<D> {
     /// Pending output passed the high-water mark: not read until it drains
     /// to the low-water mark.
     pub(crate) paused: bool,
+    /// The application paused reading ([`Context::pause_reading`](crate::Context::pause_reading)).
+    pub(crate) read_paused: bool,
+    /// Call the handler on what `inb` holds before reading more (set when
+    /// reading resumes, since input may have been left there on purpose).
+    pub(crate) reservice: bool,
     /// In the reactor's ready queue (work left after a pass).
     pub(crate) queued: bool,
     /// In the reactor's flush list for this pass.
@@ -61,7 +67,7 @@ impl<D> Conn<D> {
             peer,
             gen,
             inb: ByteBuf::default(),
-            outb: ByteBuf::default(),
+            outb: OutBuf::default(),
             data: None,
             state: State::Open,
             readable: false,
@@ -69,6 +75,8 @@ impl<D> Conn<D> {
             writable: true,
             eof: false,
             paused: false,
+            read_paused: false,
+            reservice: false,
             queued: false,
             dirty: false,
         }

@@ -1,15 +1,16 @@
 //! [`Context`]: what a [`Handler`](crate::Handler) callback may do to the
 //! reactor, and `Core`, the reactor state behind it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::buffer::{BufPool, ByteBuf};
 use crate::conn::{Conn, State};
-use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, Result};
+use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, Result, TimerId};
 
 /// The reactor state that callbacks may touch. Every list holds `ConnId`s,
 /// never bare slab keys, so an entry outliving its connection is ignored.
@@ -26,6 +27,9 @@ pub(crate) struct Core<D> {
     pub(crate) dead: Vec<ConnId>,
     /// Graceful-close deadlines, in order (they all use `config.linger`).
     pub(crate) linger: VecDeque<(Instant, ConnId)>,
+    /// Timers by deadline, then by sequence number (which makes keys unique).
+    pub(crate) timers: BTreeMap<(Instant, u64), (Option<ConnId>, u64)>,
+    pub(crate) timer_seq: u64,
     pub(crate) shutting_down: bool,
     pub(crate) next_gen: u32,
 }
@@ -71,8 +75,7 @@ impl<D> Core<D> {
         if matches!(conn.state, State::Dead(_)) {
             return;
         }
-        conn.outb.clear();
-        conn.outb.release_if_empty(pool);
+        conn.outb.clear(pool);
         conn.state = State::Dead(reason);
         self.dead.push(id);
     }
@@ -117,14 +120,14 @@ impl<D> Core<D> {
         let len = match &data {
             Output::Bytes(bytes) => bytes.len(),
             Output::Buf(buf) => buf.len(),
+            Output::Shared(shared) => shared.len(),
         };
         if len == 0 {
             return Ok(());
         }
         if conn.outb.len() + len > max {
             log::info!(
-                "{} ({}): pending output would pass {max} bytes; closing",
-                id,
+                "{id} ({}): pending output would pass {max} bytes; closing",
                 conn.peer
             );
             self.kill(id, CloseReason::OutputOverflow);
@@ -133,6 +136,7 @@ impl<D> Core<D> {
         match data {
             Output::Bytes(bytes) => conn.outb.extend(bytes, pool),
             Output::Buf(buf) => conn.outb.append(buf, pool),
+            Output::Shared(shared) => conn.outb.push_shared(shared),
         }
         if conn.outb.len() >= high {
             conn.paused = true;
@@ -142,10 +146,12 @@ impl<D> Core<D> {
     }
 }
 
-/// Output for `push_output`: bytes to copy, or a buffer to move.
+/// Output for `push_output`: bytes to copy, a buffer to move, or a
+/// broadcast buffer to share.
 enum Output<'a> {
     Bytes(&'a [u8]),
     Buf(&'a mut ByteBuf),
+    Shared(Arc<[u8]>),
 }
 
 /// What a callback may do: queue output to any connection, close one, look
@@ -208,6 +214,111 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn send_from(&mut self, id: ConnId, inb: &mut InBuf) -> Result<()> {
         self.core.push_output(id, Output::Buf(&mut inb.0))
+    }
+
+    /// Queues `data` to every open connection but `except`, sharing one
+    /// buffer among them instead of copying it into each. Order holds: every
+    /// receiver gets broadcasts in the order they were made. A receiver
+    /// whose pending output would pass [`Config::max_outb`] is closed with
+    /// [`CloseReason::OutputOverflow`]; the others are not delayed. Returns
+    /// how many connections it was queued to.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, from: mio_selectors::ConnId) {
+    /// let n = cx.broadcast(b"<alice> hi\n", Some(from));
+    /// # }
+    /// ```
+    pub fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
+        if data.is_empty() {
+            return 0;
+        }
+        let shared: Arc<[u8]> = Arc::from(data);
+        let mut sent = 0;
+        for key in 0..self.core.conns.capacity() {
+            let Some(conn) = self.core.conns.get(key) else {
+                continue;
+            };
+            let id = ConnId::new(key, conn.gen);
+            if Some(id) == except || !conn.is_open() || conn.data.is_none() {
+                continue;
+            }
+            if self
+                .core
+                .push_output(id, Output::Shared(shared.clone()))
+                .is_ok()
+            {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Stops reading `id` until [`resume_reading`](Self::resume_reading):
+    /// TCP then pushes back on the peer, and nothing it sent is lost. Input
+    /// already in its `inb` stays there.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// cx.pause_reading(id); // over its rate budget
+    /// cx.call_later(std::time::Duration::from_millis(10), Some(id), 1);
+    /// # }
+    /// ```
+    pub fn pause_reading(&mut self, id: ConnId) {
+        if let Some(conn) = self.core.get_mut(id) {
+            conn.read_paused = true;
+        }
+    }
+
+    /// Reads `id` again after [`pause_reading`](Self::pause_reading). The
+    /// handler's `service_connection` is called first with what its `inb`
+    /// still holds, even if nothing new arrives.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// cx.resume_reading(id);
+    /// # }
+    /// ```
+    pub fn resume_reading(&mut self, id: ConnId) {
+        if let Some(conn) = self.core.get_mut(id) {
+            if conn.read_paused {
+                conn.read_paused = false;
+                conn.reservice = true;
+                self.core.queue_ready(id);
+            }
+        }
+    }
+
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) with `conn`
+    /// and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
+    /// connection that has closed by then is dropped silently. Timers are
+    /// folded into the poll timeout: no thread.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// const IDLE: u64 = 1;
+    /// let timer = cx.call_later(std::time::Duration::from_secs(60), Some(id), IDLE);
+    /// cx.cancel_timer(timer);
+    /// # }
+    /// ```
+    pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
+        let core = &mut *self.core;
+        let key = (Instant::now() + delay, core.timer_seq);
+        core.timer_seq += 1;
+        core.timers.insert(key, (conn, tag));
+        TimerId(key.0, key.1)
+    }
+
+    /// Cancels a timer; `false` if it already fired or was cancelled.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let t = cx.call_later(std::time::Duration::from_secs(1), None, 0);
+    /// assert!(cx.cancel_timer(t));
+    /// assert!(!cx.cancel_timer(t));
+    /// # }
+    /// ```
+    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        self.core.timers.remove(&(timer.0, timer.1)).is_some()
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,

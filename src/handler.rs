@@ -89,6 +89,12 @@ pub trait Handler {
         let _ = (cx, id, data, reason);
     }
 
+    /// A timer set with [`Context::call_later`] is due. `conn` is the
+    /// connection it was set for (still open), or `None` for a loop timer.
+    fn on_timer(&mut self, cx: &mut Context<'_, Self::Data>, conn: Option<ConnId>, tag: u64) {
+        let _ = (cx, conn, tag);
+    }
+
     /// [`Handle::stop`](crate::Handle::stop) was called: the listeners are
     /// closed already, and every connection will be flushed and closed
     /// after this returns. Queue any farewell here.

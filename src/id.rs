@@ -83,6 +83,18 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// Names a timer set with [`Context::call_later`](crate::Context::call_later),
+/// to cancel it.
+///
+/// ```
+/// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+/// let timer: mio_selectors::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
+/// cx.cancel_timer(timer);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId(pub(crate) std::time::Instant, pub(crate) u64);
+
 /// Names a listening socket of a [`Reactor`](crate::Reactor).
 ///
 /// ```

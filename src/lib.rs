@@ -49,6 +49,7 @@ mod handler;
 mod id;
 mod key;
 mod map;
+mod outbuf;
 mod reactor;
 mod selector;
 
@@ -59,7 +60,7 @@ pub use error::{Error, Result};
 pub use events::{EventMask, EVENT_READ, EVENT_WRITE};
 pub use handle::Handle;
 pub use handler::{CloseReason, Handler};
-pub use id::{ConnId, ListenerId};
+pub use id::{ConnId, ListenerId, TimerId};
 pub use key::{FileObj, SelectorKey};
 pub use map::SelectorMap;
 pub use reactor::Reactor;

@@ -1,7 +1,7 @@
 //! [`Reactor`]: the event loop. It accepts, reads, writes and closes; the
 //! [`Handler`] only decides what to send.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::mem;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
@@ -145,6 +145,8 @@ impl<H: Handler> Reactor<H> {
                 dirty: Vec::new(),
                 dead: Vec::new(),
                 linger: Default::default(),
+                timers: Default::default(),
+                timer_seq: 0,
                 shutting_down: false,
                 next_gen: 1,
             },
@@ -436,6 +438,7 @@ impl<H: Handler> Reactor<H> {
         }
         let deadline = [
             self.core.linger.front().map(|&(d, _)| d),
+            self.core.timers.keys().next().map(|&(d, _)| d),
             self.accept_paused_until,
             self.shutdown_deadline,
         ]
@@ -590,12 +593,18 @@ impl<H: Handler> Reactor<H> {
             Some(conn) => conn.queued = false,
             None => return,
         }
+        // Input left in `inb` while reading was paused gets its turn first.
+        if let Some(conn) = self.core.get_mut(id) {
+            if mem::take(&mut conn.reservice) && !conn.inb.is_empty() && conn.is_open() {
+                self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
+            }
+        }
         loop {
             let Some((conn, pool)) = self.core.conn_and_pool(id) else {
                 return;
             };
             let lingering = matches!(conn.state, State::Lingering(_));
-            let wanted = conn.is_open() && !conn.paused || lingering;
+            let wanted = conn.is_open() && !conn.paused && !conn.read_paused || lingering;
             if !conn.readable || conn.eof || !wanted {
                 return;
             }
@@ -673,7 +682,8 @@ impl<H: Handler> Reactor<H> {
         };
         conn.inb = inb.0;
         conn.inb.release_if_empty(pool);
-        if conn.inb.len() >= max_inb && conn.inb.len() == before && conn.is_open() {
+        let stuck = conn.inb.len() >= max_inb && conn.inb.len() == before;
+        if stuck && conn.is_open() && !conn.read_paused {
             log::info!(
                 "{id} ({}): {max_inb} bytes of input left unconsumed; closing",
                 conn.peer
@@ -694,13 +704,13 @@ impl<H: Handler> Reactor<H> {
             return;
         }
         while conn.writable && !conn.outb.is_empty() {
-            match (&conn.stream).write(conn.outb.as_slice()) {
+            match conn.outb.write_to(&conn.stream) {
                 Ok(0) => {
                     let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
                     self.core.kill(id, CloseReason::Error(e));
                     return;
                 }
-                Ok(n) => conn.outb.consume(n),
+                Ok(n) => conn.outb.consume(n, pool),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -710,7 +720,6 @@ impl<H: Handler> Reactor<H> {
                 }
             }
         }
-        conn.outb.release_if_empty(pool);
         if conn.paused && conn.outb.len() <= low {
             conn.paused = false;
             if conn.readable {
@@ -743,6 +752,7 @@ impl<H: Handler> Reactor<H> {
     /// shutdown that ran out of time, and resumes paused accepts.
     fn expire(&mut self) {
         if self.core.linger.is_empty()
+            && self.core.timers.is_empty()
             && self.accept_paused_until.is_none()
             && self.shutdown_deadline.is_none()
         {
@@ -758,6 +768,25 @@ impl<H: Handler> Reactor<H> {
                 log::debug!("{id}: close timed out");
                 self.core.finish(id);
             }
+        }
+        // Timers due now; one set by a callback here waits for the next pass.
+        let due: Vec<_> = self
+            .core
+            .timers
+            .range(..=(now, u64::MAX))
+            .map(|(&k, &v)| (k, v))
+            .collect();
+        for (key, (conn, tag)) in due {
+            if self.core.timers.remove(&key).is_none() {
+                continue; // cancelled by an earlier timer of this batch
+            }
+            if conn.is_some_and(|id| self.core.get(id).is_none_or(|c| !c.is_open())) {
+                continue; // its connection is gone
+            }
+            let cx = &mut Context {
+                core: &mut self.core,
+            };
+            self.handler.on_timer(cx, conn, tag);
         }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
             let ids: Vec<ConnId> = self
@@ -818,8 +847,7 @@ impl<H: Handler> Reactor<H> {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         conn.inb.clear();
         conn.inb.release_if_empty(&mut self.core.pool);
-        conn.outb.clear();
-        conn.outb.release_if_empty(&mut self.core.pool);
+        conn.outb.clear(&mut self.core.pool);
         let State::Dead(reason) = conn.state else {
             unreachable!()
         };

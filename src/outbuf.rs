@@ -1,0 +1,197 @@
+//! `OutBuf`: a connection's pending output (Python's `data.outb`), either
+//! bytes of its own or slices of a broadcast shared by many connections.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::sync::Arc;
+
+use crate::buffer::{BufPool, ByteBuf};
+
+/// Most slices handed to one `writev`.
+const MAX_IOV: usize = 64;
+
+enum Seg {
+    Owned(ByteBuf),
+    /// A broadcast buffer shared with other connections, and how much of it
+    /// this connection has written.
+    Shared(Arc<[u8]>, usize),
+}
+
+impl Seg {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Seg::Owned(b) => b.as_slice(),
+            Seg::Shared(data, pos) => &data[*pos..],
+        }
+    }
+}
+
+/// Pending output in order: `front` first, then `rest`.
+///
+/// A point-to-point sender (the echo) only ever touches `front`, a pooled
+/// buffer, so it allocates nothing per message. A broadcast appends one
+/// reference to a shared buffer per recipient instead of a copy; `rest`
+/// exists only while it has something, so an idle connection owns nothing.
+/// All of it goes out in one `write` or `writev` per flush.
+#[derive(Default)]
+pub(crate) struct OutBuf {
+    front: ByteBuf,
+    rest: VecDeque<Seg>,
+    len: usize,
+}
+
+impl OutBuf {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The owned buffer new bytes go to: `front` unless a shared segment
+    /// is queued, in which case a new owned segment follows it.
+    fn tail(&mut self) -> &mut ByteBuf {
+        if self.rest.is_empty() {
+            return &mut self.front;
+        }
+        if !matches!(self.rest.back(), Some(Seg::Owned(_))) {
+            self.rest.push_back(Seg::Owned(ByteBuf::default()));
+        }
+        match self.rest.back_mut() {
+            Some(Seg::Owned(b)) => b,
+            _ => unreachable!("an owned segment was just ensured"),
+        }
+    }
+
+    pub(crate) fn extend(&mut self, data: &[u8], pool: &mut BufPool) {
+        self.len += data.len();
+        self.tail().extend(data, pool);
+    }
+
+    /// Moves `other`'s bytes in, swapping storage when the tail is empty.
+    pub(crate) fn append(&mut self, other: &mut ByteBuf, pool: &mut BufPool) {
+        self.len += other.len();
+        self.tail().append(other, pool);
+    }
+
+    pub(crate) fn push_shared(&mut self, data: Arc<[u8]>) {
+        if !data.is_empty() {
+            self.len += data.len();
+            self.rest.push_back(Seg::Shared(data, 0));
+        }
+    }
+
+    /// One `write` (or `writev` when shared segments are queued).
+    pub(crate) fn write_to(&self, mut w: impl Write) -> io::Result<usize> {
+        if self.rest.is_empty() {
+            return w.write(self.front.as_slice());
+        }
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let mut n = 0;
+        let front = (!self.front.is_empty()).then(|| self.front.as_slice());
+        for bytes in front.into_iter().chain(self.rest.iter().map(Seg::bytes)) {
+            if n == MAX_IOV {
+                break;
+            }
+            iov[n] = IoSlice::new(bytes);
+            n += 1;
+        }
+        w.write_vectored(&iov[..n])
+    }
+
+    /// Drops the first `n` bytes, which were written.
+    pub(crate) fn consume(&mut self, mut n: usize, pool: &mut BufPool) {
+        assert!(n <= self.len, "consume past the end of the output");
+        self.len -= n;
+        let k = n.min(self.front.len());
+        self.front.consume(k);
+        n -= k;
+        while n > 0 {
+            let seg = self.rest.front_mut().expect("len counts every segment");
+            let left = seg.bytes().len();
+            if n < left {
+                match seg {
+                    Seg::Owned(b) => b.consume(n),
+                    Seg::Shared(_, pos) => *pos += n,
+                }
+                break;
+            }
+            n -= left;
+            if let Some(Seg::Owned(mut b)) = self.rest.pop_front() {
+                b.clear();
+                b.release_if_empty(pool);
+            }
+        }
+        self.release_if_empty(pool);
+    }
+
+    pub(crate) fn clear(&mut self, pool: &mut BufPool) {
+        self.front.clear();
+        for seg in self.rest.drain(..) {
+            if let Seg::Owned(mut b) = seg {
+                b.clear();
+                b.release_if_empty(pool);
+            }
+        }
+        self.len = 0;
+        self.release_if_empty(pool);
+    }
+
+    /// Returns storage that holds nothing: the idle connection owns none.
+    pub(crate) fn release_if_empty(&mut self, pool: &mut BufPool) {
+        self.front.release_if_empty(pool);
+        if self.rest.is_empty() && self.rest.capacity() > 0 {
+            self.rest = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(out: &mut OutBuf, pool: &mut BufPool, step: usize) -> Vec<u8> {
+        let mut got = Vec::new();
+        while !out.is_empty() {
+            let mut w = Vec::new();
+            let n = out.write_to(&mut w).unwrap().min(step);
+            got.extend_from_slice(&w[..n]);
+            out.consume(n, pool);
+        }
+        got
+    }
+
+    #[test]
+    fn keeps_order_across_owned_and_shared_segments() {
+        let mut pool = BufPool::new(8, 4);
+        for step in [1, 3, 7, 100] {
+            let mut out = OutBuf::default();
+            out.extend(b"ab", &mut pool);
+            out.push_shared(Arc::from(&b"CDE"[..]));
+            out.extend(b"fg", &mut pool);
+            out.push_shared(Arc::from(&b"HI"[..]));
+            out.push_shared(Arc::from(&b""[..]));
+            out.extend(b"j", &mut pool);
+            assert_eq!(out.len(), 10);
+            assert_eq!(
+                drain(&mut out, &mut pool, step),
+                b"abCDEfgHIj",
+                "step {step}"
+            );
+            assert_eq!(out.rest.capacity(), 0, "storage released when empty");
+        }
+    }
+
+    #[test]
+    fn clear_drops_everything() {
+        let mut pool = BufPool::new(8, 4);
+        let mut out = OutBuf::default();
+        out.extend(b"ab", &mut pool);
+        out.push_shared(Arc::from(&b"CDE"[..]));
+        out.extend(b"fg", &mut pool);
+        out.clear(&mut pool);
+        assert!(out.is_empty());
+        assert_eq!(out.len(), 0);
+    }
+}
