@@ -52,52 +52,63 @@ pub(crate) struct Entry<T> {
 ///
 /// # Examples
 ///
-/// The tutorial's multiconn server, one step of it:
+/// The tutorial's multiconn echo server. Python keeps the socket in
+/// `key.fileobj`; here the socket lives in the key's data, so register it
+/// by its fd (`as_raw_fd()`) and move it into the data in the same call.
 ///
 /// ```
 /// use mio_selectors::{Selector, EVENT_READ, EVENT_WRITE};
 /// use std::io::{Read, Write};
+/// use std::os::unix::io::AsRawFd;
 /// use std::time::Duration;
 ///
-/// enum Data { Listener(mio::net::TcpListener), Conn(mio::net::TcpStream, Vec<u8>) }
+/// enum Data {
+///     Listener(mio::net::TcpListener),
+///     Conn { sock: mio::net::TcpStream, outb: Vec<u8> },
+/// }
 ///
 /// let mut sel = Selector::new()?;
-/// let lsock = mio::net::TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+/// let lsock = mio::net::TcpListener::bind("127.0.0.1:0".parse()?)?;
 /// let addr = lsock.local_addr()?;
-/// sel.register(&lsock, EVENT_READ, Data::Listener(lsock))?;
+/// sel.register(lsock.as_raw_fd(), EVENT_READ, Data::Listener(lsock))?;
 ///
 /// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.set_read_timeout(Some(Duration::from_secs(5)))?;
 /// client.write_all(b"hi")?;
-/// let mut echoed = Vec::new();
-/// while echoed.len() < 2 {
+///
+/// let mut echoed = 0;
+/// while echoed < 2 {
 ///     for (fd, mask) in sel.select(Some(Duration::from_secs(5)))? {
-///         let accepted = match &mut sel.get_key_mut(fd)?.data {
-///             // accept_wrapper
-///             Data::Listener(l) => Some(l.accept()?.0),
-///             // service_connection
-///             Data::Conn(sock, outb) => {
-///                 let mut buf = [0; 1024];
+///         let mut accepted = None;
+///         match &mut sel.get_key_mut(fd)?.data {
+///             // accept_wrapper(key.fileobj)
+///             Data::Listener(lsock) => accepted = Some(lsock.accept()?.0),
+///             // service_connection(key, mask)
+///             Data::Conn { sock, outb } => {
 ///                 if mask.is_readable() {
-///                     if let Ok(n) = sock.read(&mut buf) { outb.extend_from_slice(&buf[..n]) }
+///                     let mut buf = [0; 1024];
+///                     match sock.read(&mut buf) {
+///                         Ok(n) => outb.extend_from_slice(&buf[..n]),
+///                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+///                         Err(e) => return Err(e.into()),
+///                     }
 ///                 }
 ///                 if mask.is_writable() && !outb.is_empty() {
 ///                     let sent = sock.write(outb)?;
 ///                     outb.drain(..sent);
+///                     echoed += sent;
 ///                 }
-///                 None
 ///             }
-///         };
-///         if let Some(conn) = accepted {
-///             sel.register(&conn, EVENT_READ | EVENT_WRITE, Data::Conn(conn, Vec::new()))?;
+///         }
+///         if let Some(sock) = accepted {
+///             let outb = Vec::new();
+///             sel.register(sock.as_raw_fd(), EVENT_READ | EVENT_WRITE, Data::Conn { sock, outb })?;
 ///         }
 ///     }
-///     if echoed.is_empty() {
-///         client.set_read_timeout(Some(Duration::from_millis(10)))?;
-///         let mut buf = [0; 2];
-///         if let Ok(n) = client.read(&mut buf) { echoed.extend_from_slice(&buf[..n]) }
-///     }
 /// }
-/// assert_eq!(echoed, b"hi");
+/// let mut back = [0; 2];
+/// client.read_exact(&mut back)?;
+/// assert_eq!(&back, b"hi");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Selector<T> {
