@@ -384,6 +384,18 @@ impl<D> Context<'_, D> {
         Some(self.core.get(id)?.peer)
     }
 
+    /// Whether `id` is open: accepted, and not closing or closed.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// cx.close(id);
+    /// assert!(!cx.is_open(id));
+    /// # }
+    /// ```
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.core.get(id).is_some_and(|c| c.is_open())
+    }
+
     /// Bytes queued for `id` and not yet written (Python: `len(data.outb)`).
     ///
     /// ```

@@ -39,6 +39,7 @@
 #![cfg(unix)]
 
 mod buffer;
+pub mod chat;
 mod config;
 mod conn;
 mod context;
@@ -57,6 +58,7 @@ mod sanitize;
 mod selector;
 
 pub use buffer::InBuf;
+pub use chat::{ChatConfig, ChatServer};
 pub use config::Config;
 pub use context::Context;
 pub use error::{Error, Result};

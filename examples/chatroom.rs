@@ -1,0 +1,77 @@
+//! The tutorials' chatroom on the Reactor: each line a client sends goes to
+//! every other client as `<NAME> TEXT`. Protocol: `chat-protocol.md`.
+//!
+//! ```text
+//! cargo run --example chatroom -- [HOST PORT]    # default 127.0.0.1 8000
+//! nc 127.0.0.1 8000          # in two terminals, then type
+//! ```
+//!
+//! Python's version starts a thread per client and `sendall`s to a shared
+//! list; here one reactor thread serves everyone, and a slow or hostile
+//! client is cut off by a limit instead of stalling the others.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mio_selectors::{ChatConfig, ChatServer, Reactor};
+
+/// Chat server: relays each line to every other client.
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on (IPv4, IPv6 or `localhost`).
+    #[arg(default_value = "127.0.0.1", requires = "port")]
+    host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(default_value_t = 8000)]
+    port: u16,
+    /// Longest line, in bytes before the newline.
+    #[arg(long, default_value_t = ChatConfig::default().max_line)]
+    max_line: usize,
+    /// Pending output per client, in bytes, before it is disconnected as too slow.
+    #[arg(long, default_value_t = ChatConfig::default().max_output)]
+    max_output: usize,
+    /// Most clients connected at once.
+    #[arg(long, default_value_t = ChatConfig::default().max_clients)]
+    max_clients: usize,
+    /// Lines read per client per second.
+    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec)]
+    rate: f64,
+    /// Lines a client may send in a burst.
+    #[arg(long, default_value_t = ChatConfig::default().burst)]
+    burst: f64,
+    /// Seconds a partial line (no newline) may wait before the client is disconnected.
+    #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
+    partial_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    if !(args.partial_timeout > 0.0 && args.rate > 0.0 && args.burst >= 1.0) {
+        eprintln!("chatroom: --partial-timeout and --rate must be positive, --burst at least 1");
+        return ExitCode::from(2);
+    }
+    let config = ChatConfig {
+        max_line: args.max_line,
+        max_output: args.max_output,
+        max_clients: args.max_clients,
+        lines_per_sec: args.rate,
+        burst: args.burst,
+        partial_timeout: Duration::from_secs_f64(args.partial_timeout),
+    };
+    let reactor_config = config.reactor_config();
+    let result = Reactor::new(ChatServer::new(config), reactor_config).and_then(|mut reactor| {
+        let id = reactor.listen((args.host.as_str(), args.port))?;
+        println!("listening on {}", reactor.local_addr(id)?);
+        reactor.stop_on_signals()?;
+        reactor.run()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
