@@ -14,11 +14,13 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::{ContextKind, ContextValue};
+use clap::{CommandFactory, Parser};
 use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
 #[derive(Parser)]
+#[command(name = "multiconn_echo")]
 struct Args {
     /// Address to listen on (IPv4, IPv6 or `localhost`).
     #[arg(default_value = "127.0.0.1", requires = "port")]
@@ -72,7 +74,15 @@ impl Handler for Echo {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
+    let args = Args::try_parse().unwrap_or_else(|mut e| {
+        // clap shows the usage line for a missing argument but not for a bad
+        // value; the contract wants it for every argument error.
+        if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+            let usage = ContextValue::StyledStr(Args::command().render_usage());
+            e.insert(ContextKind::Usage, usage);
+        }
+        e.exit() // status 2 (0 for --help)
+    });
     let config = Config {
         high_water: args.high_water,
         low_water: args.low_water,

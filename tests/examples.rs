@@ -1,0 +1,459 @@
+//! The example binaries run as a user runs them, checked against the CLI
+//! contract (`examples-cli.md`): the readiness line, echo over IPv4, IPv6 and
+//! `localhost`, signals, exit statuses and messages, and the multiconn client
+//! against the echo server.
+//!
+//! Every child is killed if a test fails (see [`Proc`]), and every wait has
+//! a deadline: a broken example fails its test, it never hangs the run.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Once;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The longest any one step (start, exchange, exit) may take.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// `target/<profile>/examples`, next to this test's own `deps` directory, so
+/// `CARGO_TARGET_DIR` and the profile are honoured whatever they are.
+fn examples_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent());
+    profile_dir.expect("target/<profile>/deps").join("examples")
+}
+
+/// A command for example `name`, built once per test run.
+fn example(name: &str) -> Command {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let profile = examples_dir()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_owned();
+        let profile = if profile == "debug" {
+            "dev".into()
+        } else {
+            profile
+        };
+        let out = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--profile"])
+            .arg(profile)
+            .args([
+                "--example",
+                "multiconn_echo",
+                "--example",
+                "multiconn_client",
+            ])
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build of the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let mut cmd = Command::new(examples_dir().join(name));
+    cmd.env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "1") // a panic would show, and fail the checks
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A running child, its stdout as a channel of lines and its stderr as a
+/// channel of one string (read by threads, so it never blocks on a full
+/// pipe). Dropping it kills the child.
+struct Proc {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd.spawn().expect("spawn example");
+        let (out_tx, stdout) = mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, stderr) = mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = err_tx.send(s);
+        });
+        Proc {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for the child to exit, within the deadline, and returns its
+    /// status, the stdout lines not read yet, and its whole stderr.
+    fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        let until = Instant::now() + DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < until,
+                "example still running after {DEADLINE:?}"
+            );
+            thread::sleep(Duration::from_millis(10)); // polling, not a handshake
+        };
+        let mut lines = Vec::new();
+        loop {
+            match self.stdout.recv_timeout(DEADLINE) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
+            }
+        }
+        let stderr = self.stderr.recv_timeout(DEADLINE).expect("stderr");
+        (status, lines, stderr)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an example to its end (within the deadline).
+fn run(name: &str, args: &[&str]) -> (ExitStatus, Vec<String>, String) {
+    let mut cmd = example(name);
+    cmd.args(args);
+    Proc::spawn(cmd).finish()
+}
+
+/// A running `multiconn_echo` and the address from its readiness line.
+struct Server {
+    proc: Proc,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(host: &str) -> Server {
+        let mut cmd = example("multiconn_echo");
+        cmd.args([host, "0"]);
+        let proc = Proc::spawn(cmd);
+        let line = match proc.stdout.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(e) => {
+                let (status, _, stderr) = proc.finish();
+                panic!("no readiness line ({e}); exit {status}, stderr:\n{stderr}");
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not a readiness line: {line:?}"));
+        Server { proc, addr }
+    }
+
+    /// Sends `sig` and checks the contract: exit 0, no other stdout line.
+    fn stop_with(self, sig: &str) -> String {
+        self.proc.signal(sig);
+        let (status, lines, stderr) = self.proc.finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit after {sig}; stderr:\n{stderr}"
+        );
+        assert!(
+            lines.is_empty(),
+            "stdout after the readiness line: {lines:?}"
+        );
+        assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+        stderr
+    }
+}
+
+/// Sends `len` bytes (written by another thread, so a server that pushes
+/// back cannot deadlock us), half-closes, and checks the echo byte for byte
+/// up to the server's close.
+fn echo_roundtrip(addr: SocketAddr, len: usize) {
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut sock = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    sock.set_write_timeout(Some(DEADLINE)).unwrap();
+    let mut writer = sock.try_clone().unwrap();
+    let sent = payload.clone();
+    let w = thread::spawn(move || {
+        for chunk in sent.chunks(7000) {
+            writer.write_all(chunk).expect("write");
+        }
+        writer.shutdown(Shutdown::Write).expect("shutdown");
+    });
+    let mut echoed = Vec::new();
+    sock.read_to_end(&mut echoed).expect("read the echo to EOF");
+    w.join().unwrap();
+    assert!(
+        echoed == payload,
+        "echo differs: {} of {len} bytes",
+        echoed.len()
+    );
+}
+
+fn ipv6_loopback() -> bool {
+    TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// A loopback port with nothing listening (bound then released).
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn assert_usage_error((status, lines, stderr): (ExitStatus, Vec<String>, String)) {
+    assert_eq!(status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("Usage:"), "no usage line:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+}
+
+#[test]
+fn echo_prints_one_readiness_line_and_echoes_ipv4() {
+    let server = Server::start("127.0.0.1");
+    assert!(server.addr.ip().is_loopback() && server.addr.is_ipv4());
+    assert_ne!(server.addr.port(), 0);
+    echo_roundtrip(server.addr, 1);
+    echo_roundtrip(server.addr, 200_000);
+    server.stop_with("-TERM");
+}
+
+#[test]
+fn echo_listens_on_ipv6() {
+    if !ipv6_loopback() {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    }
+    let server = Server::start("::1");
+    assert_eq!(server.addr.ip().to_string(), "::1");
+    echo_roundtrip(server.addr, 5000);
+    server.stop_with("-TERM");
+}
+
+#[test]
+fn echo_listens_on_localhost() {
+    let server = Server::start("localhost");
+    assert!(server.addr.ip().is_loopback());
+    echo_roundtrip(server.addr, 5000);
+    server.stop_with("-TERM");
+}
+
+/// Stops the server with `sig` while a client is connected: the client gets
+/// its pending echo and then EOF, and the server exits 0.
+fn stops_gracefully_on(sig: &str) {
+    let server = Server::start("127.0.0.1");
+    let mut client = TcpStream::connect_timeout(&server.addr, DEADLINE).unwrap();
+    client.set_read_timeout(Some(DEADLINE)).unwrap();
+    client.write_all(b"before the signal").unwrap();
+    let mut echo = [0; 17];
+    client.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"before the signal");
+    server.proc.signal(sig);
+    // The server closes its side (EOF here) and waits for ours.
+    assert_eq!(client.read(&mut echo).expect("EOF, not a timeout"), 0);
+    drop(client);
+    let start = Instant::now();
+    let (status, lines, stderr) = server.proc.finish();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after {sig}; stderr:\n{stderr}"
+    );
+    assert!(
+        lines.is_empty(),
+        "stdout after the readiness line: {lines:?}"
+    );
+    // Both sides closed: no reason to wait for the 2 s shutdown timeout.
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn echo_exits_0_on_sigterm_closing_clients() {
+    stops_gracefully_on("-TERM");
+}
+
+#[test]
+fn echo_exits_0_on_sigint_closing_clients() {
+    stops_gracefully_on("-INT");
+}
+
+#[test]
+fn echo_exits_0_on_sigterm_even_if_a_client_never_closes() {
+    let server = Server::start("127.0.0.1");
+    let _idle = TcpStream::connect_timeout(&server.addr, DEADLINE).unwrap();
+    // Check the server has that connection before the signal.
+    echo_roundtrip(server.addr, 10);
+    server.stop_with("-TERM"); // within the shutdown timeout (2 s)
+}
+
+#[test]
+fn echo_bad_port_is_a_usage_error() {
+    assert_usage_error(run("multiconn_echo", &["127.0.0.1", "notaport"]));
+}
+
+#[test]
+fn echo_host_without_port_is_a_usage_error() {
+    assert_usage_error(run("multiconn_echo", &["127.0.0.1"]));
+}
+
+#[test]
+fn echo_port_in_use_exits_1_with_one_clear_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, lines, stderr) = run("multiconn_echo", &["127.0.0.1", &port]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    let stderr_lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(stderr_lines.len(), 1, "stderr:\n{stderr}");
+    let line = stderr_lines[0];
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    assert!(
+        line.contains("in use") && line.contains("os error"),
+        "{line}"
+    );
+    assert!(!line.contains("panicked"), "{line}");
+}
+
+#[test]
+fn echo_help_lists_flags_with_defaults() {
+    let (status, lines, stderr) = run("multiconn_echo", &["--help"]);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    let help = lines.join("\n");
+    for needle in ["Usage:", "[HOST]", "[PORT]", "--high-water", "--low-water"] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+    for default in ["127.0.0.1", "65432"] {
+        assert!(help.contains(&format!("[default: {default}]")), "{help}");
+    }
+    assert!(help.matches("[default: ").count() >= 4, "{help}");
+}
+
+fn client_against_echo(num_conns: usize) {
+    let server = Server::start("127.0.0.1");
+    let port = server.addr.port().to_string();
+    let n = num_conns.to_string();
+    let (status, lines, stderr) = run("multiconn_client", &["127.0.0.1", &port, &n]);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert_eq!(lines.len(), num_conns, "{lines:?}");
+    for id in 1..=num_conns {
+        let want = format!("connection {id}: echoed 44 bytes");
+        assert!(lines.contains(&want), "{want:?} missing from {lines:?}");
+    }
+    server.stop_with("-TERM");
+}
+
+#[test]
+fn client_echoes_through_2_connections() {
+    client_against_echo(2);
+}
+
+#[test]
+fn client_echoes_through_50_connections() {
+    client_against_echo(50);
+}
+
+#[test]
+fn client_connection_refused_exits_1_at_once() {
+    let start = Instant::now();
+    let port = closed_port().to_string();
+    let (status, lines, stderr) = run("multiconn_client", &["127.0.0.1", &port, "3"]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
+    assert!(stderr.contains("refused"), "stderr:\n{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    // Well before its own 10 s timeout: it saw the refusal, it did not wait.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn client_times_out_when_nothing_echoes() {
+    // Connections complete in the backlog, but nobody ever reads or answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let args = ["127.0.0.1", &port, "2", "--timeout", "1"];
+    let (status, lines, stderr) = run("multiconn_client", &args);
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    assert!(stderr.contains("timed out"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn client_bad_arguments_are_usage_errors() {
+    assert_usage_error(run("multiconn_client", &["127.0.0.1", "1"]));
+    assert_usage_error(run("multiconn_client", &["127.0.0.1", "x", "2"]));
+    assert_usage_error(run("multiconn_client", &["127.0.0.1", "1", "none"]));
+}
+
+#[test]
+fn python_client_echoes_through_echo_server() {
+    let python = Command::new("python3").arg("--version").output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let server = Server::start("127.0.0.1");
+    let script = r#"
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+payload = b"".join(b"Message %d from client.\n" % i for i in range(2000))
+with socket.create_connection((host, port), timeout=15) as s:
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+sys.exit(0 if got == payload else "echo differs: %d of %d bytes" % (len(got), len(payload)))
+"#;
+    let port = server.addr.port().to_string();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, "127.0.0.1", &port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, _, stderr) = Proc::spawn(cmd).finish();
+    assert!(status.success(), "python client: {status}\n{stderr}");
+    server.stop_with("-TERM");
+}
