@@ -9,6 +9,8 @@
 //! prints each line the server sends, and sends each line typed. EOF on
 //! stdin (or `/quit`) leaves cleanly; so does the server closing.
 
+mod common;
+
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -18,11 +20,11 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use mio_selectors::{Selector, EVENT_READ, EVENT_WRITE};
 
 /// Chat client: prints what the server sends, sends what you type.
-#[derive(Parser)]
+#[derive(clap::Parser)]
+#[command(name = "chat_client")]
 struct Args {
     /// Server address.
     host: String,
@@ -37,8 +39,8 @@ enum Source {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
+    common::init_logging();
+    let args: Args = common::parse_args();
     let server = match connect(&args.host, args.port) {
         Ok(server) => server,
         Err(e) => {

@@ -10,14 +10,17 @@
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mio_selectors::{ChatConfig, ChatServer, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
+#[command(name = "chatroom")]
 struct Args {
     /// Address to listen on (IPv4, IPv6 or `localhost`).
     #[arg(default_value = "127.0.0.1", requires = "port")]
@@ -46,9 +49,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::parse();
+    common::init_logging();
+    let args: Args = common::parse_args();
     if !(args.partial_timeout > 0.0 && args.rate > 0.0 && args.burst >= 1.0) {
+        eprintln!("{}", Args::command().render_usage());
         eprintln!("chatroom: --partial-timeout and --rate must be positive, --burst at least 1");
         return ExitCode::from(2);
     }
@@ -60,18 +64,6 @@ fn main() -> ExitCode {
         burst: args.burst,
         partial_timeout: Duration::from_secs_f64(args.partial_timeout),
     };
-    let reactor_config = config.reactor_config();
-    let result = Reactor::new(ChatServer::new(config), reactor_config).and_then(|mut reactor| {
-        let id = reactor.listen((args.host.as_str(), args.port))?;
-        println!("listening on {}", reactor.local_addr(id)?);
-        reactor.stop_on_signals()?;
-        reactor.run()
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chatroom: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let reactor = Reactor::new(ChatServer::new(config.clone()), config.reactor_config());
+    common::serve("chatroom", reactor, &args.host, args.port)
 }

@@ -14,6 +14,8 @@
 //! asking for `EVENT_WRITE`, so an idle connection does not spin the loop;
 //! and the whole run has a deadline (`--timeout`).
 
+mod common;
+
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -21,8 +23,7 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::error::{ContextKind, ContextValue};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use mio::net::TcpStream;
 use mio_selectors::{EventMask, Selector, EVENT_READ, EVENT_WRITE};
 
@@ -203,16 +204,8 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::try_parse().unwrap_or_else(|mut e| {
-        // clap shows the usage line for a missing argument but not for a bad
-        // value; the contract wants it for every argument error.
-        if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
-            let usage = ContextValue::StyledStr(Args::command().render_usage());
-            e.insert(ContextKind::Usage, usage);
-        }
-        e.exit() // status 2 (0 for --help)
-    });
+    common::init_logging();
+    let args: Args = common::parse_args();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

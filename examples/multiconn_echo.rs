@@ -11,11 +11,12 @@
 //! does the accepting, reading and writing; the handler keeps the two
 //! callbacks.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::error::{ContextKind, ContextValue};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
@@ -73,40 +74,17 @@ impl Handler for Echo {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = Args::try_parse().unwrap_or_else(|mut e| {
-        // clap shows the usage line for a missing argument but not for a bad
-        // value; the contract wants it for every argument error.
-        if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
-            let usage = ContextValue::StyledStr(Args::command().render_usage());
-            e.insert(ContextKind::Usage, usage);
-        }
-        e.exit() // status 2 (0 for --help)
-    });
+    common::init_logging();
+    let args: Args = common::parse_args();
     let config = Config {
         high_water: args.high_water,
         low_water: args.low_water,
         ..Config::default()
     };
-    let mut reactor = match Reactor::new(Echo, config) {
-        Ok(reactor) => reactor,
-        Err(e) => return fail(e),
-    };
-    let id = match reactor.listen((args.host.as_str(), args.port)) {
-        Ok(id) => id,
-        Err(e) => return fail(e),
-    };
-    let addr = reactor
-        .local_addr(id)
-        .expect("a bound listener has an address");
-    println!("listening on {addr}"); // stdout is line-buffered: this flushes
-    match reactor.stop_on_signals().and_then(|()| reactor.run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
-    }
-}
-
-fn fail(e: mio_selectors::Error) -> ExitCode {
-    eprintln!("multiconn_echo: {e}");
-    ExitCode::FAILURE
+    common::serve(
+        "multiconn_echo",
+        Reactor::new(Echo, config),
+        &args.host,
+        args.port,
+    )
 }

@@ -73,3 +73,8 @@ pub use rate::TokenBucket;
 pub use reactor::Reactor;
 pub use sanitize::terminal_safe;
 pub use selector::Selector;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
