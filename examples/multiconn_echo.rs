@@ -13,11 +13,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
 #[derive(Parser)]
@@ -40,33 +39,28 @@ struct Args {
 struct Echo;
 
 impl Handler for Echo {
-    type Data = SocketAddr;
+    type Data = PeerAddr;
 
     fn accept_wrapper(
         &mut self,
-        _: &mut Context<'_, SocketAddr>,
+        _: &mut Context<'_, PeerAddr>,
         _: ConnId,
-        addr: &SocketAddr,
-    ) -> Option<SocketAddr> {
+        addr: &PeerAddr,
+    ) -> Option<PeerAddr> {
         log::info!("Accepted connection from {addr}");
-        Some(*addr)
+        Some(addr.clone())
     }
 
-    fn service_connection(
-        &mut self,
-        cx: &mut Context<'_, SocketAddr>,
-        id: ConnId,
-        inb: &mut InBuf,
-    ) {
+    fn service_connection(&mut self, cx: &mut Context<'_, PeerAddr>, id: ConnId, inb: &mut InBuf) {
         // Python: data.outb += recv_data. The reactor writes it out.
         let _ = cx.send_from(id, inb);
     }
 
     fn connection_lost(
         &mut self,
-        _: &mut Context<'_, SocketAddr>,
+        _: &mut Context<'_, PeerAddr>,
         _: ConnId,
-        addr: SocketAddr,
+        addr: PeerAddr,
         why: &CloseReason,
     ) {
         log::info!("Closing connection to {addr} ({why})");

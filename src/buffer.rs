@@ -148,7 +148,7 @@ impl BufPool {
 /// struct Lines;
 /// impl Handler for Lines {
 ///     type Data = ();
-///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &std::net::SocketAddr) -> Option<()> {
+///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mio_selectors::PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
 ///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {

@@ -4,12 +4,11 @@
 //! and a limit with a policy for everything a hostile client can do.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::{
-    terminal_safe, CloseReason, Config, ConnId, Context, Handler, InBuf, Line, LineFramer, TimerId,
-    TokenBucket,
+    terminal_safe, CloseReason, Config, ConnId, Context, Handler, InBuf, Line, LineFramer,
+    PeerAddr, TimerId, TokenBucket,
 };
 
 const THROTTLE: u64 = 1;
@@ -217,23 +216,31 @@ impl ChatServer {
     }
 
     /// Starts or stops the partial-line timer to match what `inb` holds.
-    fn watch_partial(&self, cx: &mut Context<'_, Client>, id: ConnId, partial: bool) {
+    /// After a whole line, what is left is a new partial line, timed afresh:
+    /// a client streaming whole lines whose reads never end on a line
+    /// boundary is not cut off.
+    fn watch_partial(
+        &self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        partial: bool,
+        line_ended: bool,
+    ) {
         let Some(client) = cx.data_mut(id) else {
             return;
         };
-        match (partial, client.partial_timer) {
-            (true, None) => {
-                let delay = self.config.partial_timeout;
-                let timer = cx.call_later(delay, Some(id), PARTIAL);
-                if let Some(client) = cx.data_mut(id) {
-                    client.partial_timer = Some(timer);
-                }
+        let running = client.partial_timer;
+        let keep = partial && !line_ended;
+        if let (Some(timer), false) = (running, keep) {
+            client.partial_timer = None;
+            cx.cancel_timer(timer);
+        }
+        if partial && !(keep && running.is_some()) {
+            let delay = self.config.partial_timeout;
+            let timer = cx.call_later(delay, Some(id), PARTIAL);
+            if let Some(client) = cx.data_mut(id) {
+                client.partial_timer = Some(timer);
             }
-            (false, Some(timer)) => {
-                client.partial_timer = None;
-                cx.cancel_timer(timer);
-            }
-            _ => {}
         }
     }
 }
@@ -269,7 +276,7 @@ impl Handler for ChatServer {
         &mut self,
         cx: &mut Context<'_, Client>,
         id: ConnId,
-        peer: &SocketAddr,
+        peer: &PeerAddr,
     ) -> Option<Client> {
         if self.clients >= self.config.max_clients {
             log::warn!("server full ({} clients): refusing {peer}", self.clients);
@@ -297,6 +304,7 @@ impl Handler for ChatServer {
         };
         let mut framer = client.framer.clone();
         let now = Instant::now();
+        let mut line_ended = false;
         loop {
             let (used, line) = framer.decode(inb);
             match line {
@@ -321,6 +329,7 @@ impl Handler for ChatServer {
                     self.line(cx, id, text);
                 }
             }
+            line_ended |= inb[..used].ends_with(b"\n");
             inb.consume(used);
             if !cx.is_open(id) {
                 break; // it quit, or was closed as too slow
@@ -334,7 +343,7 @@ impl Handler for ChatServer {
             None => return,
         };
         let partial = !throttled && (!inb.is_empty() || framer.is_discarding());
-        self.watch_partial(cx, id, partial);
+        self.watch_partial(cx, id, partial, line_ended);
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Client>, conn: Option<ConnId>, tag: u64) {

@@ -48,8 +48,19 @@ pub struct Config {
     /// On [`Handle::stop`](crate::Handle::stop), how long to flush pending
     /// output before closing what is left. Default 2 s.
     pub shutdown_timeout: Duration,
-    /// Set `TCP_NODELAY` on accepted sockets. Default `true`.
+    /// Set `TCP_NODELAY` on TCP connections. Default `true`.
     pub nodelay: bool,
+    /// TCP keepalive on TCP connections: idle time before the first probe.
+    /// Default `None` (off).
+    pub keepalive: Option<Duration>,
+    /// How long an outgoing [`connect`](crate::Context::connect) may take
+    /// before it fails with [`CloseReason::ConnectFailed`](crate::CloseReason::ConnectFailed)
+    /// (`TimedOut`). Default 10 s.
+    pub connect_timeout: Duration,
+    /// Bytes of datagrams waiting per UDP socket when the kernel's send
+    /// buffer is full. Past it [`send_to`](crate::Context::send_to) drops
+    /// the datagram and says so. Default 1 MiB.
+    pub udp_queue: usize,
     /// Spare buffers kept in the pool. Default 1024.
     pub pool_size: usize,
 }
@@ -68,6 +79,9 @@ impl Default for Config {
             linger: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
             nodelay: true,
+            keepalive: None,
+            connect_timeout: Duration::from_secs(10),
+            udp_queue: 1024 * 1024,
             pool_size: 1024,
         }
     }

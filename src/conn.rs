@@ -1,16 +1,17 @@
-//! [`Conn`]: one accepted connection as the reactor keeps it in its slab.
+//! [`Conn`]: one connection as the reactor keeps it in its slab.
 
-use std::net::SocketAddr;
-
-use mio::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use crate::buffer::ByteBuf;
 use crate::outbuf::OutBuf;
-use crate::CloseReason;
+use crate::stream::Stream;
+use crate::{CloseReason, PeerAddr, TimerId};
 
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum State {
+    /// An outgoing connect is under way.
+    Connecting,
     Open,
     /// Closing gracefully: flush `outb`, then send FIN.
     Closing(CloseReason),
@@ -22,20 +23,62 @@ pub(crate) enum State {
     Dead(CloseReason),
 }
 
+/// Which silence an idle timeout ([`Context::set_idle_timeout`](crate::Context::set_idle_timeout)) watches.
+///
+/// ```
+/// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+/// use mio_selectors::Idle;
+/// cx.set_idle_timeout(id, Idle::Read, Some(std::time::Duration::from_secs(300)));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// Nothing read for the timeout.
+    Read,
+    /// Nothing written for the timeout.
+    Write,
+    /// Nothing read and nothing written for the timeout.
+    Both,
+}
+
+/// An idle timeout and the activity it watches. Boxed in `Conn`: most
+/// connections have none, and an idle connection should stay small.
+#[derive(Debug)]
+pub(crate) struct IdleWatch {
+    pub(crate) kind: Idle,
+    pub(crate) timeout: Duration,
+    pub(crate) last_read: Instant,
+    pub(crate) last_write: Instant,
+    pub(crate) timer: TimerId,
+}
+
+impl IdleWatch {
+    /// When the connection counts as idle, given its activity so far.
+    pub(crate) fn deadline(&self) -> Instant {
+        let last = match self.kind {
+            Idle::Read => self.last_read,
+            Idle::Write => self.last_write,
+            Idle::Both => self.last_read.max(self.last_write),
+        };
+        last + self.timeout
+    }
+}
+
 /// A connection: socket, peer, buffers, the application's data, and what
 /// edge-triggered readiness has told us so far.
 ///
 /// Buffers own no storage while empty (it goes back to the pool), so an idle
 /// connection costs only this struct.
 pub(crate) struct Conn<D> {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Stream,
+    pub(crate) peer: PeerAddr,
     pub(crate) gen: u32,
     pub(crate) inb: ByteBuf,
     pub(crate) outb: OutBuf,
     /// `None` only while `accept_wrapper` runs.
     pub(crate) data: Option<D>,
     pub(crate) state: State,
+    pub(crate) idle: Option<Box<IdleWatch>>,
     /// The socket may hold unread input (set by a readable event, cleared by
     /// `WouldBlock` or a short read).
     pub(crate) readable: bool,
@@ -61,7 +104,7 @@ pub(crate) struct Conn<D> {
 }
 
 impl<D> Conn<D> {
-    pub(crate) fn new(stream: TcpStream, peer: SocketAddr, gen: u32) -> Self {
+    pub(crate) fn new(stream: Stream, peer: PeerAddr, gen: u32, state: State) -> Self {
         Conn {
             stream,
             peer,
@@ -69,7 +112,8 @@ impl<D> Conn<D> {
             inb: ByteBuf::default(),
             outb: OutBuf::default(),
             data: None,
-            state: State::Open,
+            state,
+            idle: None,
             readable: false,
             hup: false,
             writable: true,

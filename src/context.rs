@@ -1,23 +1,48 @@
 //! [`Context`]: what a [`Handler`](crate::Handler) callback may do to the
 //! reactor, and `Core`, the reactor state behind it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::buffer::{BufPool, ByteBuf};
-use crate::conn::{Conn, State};
-use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, Result, TimerId};
+use crate::conn::{Conn, IdleWatch, State};
+use crate::endpoint::{Endpoint, Udp};
+use crate::handle::Loop;
+use crate::id::GEN_MASK;
+use crate::stream::Stream;
+use crate::{
+    CloseReason, Config, ConnId, Error, Handle, Idle, InBuf, PeerAddr, Result, SourceId, TimerId,
+    UdpId,
+};
+
+/// What a due timer does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// The application's: call `on_timer`, then again every `every`.
+    User {
+        conn: Option<ConnId>,
+        tag: u64,
+        every: Option<Duration>,
+    },
+    /// An outgoing connect ran out of time.
+    Connect(ConnId),
+    /// Check a connection's idle timeout.
+    Idle(ConnId),
+}
 
 /// The reactor state that callbacks may touch. Every list holds `ConnId`s,
 /// never bare slab keys, so an entry outliving its connection is ignored.
 pub(crate) struct Core<D> {
     pub(crate) conns: Slab<Conn<D>>,
+    pub(crate) endpoints: Slab<Endpoint>,
     pub(crate) pool: BufPool,
     pub(crate) config: Config,
+    pub(crate) registry: Registry,
     pub(crate) handle: Handle,
     /// Connections with readable work left for the next pass.
     pub(crate) ready: Vec<ConnId>,
@@ -27,9 +52,13 @@ pub(crate) struct Core<D> {
     pub(crate) dead: Vec<ConnId>,
     /// Graceful-close deadlines, in order (they all use `config.linger`).
     pub(crate) linger: VecDeque<(Instant, ConnId)>,
-    /// Timers by deadline, then by sequence number (which makes keys unique).
-    pub(crate) timers: BTreeMap<(Instant, u64), (Option<ConnId>, u64)>,
-    pub(crate) timer_seq: u64,
+    /// Timers by deadline, then by id (which makes keys unique).
+    pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
+    /// Each live timer's deadline, to cancel it by id.
+    pub(crate) timer_deadlines: HashMap<u64, Instant>,
+    pub(crate) next_timer: u64,
+    /// The time this pass started (read once per pass, not per event).
+    pub(crate) now: Instant,
     pub(crate) shutting_down: bool,
     pub(crate) next_gen: u32,
 }
@@ -47,6 +76,37 @@ impl<D> Core<D> {
     pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn<D>, &mut BufPool)> {
         let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
         Some((conn, &mut self.pool))
+    }
+
+    /// Registers `stream` and files it in the slab. The slot is reserved
+    /// first and filled only if registration succeeds, so a failure leaves
+    /// nothing behind.
+    pub(crate) fn insert(
+        &mut self,
+        mut stream: Stream,
+        peer: PeerAddr,
+        state: State,
+    ) -> Result<ConnId> {
+        if self.conns.len() >= self.config.max_connections {
+            return Err(Error::TooManyConnections(self.conns.len()));
+        }
+        if let Stream::Tcp(tcp) = &stream {
+            if self.config.nodelay {
+                let _ = tcp.set_nodelay(true);
+            }
+            if let Some(idle) = self.config.keepalive {
+                let keepalive = socket2::TcpKeepalive::new().with_time(idle);
+                let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive);
+            }
+        }
+        let gen = self.next_gen;
+        self.next_gen = (gen + 1) & GEN_MASK;
+        let entry = self.conns.vacant_entry();
+        let id = ConnId::new(entry.key(), gen);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.registry.register(&mut stream, id.token(), interest)?;
+        entry.insert(Conn::new(stream, peer, gen, state));
+        Ok(id)
     }
 
     pub(crate) fn mark_dirty(&mut self, id: ConnId) {
@@ -97,12 +157,15 @@ impl<D> Core<D> {
 
     /// Starts a graceful close: flush, FIN, linger; bounded by `config.linger`.
     pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
-        let deadline = Instant::now() + self.config.linger;
+        let deadline = self.now + self.config.linger;
         let Some(conn) = self.get_mut(id) else {
             return;
         };
-        if !conn.is_open() {
-            return;
+        match conn.state {
+            State::Open => {}
+            // Not connected yet: nothing to flush.
+            State::Connecting => return self.kill(id, reason),
+            _ => return,
         }
         conn.state = State::Closing(reason);
         self.linger.push_back((deadline, id));
@@ -110,11 +173,26 @@ impl<D> Core<D> {
         self.mark_dirty(id);
     }
 
+    pub(crate) fn add_timer(&mut self, deadline: Instant, timer: Timer) -> TimerId {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        self.timers.insert((deadline, id), timer);
+        self.timer_deadlines.insert(id, deadline);
+        TimerId(id)
+    }
+
+    pub(crate) fn cancel_timer(&mut self, timer: TimerId) -> bool {
+        match self.timer_deadlines.remove(&timer.0) {
+            Some(deadline) => self.timers.remove(&(deadline, timer.0)).is_some(),
+            None => false,
+        }
+    }
+
     /// Queues `data` for `id`, or closes it if its output would pass the cap.
     fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
         let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
-        if !conn.is_open() {
+        if !matches!(conn.state, State::Open | State::Connecting) {
             return Err(Error::NoSuchConnection);
         }
         let len = match &data {
@@ -155,24 +233,22 @@ enum Output<'a> {
 }
 
 /// What a callback may do: queue output to any connection, close one, look
-/// at its data, stop the reactor. Output is written at the end of the loop
-/// pass, so several `send`s to one connection cost one `write`.
+/// at its data, connect out, send datagrams, set timers, stop the reactor.
+/// Output is written at the end of the loop pass, so several `send`s to one
+/// connection cost one `write`.
 ///
 /// ```
-/// use mio_selectors::{ConnId, Context, Handler, InBuf};
+/// use mio_selectors::{ConnId, Context, Handler, InBuf, PeerAddr};
 ///
 /// /// Sends every chunk it receives to every other connection.
 /// struct Relay;
 /// impl Handler for Relay {
 ///     type Data = ();
-///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &std::net::SocketAddr) -> Option<()> {
+///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
 ///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, inb: &mut InBuf) {
-///         let others: Vec<ConnId> = cx.ids().filter(|&id| id != from).collect();
-///         for id in others {
-///             let _ = cx.send(id, inb); // a slow receiver is closed, the rest go on
-///         }
+///         cx.broadcast(inb, Some(from)); // a slow receiver is closed, the rest go on
 ///         inb.clear();
 ///     }
 /// }
@@ -183,6 +259,8 @@ pub struct Context<'a, D> {
 
 impl<D> Context<'_, D> {
     /// Queues `data` to be written to `id` (Python: `data.outb += ...`).
+    /// Output queued while an outgoing connect is under way is sent once
+    /// it completes.
     ///
     /// # Errors
     ///
@@ -253,6 +331,63 @@ impl<D> Context<'_, D> {
         sent
     }
 
+    /// Opens an outgoing TCP connection to `addr` with `data` as its data
+    /// (asyncio: `loop.create_connection`). The connect runs in the
+    /// background: [`Handler::connection_made`](crate::Handler::connection_made)
+    /// follows when it succeeds, [`Handler::connection_lost`](crate::Handler::connection_lost)
+    /// with [`CloseReason::ConnectFailed`] when it is refused, unreachable or
+    /// takes longer than [`Config::connect_timeout`]. Output may be queued
+    /// at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the socket cannot even be created (out of
+    /// descriptors, say); [`Error::TooManyConnections`].
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, u32>) -> mio_selectors::Result<()> {
+    /// let id = cx.connect("127.0.0.1:65432".parse().unwrap(), 1)?;
+    /// cx.send(id, b"Message 1 from client.")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect(&mut self, addr: SocketAddr, data: D) -> Result<ConnId> {
+        let stream = mio::net::TcpStream::connect(addr)?;
+        let state = State::Connecting;
+        let id = self
+            .core
+            .insert(Stream::Tcp(stream), PeerAddr::Inet(addr), state)?;
+        let deadline = self.core.now + self.core.config.connect_timeout;
+        self.core.add_timer(deadline, Timer::Connect(id));
+        if let Some(conn) = self.core.get_mut(id) {
+            conn.data = Some(data);
+        }
+        log::debug!("{id}: connecting to {addr}");
+        Ok(id)
+    }
+
+    /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
+    /// goes out at once if the kernel takes it; otherwise it waits in a
+    /// queue bounded by [`Config::udp_queue`], never blocking the loop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`]; [`Error::QueueFull`] (the datagram is
+    /// dropped: UDP promises no delivery); [`Error::Io`] if the kernel
+    /// refuses it (too big for the socket, no route).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::UdpId, from: std::net::SocketAddr) {
+    /// let _ = cx.send_to(udp, b"pong", from);
+    /// # }
+    /// ```
+    pub fn send_to(&mut self, udp: UdpId, data: &[u8], addr: SocketAddr) -> Result<()> {
+        let cap = self.core.config.udp_queue;
+        let Some(Endpoint::Udp(sock)) = self.core.endpoints.get_mut(udp.0) else {
+            return Err(Error::NoSuchEndpoint);
+        };
+        send_datagram(sock, data, addr, cap)
+    }
+
     /// Stops reading `id` until [`resume_reading`](Self::resume_reading):
     /// TCP then pushes back on the peer, and nothing it sent is lost. Input
     /// already in its `inb` stays there.
@@ -301,14 +436,32 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
-        let core = &mut *self.core;
-        let key = (Instant::now() + delay, core.timer_seq);
-        core.timer_seq += 1;
-        core.timers.insert(key, (conn, tag));
-        TimerId(key.0, key.1)
+        let deadline = self.core.now + delay;
+        let every = None;
+        self.core
+            .add_timer(deadline, Timer::User { conn, tag, every })
     }
 
-    /// Cancels a timer; `false` if it already fired or was cancelled.
+    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) every
+    /// `period`, first after one period, until cancelled (or, for a
+    /// connection's timer, until it closes). A late pass does not bunch up
+    /// calls: the next one is a period after the late one.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// const TICK: u64 = 2;
+    /// let ticker = cx.call_every(std::time::Duration::from_secs(1), None, TICK);
+    /// # }
+    /// ```
+    pub fn call_every(&mut self, period: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
+        let period = period.max(Duration::from_millis(1));
+        let deadline = self.core.now + period;
+        let every = Some(period);
+        self.core
+            .add_timer(deadline, Timer::User { conn, tag, every })
+    }
+
+    /// Cancels a timer; `false` if it already fired (for a one-shot) or was cancelled.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
@@ -318,7 +471,59 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.core.timers.remove(&(timer.0, timer.1)).is_some()
+        self.core.cancel_timer(timer)
+    }
+
+    /// Closes `id` (gracefully, reason [`CloseReason::IdleTimeout`]) once it
+    /// has been idle, in the sense of `kind`, for `timeout`; `None` removes
+    /// the timeout. Activity is checked when the timer fires, so each read
+    /// or write costs nothing.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// use mio_selectors::Idle;
+    /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
+    /// # }
+    /// ```
+    pub fn set_idle_timeout(&mut self, id: ConnId, kind: Idle, timeout: Option<Duration>) {
+        let now = self.core.now;
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        let old = conn.idle.take();
+        if let Some(old) = old {
+            self.core.cancel_timer(old.timer);
+        }
+        if let Some(timeout) = timeout {
+            let timer = self.core.add_timer(now + timeout, Timer::Idle(id));
+            let (last_read, last_write) = (now, now);
+            let watch = IdleWatch {
+                kind,
+                timeout,
+                last_read,
+                last_write,
+                timer,
+            };
+            if let Some(conn) = self.core.get_mut(id) {
+                conn.idle = Some(Box::new(watch));
+            }
+        }
+    }
+
+    /// Stops watching a descriptor registered with
+    /// [`Reactor::register_fd`](crate::Reactor::register_fd) (at EOF, say).
+    /// The descriptor itself stays open: it is the caller's.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::SourceId) {
+    /// cx.unregister_source(stdin);
+    /// # }
+    /// ```
+    pub fn unregister_source(&mut self, source: SourceId) {
+        if let Some(Endpoint::Fd { fd, .. }) = self.core.endpoints.get(source.0) {
+            let _ = self.core.registry.deregister(&mut mio::unix::SourceFd(fd));
+            self.core.endpoints.remove(source.0);
+        }
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
@@ -380,11 +585,11 @@ impl<D> Context<'_, D> {
     /// if let Some(addr) = cx.peer_addr(id) { println!("{addr}") }
     /// # }
     /// ```
-    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
-        Some(self.core.get(id)?.peer)
+    pub fn peer_addr(&self, id: ConnId) -> Option<&PeerAddr> {
+        Some(&self.core.get(id)?.peer)
     }
 
-    /// Whether `id` is open: accepted, and not closing or closed.
+    /// Whether `id` is open: accepted or connected, and not closing or closed.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
@@ -407,7 +612,7 @@ impl<D> Context<'_, D> {
         Some(self.core.get(id)?.outb.len())
     }
 
-    /// Every open connection (not closing), in slab order.
+    /// Every open connection (not connecting, not closing), in slab order.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
@@ -432,6 +637,17 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn connection_count(&self) -> usize {
         self.core.conns.len()
+    }
+
+    /// The time the current loop pass started: cheap, and what timers use.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// assert!(cx.now() <= std::time::Instant::now());
+    /// # }
+    /// ```
+    pub fn now(&self) -> Instant {
+        self.core.now
     }
 
     /// Asks the reactor to stop, as [`Handle::stop`] does.
@@ -466,5 +682,50 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.core.shutting_down
+    }
+}
+
+/// Sends one datagram now, or queues it if the socket is full.
+pub(crate) fn send_datagram(
+    sock: &mut Udp,
+    data: &[u8],
+    addr: SocketAddr,
+    cap: usize,
+) -> Result<()> {
+    if sock.queue.is_empty() && sock.writable {
+        match sock.sock.send_to(data, addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable = false,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if sock.queued_bytes + data.len() > cap {
+        log::debug!("udp: send queue full, datagram to {addr} dropped");
+        return Err(Error::QueueFull);
+    }
+    sock.queued_bytes += data.len();
+    sock.queue.push_back((data.into(), addr));
+    Ok(())
+}
+
+impl<D> Loop for Context<'_, D> {
+    fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()> {
+        Context::send(self, id, data)
+    }
+
+    fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
+        Context::broadcast(self, data, except)
+    }
+
+    fn close(&mut self, id: ConnId) {
+        Context::close(self, id)
+    }
+
+    fn connection_count(&self) -> usize {
+        Context::connection_count(self)
+    }
+
+    fn stop(&mut self) {
+        Context::stop(self)
     }
 }

@@ -40,6 +40,16 @@ pub enum Error {
     /// The connection id does not name a live connection.
     #[error("no such connection")]
     NoSuchConnection,
+    /// The listener, UDP socket or source id names nothing.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    /// [`Config::max_connections`](crate::Config::max_connections) connections are open already.
+    #[error("too many connections ({0})")]
+    TooManyConnections(usize),
+    /// A UDP socket's send queue is full ([`Config::udp_queue`](crate::Config::udp_queue));
+    /// the datagram was dropped.
+    #[error("send queue full: datagram dropped")]
+    QueueFull,
     /// A [`Context::send`](crate::Context::send) would have passed
     /// [`Config::max_outb`](crate::Config::max_outb); the connection has been
     /// closed with [`CloseReason::OutputOverflow`](crate::CloseReason::OutputOverflow).

@@ -1,22 +1,51 @@
-//! [`Handle`]: stops a running reactor from another thread or a signal handler.
+//! [`Handle`]: reaches a running reactor from other threads or a signal
+//! handler; [`Loop`]: what work sent through it may do on the loop.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// A `Send + Clone` handle to a [`Reactor`](crate::Reactor) that stops
-/// [`run`](crate::Reactor::run) from any thread.
+use crate::{ConnId, Result};
+
+/// Work submitted from another thread, run on the loop thread.
+pub(crate) type Task = Box<dyn FnOnce(&mut dyn Loop) + Send>;
+
+/// What a task sent with [`Handle::call_soon_threadsafe`] may do, on the
+/// loop thread: the parts of [`Context`](crate::Context) that do not depend
+/// on the connection data's type.
+pub trait Loop {
+    /// As [`Context::send`](crate::Context::send).
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::send`](crate::Context::send).
+    fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()>;
+    /// As [`Context::broadcast`](crate::Context::broadcast).
+    fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize;
+    /// As [`Context::close`](crate::Context::close).
+    fn close(&mut self, id: ConnId);
+    /// As [`Context::connection_count`](crate::Context::connection_count).
+    fn connection_count(&self) -> usize;
+    /// As [`Context::stop`](crate::Context::stop).
+    fn stop(&mut self);
+}
+
+/// A `Send + Clone` handle to a [`Reactor`](crate::Reactor): stop it, or
+/// hand it work, from any thread.
 ///
-/// [`stop`](Self::stop) sets a flag and writes to the reactor's mio
-/// [`Waker`](mio::Waker) (an eventfd): both are async-signal-safe, so it may
-/// also be called from a signal handler. Many wake-ups coalesce into one.
+/// Every call writes to the reactor's mio [`Waker`](mio::Waker) (an eventfd);
+/// wake-ups coalesce (a burst of submissions costs one wake-up and one loop
+/// pass) and no submitted work is lost. [`stop`](Self::stop) only sets a flag
+/// and wakes, both async-signal-safe, so it may be called from a signal
+/// handler; [`call_soon_threadsafe`](Self::call_soon_threadsafe) takes a lock
+/// and allocates, so it may not.
 ///
 /// ```
 /// use mio_selectors::{Config, Reactor};
 /// # struct App;
 /// # impl mio_selectors::Handler for App {
 /// #     type Data = ();
-/// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
+/// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
 /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
 /// # }
 /// let mut reactor = Reactor::new(App, Config::default())?;
@@ -25,15 +54,23 @@ use std::sync::Arc;
 /// reactor.run()?; // returns once the other thread has stopped it
 /// # Ok::<(), mio_selectors::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Handle {
     pub(crate) shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("stopping", &self.is_stopping())
+            .finish()
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) waker: mio::Waker,
     pub(crate) stop: AtomicBool,
+    pub(crate) tasks: Mutex<Vec<Task>>,
 }
 
 impl Handle {
@@ -49,12 +86,7 @@ impl Handle {
     /// ```
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Err(e) = self.shared.waker.wake() {
-            // Only a full eventfd counter fails, and that means a wake-up is pending anyway.
-            if e.kind() != io::ErrorKind::WouldBlock {
-                log::error!("reactor handle: wake failed: {e}");
-            }
-        }
+        self.wake();
     }
 
     /// Whether [`stop`](Self::stop) has been called.
@@ -67,5 +99,58 @@ impl Handle {
     /// ```
     pub fn is_stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Acquire)
+    }
+
+    /// Runs `task` on the loop thread at the start of its next pass (asyncio:
+    /// `loop.call_soon_threadsafe`). Tasks run in the order submitted. A task
+    /// submitted after the reactor has stopped is never run.
+    ///
+    /// ```
+    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
+    /// handle.call_soon_threadsafe(move |lp| {
+    ///     let _ = lp.send(id, b"from another thread\n");
+    /// });
+    /// # }
+    /// ```
+    pub fn call_soon_threadsafe(&self, task: impl FnOnce(&mut dyn Loop) + Send + 'static) {
+        let first = {
+            let mut tasks = self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.push(Box::new(task));
+            tasks.len() == 1
+        };
+        // A non-empty queue has a wake-up on its way already.
+        if first {
+            self.wake();
+        }
+    }
+
+    /// Queues `data` to connection `id` from any thread; shorthand for a
+    /// [`call_soon_threadsafe`](Self::call_soon_threadsafe) that sends it.
+    /// Errors (the connection is gone, its output is full) are logged.
+    ///
+    /// ```
+    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
+    /// handle.send(id, b"tick\n".to_vec());
+    /// # }
+    /// ```
+    pub fn send(&self, id: ConnId, data: Vec<u8>) {
+        self.call_soon_threadsafe(move |lp| {
+            if let Err(e) = lp.send(id, &data) {
+                log::debug!("{id}: send from another thread failed: {e}");
+            }
+        });
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.shared.waker.wake() {
+            // Only a full eventfd counter fails, and that means a wake-up is pending anyway.
+            if e.kind() != io::ErrorKind::WouldBlock {
+                log::error!("reactor handle: wake failed: {e}");
+            }
+        }
+    }
+
+    pub(crate) fn take_tasks(&self) -> Vec<Task> {
+        std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

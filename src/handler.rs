@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use crate::{ConnId, Context, InBuf};
+use crate::{ConnId, Context, EventMask, InBuf, PeerAddr, SourceId, UdpId};
 
 /// The application side of a [`Reactor`](crate::Reactor): the tutorial's
 /// `accept_wrapper` and `service_connection`, plus asyncio's `eof_received`
@@ -21,15 +21,14 @@ use crate::{ConnId, Context, InBuf};
 /// The tutorial's multiconn echo server, whole:
 ///
 /// ```no_run
-/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, Reactor};
-/// use std::net::SocketAddr;
+/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 ///
 /// struct Echo;
 ///
 /// impl Handler for Echo {
 ///     type Data = ();
 ///
-///     fn accept_wrapper(&mut self, _cx: &mut Context<'_, ()>, _id: ConnId, peer: &SocketAddr) -> Option<()> {
+///     fn accept_wrapper(&mut self, _cx: &mut Context<'_, ()>, _id: ConnId, peer: &PeerAddr) -> Option<()> {
 ///         println!("Accepted connection from {peer}");
 ///         Some(())
 ///     }
@@ -59,8 +58,16 @@ pub trait Handler {
         &mut self,
         cx: &mut Context<'_, Self::Data>,
         id: ConnId,
-        peer: &SocketAddr,
+        peer: &PeerAddr,
     ) -> Option<Self::Data>;
+
+    /// An outgoing connection made with [`Context::connect`] is established
+    /// (asyncio: `connection_made`). Output queued before it is sent now. A
+    /// connect that fails ends in [`connection_lost`](Self::connection_lost)
+    /// with [`CloseReason::ConnectFailed`].
+    fn connection_made(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId) {
+        let _ = (cx, id);
+    }
 
     /// Bytes arrived on `id` (Python: `service_connection(key, mask)` with
     /// `mask & EVENT_READ`). `inb` holds every byte received and not yet
@@ -87,6 +94,30 @@ pub trait Handler {
         reason: &CloseReason,
     ) {
         let _ = (cx, id, data, reason);
+    }
+
+    /// A datagram arrived on a UDP socket (asyncio: `datagram_received`).
+    /// Reply with [`Context::send_to`].
+    fn datagram_received(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        udp: UdpId,
+        data: &[u8],
+        from: SocketAddr,
+    ) {
+        let _ = (cx, udp, data, from);
+    }
+
+    /// A descriptor registered with [`Reactor::register_fd`](crate::Reactor::register_fd)
+    /// is ready. Reported level-triggered, like [`Selector`](crate::Selector):
+    /// read what you like, it is reported again while more is there.
+    fn source_ready(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        source: SourceId,
+        events: EventMask,
+    ) {
+        let _ = (cx, source, events);
     }
 
     /// A timer set with [`Context::call_later`] is due. `conn` is the
@@ -126,6 +157,11 @@ pub enum CloseReason {
     InputOverflow,
     /// The reactor was stopped.
     Shutdown,
+    /// An outgoing connect failed: refused, unreachable, or timed out
+    /// ([`Config::connect_timeout`](crate::Config::connect_timeout)).
+    ConnectFailed(io::Error),
+    /// No activity for longer than its idle timeout ([`Context::set_idle_timeout`]).
+    IdleTimeout,
 }
 
 impl fmt::Display for CloseReason {
@@ -137,6 +173,8 @@ impl fmt::Display for CloseReason {
             CloseReason::OutputOverflow => f.write_str("too slow"),
             CloseReason::InputOverflow => f.write_str("input overflow"),
             CloseReason::Shutdown => f.write_str("shutdown"),
+            CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
         }
     }
 }

@@ -7,11 +7,12 @@ use mio::Token;
 /// Bits of a token that hold the slab key; the rest hold the generation.
 const KEY_BITS: u32 = 32;
 const KEY_MASK: usize = (1 << KEY_BITS) - 1;
-/// Tokens with this bit name listeners; the reactor's own tokens sit above.
-pub(crate) const LISTENER_BIT: usize = 1 << 62;
+/// Tokens with this bit name endpoints (listeners, UDP sockets, fd
+/// sources); the reactor's own tokens sit above.
+pub(crate) const ENDPOINT_BIT: usize = 1 << 62;
 pub(crate) const WAKER: Token = Token(1 << 63);
 pub(crate) const SIGNALS: Token = Token((1 << 63) | 1);
-/// Generations wrap within these bits, so a token never reaches `LISTENER_BIT`.
+/// Generations wrap within these bits, so a token never reaches `ENDPOINT_BIT`.
 pub(crate) const GEN_MASK: u32 = (1 << 30) - 1;
 
 /// Names one connection of a [`Reactor`](crate::Reactor) for as long as it
@@ -27,7 +28,7 @@ pub(crate) const GEN_MASK: u32 = (1 << 30) - 1;
 /// # struct App;
 /// # impl Handler for App {
 /// #     type Data = ();
-/// fn accept_wrapper(&mut self, cx: &mut Context<'_, ()>, id: ConnId, peer: &std::net::SocketAddr) -> Option<()> {
+/// fn accept_wrapper(&mut self, cx: &mut Context<'_, ()>, id: ConnId, peer: &mio_selectors::PeerAddr) -> Option<()> {
 ///     println!("accepted {peer} as {id}"); // "accepted 127.0.0.1:40000 as #0.1"
 ///     Some(())
 /// }
@@ -67,7 +68,7 @@ impl ConnId {
     /// assert!(mio_selectors::ConnId::from_token(mio::Token(1 << 63)).is_none());
     /// ```
     pub fn from_token(token: Token) -> Option<ConnId> {
-        (token.0 & (LISTENER_BIT | WAKER.0) == 0).then_some(ConnId(token.0))
+        (token.0 & (ENDPOINT_BIT | WAKER.0) == 0).then_some(ConnId(token.0))
     }
 }
 
@@ -83,8 +84,8 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Names a timer set with [`Context::call_later`](crate::Context::call_later),
-/// to cancel it.
+/// Names a timer set with [`Context::call_later`](crate::Context::call_later)
+/// or [`Context::call_every`](crate::Context::call_every), to cancel it.
 ///
 /// ```
 /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
@@ -93,28 +94,78 @@ impl fmt::Display for ConnId {
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimerId(pub(crate) std::time::Instant, pub(crate) u64);
+pub struct TimerId(pub(crate) u64);
 
-/// Names a listening socket of a [`Reactor`](crate::Reactor).
-///
-/// ```
-/// use mio_selectors::{Config, Reactor};
-/// # struct App;
-/// # impl mio_selectors::Handler for App {
-/// #     type Data = ();
-/// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-/// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-/// # }
-/// let mut reactor = Reactor::new(App, Config::default())?;
-/// let id = reactor.listen("127.0.0.1:0")?;
-/// assert_ne!(reactor.local_addr(id)?.port(), 0);
-/// # Ok::<(), mio_selectors::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(pub(crate) usize);
+macro_rules! endpoint_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub(crate) usize);
 
-impl ListenerId {
-    pub(crate) fn token(self) -> Token {
-        Token(LISTENER_BIT | self.0)
-    }
+        impl $name {
+            pub(crate) fn token(self) -> Token {
+                Token(ENDPOINT_BIT | self.0)
+            }
+        }
+    };
+}
+
+endpoint_id! {
+    /// Names a listening socket of a [`Reactor`](crate::Reactor).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App {
+    /// #     type Data = ();
+    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
+    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+    /// # }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let id = reactor.listen("127.0.0.1:0")?;
+    /// assert_ne!(reactor.local_addr(id)?.port(), 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    ListenerId
+}
+
+endpoint_id! {
+    /// Names a UDP socket of a [`Reactor`](crate::Reactor), from
+    /// [`Reactor::bind_udp`](crate::Reactor::bind_udp).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App {
+    /// #     type Data = ();
+    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
+    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+    /// # }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let udp: mio_selectors::UdpId = reactor.bind_udp("127.0.0.1:0")?;
+    /// assert_ne!(reactor.udp_addr(udp)?.port(), 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    UdpId
+}
+
+endpoint_id! {
+    /// Names a file descriptor registered with
+    /// [`Reactor::register_fd`](crate::Reactor::register_fd) (stdin, say).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor, EVENT_READ};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App {
+    /// #     type Data = ();
+    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
+    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+    /// # }
+    /// use std::os::unix::io::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let source: mio_selectors::SourceId = reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    SourceId
 }

@@ -40,9 +40,11 @@
 
 mod buffer;
 pub mod chat;
+pub mod codec;
 mod config;
 mod conn;
 mod context;
+mod endpoint;
 mod error;
 mod events;
 mod handle;
@@ -50,25 +52,35 @@ mod handler;
 mod id;
 mod key;
 mod line;
+mod listen;
 mod map;
 mod outbuf;
+mod peer;
 mod rate;
 mod reactor;
 mod sanitize;
 mod selector;
+mod stream;
 
 pub use buffer::InBuf;
 pub use chat::{ChatConfig, ChatServer};
+pub use codec::{
+    for_each_frame, for_each_frame_in, Decoder, EncodeError, Encoder, FrameTooLarge,
+    LengthPrefixedCodec, LineCodec, LineTooLong,
+};
 pub use config::Config;
+pub use conn::Idle;
 pub use context::Context;
 pub use error::{Error, Result};
 pub use events::{EventMask, EVENT_READ, EVENT_WRITE};
-pub use handle::Handle;
+pub use handle::{Handle, Loop};
 pub use handler::{CloseReason, Handler};
-pub use id::{ConnId, ListenerId, TimerId};
+pub use id::{ConnId, ListenerId, SourceId, TimerId, UdpId};
 pub use key::{FileObj, SelectorKey};
 pub use line::{Line, LineFramer};
+pub use listen::ListenOptions;
 pub use map::SelectorMap;
+pub use peer::PeerAddr;
 pub use rate::TokenBucket;
 pub use reactor::Reactor;
 pub use sanitize::terminal_safe;

@@ -1,43 +1,49 @@
-//! [`Reactor`]: the event loop. It accepts, reads, writes and closes; the
-//! [`Handler`] only decides what to send.
+//! [`Reactor`]: the event loop. It accepts, connects, reads, writes and
+//! closes; the [`Handler`] only decides what to send.
 
 use std::io::{self, Read};
 use std::mem;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::unix::io::RawFd;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, UdpSocket};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::buffer::BufPool;
-use crate::conn::{Conn, State};
-use crate::context::Core;
+use crate::conn::State;
+use crate::context::{Core, Timer};
+use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
 use crate::handle::Shared;
-use crate::id::{GEN_MASK, LISTENER_BIT, SIGNALS, WAKER};
+use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
+use crate::listen::bind_unix;
 use crate::{
-    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, ListenerId, Result,
+    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
+    ListenerId, PeerAddr, Result, SourceId, UdpId,
 };
 
 /// Accepts per listener per pass before the other work gets a turn.
 const ACCEPT_BATCH: usize = 256;
-
-struct Listener {
-    sock: TcpListener,
-    /// Readiness not yet drained (edge-triggered: nobody will tell us again).
-    ready: bool,
-}
+/// Datagrams read per UDP socket per pass before the other work gets a turn.
+const UDP_BATCH: usize = 64;
+/// Room for the largest UDP datagram.
+const UDP_MAX: usize = 65_536;
 
 /// A single-threaded event loop on mio that serves any number of listeners
-/// and connections through a [`Handler`].
+/// (TCP, Unix), outgoing connections, UDP sockets and plain descriptors
+/// through a [`Handler`].
 ///
 /// Each pass of [`run`](Self::run) waits in `epoll_wait`, then, like Redis'
 /// `ae.c`: accepts on ready listeners until `WouldBlock`, reads every ready
-/// connection (calling [`Handler::service_connection`]), writes every
-/// connection with pending output once, and closes what has to close.
+/// connection (calling [`Handler::service_connection`]), serves UDP sockets,
+/// fires due timers, writes every connection with pending output once, and
+/// closes what has to close.
 ///
 /// # Draining readiness
 ///
@@ -69,12 +75,12 @@ struct Listener {
 /// its slab slot. A spurious event costs one `read` that says `WouldBlock`.
 ///
 /// ```no_run
-/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, Reactor};
+/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 ///
 /// struct Echo;
 /// impl Handler for Echo {
 ///     type Data = ();
-///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &std::net::SocketAddr) -> Option<()> {
+///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
 ///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
@@ -93,14 +99,29 @@ pub struct Reactor<H: Handler> {
     events: Events,
     handler: H,
     core: Core<H::Data>,
-    listeners: Slab<Listener>,
     signals: Option<Signals>,
     /// Accepting paused after `EMFILE`/`ENFILE` until then.
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
     /// Spare list storage, swapped with the core's lists so that a pass allocates nothing.
     scratch: Vec<ConnId>,
+    /// Where UDP datagrams are read; allocated with the first UDP socket.
+    udp_buf: Vec<u8>,
     full_logged: bool,
+}
+
+/// Hidden-doc boilerplate: a handler that does nothing, for the examples below.
+macro_rules! doc_app {
+    () => {
+        concat!(
+            "# struct App;\n",
+            "# impl mio_selectors::Handler for App {\n",
+            "#     type Data = ();\n",
+            "#     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }\n",
+            "#     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}\n",
+            "# }\n",
+        )
+    };
 }
 
 impl<H: Handler> Reactor<H> {
@@ -114,12 +135,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// use mio_selectors::{Config, Error, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let bad = Config { low_water: 2, high_water: 1, ..Config::default() };
     /// assert!(matches!(Reactor::new(App, bad), Err(Error::Config(_))));
     /// # Ok::<(), Error>(())
@@ -131,36 +147,42 @@ impl<H: Handler> Reactor<H> {
         let shared = Arc::new(Shared {
             waker,
             stop: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
         });
         Ok(Reactor {
-            poll,
             events: Events::with_capacity(1024),
             handler,
             core: Core {
                 conns: Slab::new(),
+                endpoints: Slab::new(),
                 pool: BufPool::new(config.read_chunk, config.pool_size),
                 config,
+                registry: poll.registry().try_clone()?,
                 handle: Handle { shared },
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 dead: Vec::new(),
                 linger: Default::default(),
                 timers: Default::default(),
-                timer_seq: 0,
+                timer_deadlines: Default::default(),
+                next_timer: 0,
+                now: Instant::now(),
                 shutting_down: false,
                 next_gen: 1,
             },
-            listeners: Slab::new(),
+            poll,
             signals: None,
             accept_paused_until: None,
             shutdown_deadline: None,
             scratch: Vec::new(),
+            udp_buf: Vec::new(),
             full_logged: false,
         })
     }
 
     /// Binds a TCP listener to the first address of `addr` that binds (with
-    /// `SO_REUSEADDR`, as mio sets it) and serves it.
+    /// `SO_REUSEADDR` and a backlog of 1024: [`ListenOptions::default`]) and
+    /// serves it.
     ///
     /// # Errors
     ///
@@ -169,12 +191,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Error, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let id = reactor.listen("127.0.0.1:0")?;
     /// let taken = reactor.local_addr(id)?;
@@ -183,24 +200,47 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn listen(&mut self, addr: impl ToSocketAddrs) -> Result<ListenerId> {
+        self.listen_with(addr, &ListenOptions::default())
+    }
+
+    /// As [`listen`](Self::listen), with socket options: backlog,
+    /// `SO_REUSEADDR`, `SO_REUSEPORT`, `IPV6_V6ONLY`.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, ListenOptions, Reactor};
+    #[doc = doc_app!()]
+    /// let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+    /// let mut a = Reactor::new(App, Config::default())?;
+    /// let id = a.listen_with("127.0.0.1:0", &options)?;
+    /// let port = a.local_addr(id)?.port();
+    /// let mut b = Reactor::new(App, Config::default())?;
+    /// b.listen_with(("127.0.0.1", port), &options)?; // shares the port
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn listen_with(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: &ListenOptions,
+    ) -> Result<ListenerId> {
         let mut last = None;
         for a in addr.to_socket_addrs()? {
-            match TcpListener::bind(a) {
+            match options.bind(a) {
                 Ok(sock) => return self.add_listener(sock),
                 Err(source) => {
-                    last = Some(Error::Bind {
-                        addr: a.to_string(),
-                        source,
-                    })
+                    let addr = a.to_string();
+                    last = Some(Error::Bind { addr, source })
                 }
             }
         }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on").into()
-        }))
+        let none = || io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
+        Err(last.unwrap_or_else(|| none().into()))
     }
 
-    /// Serves a listener bound elsewhere (with your own socket options).
+    /// Serves a TCP listener bound elsewhere.
     ///
     /// # Errors
     ///
@@ -208,64 +248,232 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// std_listener.set_nonblocking(true)?;
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// reactor.add_listener(mio::net::TcpListener::from_std(std_listener))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn add_listener(&mut self, mut sock: TcpListener) -> Result<ListenerId> {
-        let entry = self.listeners.vacant_entry();
-        let id = ListenerId(entry.key());
-        // Reserve the slot first; if registration fails it is never filled.
-        self.poll
-            .registry()
-            .register(&mut sock, id.token(), Interest::READABLE)?;
-        log::info!("listening on {:?}", sock.local_addr().ok());
-        entry.insert(Listener { sock, ready: true });
-        Ok(id)
+    pub fn add_listener(&mut self, sock: TcpListener) -> Result<ListenerId> {
+        self.add_listen_sock(ListenSock::Tcp(sock))
     }
 
-    /// The address a listener is bound to (to learn the port after `:0`).
+    /// Binds a Unix stream listener at `path` and serves it like a TCP one.
+    /// A stale socket file at `path` (a socket nobody listens on) is removed
+    /// first; the file this creates is removed when the listener closes.
     ///
     /// # Errors
     ///
-    /// [`Error::NoSuchConnection`] for an unknown id, [`Error::Io`] from `getsockname`.
+    /// [`Error::Bind`] naming the path: someone listens there already, the
+    /// path is another kind of file, or the directory is not writable.
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
+    /// let path = std::env::temp_dir().join(format!("doc-{}.sock", std::process::id()));
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// reactor.listen_unix(&path)?;
+    /// assert!(path.exists());
+    /// drop(reactor);
+    /// assert!(!path.exists());
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn listen_unix(&mut self, path: impl AsRef<Path>) -> Result<ListenerId> {
+        let path = path.as_ref();
+        let sock = bind_unix(path).map_err(|source| Error::Bind {
+            addr: path.display().to_string(),
+            source,
+        })?;
+        let path = Some(path.to_path_buf());
+        self.add_listen_sock(ListenSock::Unix { sock, path })
+    }
+
+    fn add_listen_sock(&mut self, mut sock: ListenSock) -> Result<ListenerId> {
+        let entry = self.core.endpoints.vacant_entry();
+        let id = ListenerId(entry.key());
+        // Reserve the slot first; if registration fails it is never filled.
+        self.core
+            .registry
+            .register(sock.source(), id.token(), Interest::READABLE)?;
+        log::info!("listening on {}", sock.describe());
+        entry.insert(Endpoint::Listener(Listener { sock, ready: true }));
+        Ok(id)
+    }
+
+    /// The address a TCP listener is bound to (to learn the port after `:0`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`] for an unknown id or a Unix listener,
+    /// [`Error::Io`] from `getsockname`.
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let id = reactor.listen("[::1]:0")?;
     /// assert!(reactor.local_addr(id)?.is_ipv6());
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn local_addr(&self, id: ListenerId) -> Result<SocketAddr> {
-        let l = self.listeners.get(id.0).ok_or(Error::NoSuchConnection)?;
-        Ok(l.sock.local_addr()?)
+        match self.core.endpoints.get(id.0) {
+            Some(Endpoint::Listener(Listener {
+                sock: ListenSock::Tcp(l),
+                ..
+            })) => Ok(l.local_addr()?),
+            _ => Err(Error::NoSuchEndpoint),
+        }
     }
 
-    /// A `Send + Clone` handle that stops [`run`](Self::run) from anywhere.
+    /// Binds a UDP socket to the first address of `addr` that binds and
+    /// serves it: each datagram goes to [`Handler::datagram_received`];
+    /// replies go out with [`Context::send_to`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] naming the address; [`Error::Io`] if `addr` does not
+    /// resolve or epoll refuses the socket.
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let udp = reactor.bind_udp("127.0.0.1:0")?;
+    /// assert!(reactor.udp_addr(udp)?.ip().is_loopback());
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn bind_udp(&mut self, addr: impl ToSocketAddrs) -> Result<UdpId> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match UdpSocket::bind(a) {
+                Ok(mut sock) => {
+                    let entry = self.core.endpoints.vacant_entry();
+                    let id = UdpId(entry.key());
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    self.core
+                        .registry
+                        .register(&mut sock, id.token(), interest)?;
+                    entry.insert(Endpoint::Udp(Udp::new(sock)));
+                    if self.udp_buf.is_empty() {
+                        self.udp_buf = vec![0; UDP_MAX];
+                    }
+                    log::info!("udp: bound {a}");
+                    return Ok(id);
+                }
+                Err(source) => {
+                    let addr = a.to_string();
+                    last = Some(Error::Bind { addr, source })
+                }
+            }
+        }
+        let none = || io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+        Err(last.unwrap_or_else(|| none().into()))
+    }
+
+    /// The address a UDP socket is bound to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`], [`Error::Io`].
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let udp = reactor.bind_udp("[::1]:0")?;
+    /// assert!(reactor.udp_addr(udp)?.is_ipv6());
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn udp_addr(&self, id: UdpId) -> Result<SocketAddr> {
+        match self.core.endpoints.get(id.0) {
+            Some(Endpoint::Udp(u)) => Ok(u.sock.local_addr()?),
+            _ => Err(Error::NoSuchEndpoint),
+        }
+    }
+
+    /// Watches a descriptor the application reads or writes itself (stdin,
+    /// a pipe, a terminal), reporting it to [`Handler::source_ready`]
+    /// level-triggered, as [`Selector`](crate::Selector) does (one
+    /// `epoll_ctl` per report). The descriptor stays the caller's: keep it
+    /// open while registered, and unregister it with
+    /// [`Context::unregister_source`] before closing it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidEvents`]; [`Error::Io`] if epoll refuses it (a
+    /// regular file gives `EPERM`: it is always ready, so read it directly).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor, EVENT_READ};
+    #[doc = doc_app!()]
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// use std::os::unix::io::AsRawFd;
+    /// reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_fd(&mut self, fd: RawFd, events: EventMask) -> Result<SourceId> {
+        let interest = match events.to_interest() {
+            Some(interest) if events.is_valid() => interest,
+            _ => return Err(Error::InvalidEvents(events.bits())),
+        };
+        let entry = self.core.endpoints.vacant_entry();
+        let id = SourceId(entry.key());
+        self.core
+            .registry
+            .register(&mut SourceFd(&fd), id.token(), interest)?;
+        entry.insert(Endpoint::Fd { fd, events });
+        Ok(id)
+    }
+
+    /// Opens an outgoing TCP connection before (or while) the loop runs; see
+    /// [`Context::connect`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::connect`].
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let server = reactor.listen("127.0.0.1:0")?;
+    /// let addr = reactor.local_addr(server)?;
+    /// let id = reactor.connect(addr, ())?;
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn connect(&mut self, addr: SocketAddr, data: H::Data) -> Result<ConnId> {
+        self.core.now = Instant::now();
+        Context {
+            core: &mut self.core,
+        }
+        .connect(addr, data)
+    }
+
+    /// Runs `f` with a [`Context`], outside any callback: to queue output
+    /// or set timers before [`run`](Self::run).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// reactor.with_context(|cx| cx.call_later(std::time::Duration::from_secs(1), None, 0));
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn with_context<R>(&mut self, f: impl FnOnce(&mut Context<'_, H::Data>) -> R) -> R {
+        self.core.now = Instant::now();
+        f(&mut Context {
+            core: &mut self.core,
+        })
+    }
+
+    /// A `Send + Clone` handle that stops [`run`](Self::run) or hands it
+    /// work from anywhere.
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// reactor.handle().stop();
     /// reactor.run()?; // returns at once
@@ -285,12 +493,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// reactor.stop_on_signals()?;
     /// # Ok::<(), mio_selectors::Error>(())
@@ -298,8 +501,8 @@ impl<H: Handler> Reactor<H> {
     pub fn stop_on_signals(&mut self) -> Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        self.poll
-            .registry()
+        self.core
+            .registry
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
@@ -309,14 +512,9 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App(u32);
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
-    /// let reactor = Reactor::new(App(7), Config::default())?;
-    /// assert_eq!(reactor.handler().0, 7);
+    #[doc = doc_app!()]
+    /// let reactor = Reactor::new(App, Config::default())?;
+    /// let _app: &App = reactor.handler();
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn handler(&self) -> &H {
@@ -327,31 +525,20 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App(u32);
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
-    /// let mut reactor = Reactor::new(App(7), Config::default())?;
-    /// reactor.handler_mut().0 += 1;
-    /// assert_eq!(reactor.handler().0, 8);
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let _app: &mut App = reactor.handler_mut();
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn handler_mut(&mut self) -> &mut H {
         &mut self.handler
     }
 
-    /// How many connections are open or closing.
+    /// How many connections are open, connecting or closing.
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let reactor = Reactor::new(App, Config::default())?;
     /// assert_eq!(reactor.connection_count(), 0);
     /// # Ok::<(), mio_selectors::Error>(())
@@ -372,12 +559,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App {
-    /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &std::net::SocketAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
-    /// # }
+    #[doc = doc_app!()]
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let handle = reactor.handle();
     /// std::thread::spawn(move || handle.stop());
@@ -397,17 +579,14 @@ impl<H: Handler> Reactor<H> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
+        self.core.now = Instant::now();
         // 1. Note what the kernel said (events borrowed out so handlers can run).
         let events = mem::replace(&mut self.events, Events::with_capacity(0));
         for event in events.iter() {
             match event.token() {
-                WAKER => {} // the stop flag is read below
+                WAKER => self.run_tasks(),
                 SIGNALS => self.on_signals(),
-                t if t.0 & LISTENER_BIT != 0 => {
-                    if let Some(l) = self.listeners.get_mut(t.0 & !LISTENER_BIT) {
-                        l.ready = true;
-                    }
-                }
+                t if t.0 & ENDPOINT_BIT != 0 => self.note_endpoint(t.0 & !ENDPOINT_BIT, event),
                 t => self.note_readiness(ConnId(t.0), event),
             }
         }
@@ -415,7 +594,7 @@ impl<H: Handler> Reactor<H> {
         if self.core.handle.is_stopping() && !self.core.shutting_down {
             self.begin_shutdown();
         }
-        // 2. Accept, then read (reads before writes, as in ae.c).
+        // 2. Accept, then read (reads before writes, as in ae.c), then UDP.
         self.accept_all();
         let mut batch = mem::replace(&mut self.core.ready, mem::take(&mut self.scratch));
         for &id in &batch {
@@ -423,6 +602,7 @@ impl<H: Handler> Reactor<H> {
         }
         batch.clear();
         self.scratch = batch;
+        self.serve_udp();
         // 3. Deadlines, then write and close until nothing is left to do.
         self.expire();
         self.settle();
@@ -432,7 +612,11 @@ impl<H: Handler> Reactor<H> {
     fn poll_timeout(&self) -> Option<Duration> {
         let accept_due = self.accept_paused_until.is_none()
             && !self.core.shutting_down
-            && self.listeners.iter().any(|(_, l)| l.ready);
+            && self.core.endpoints.iter().any(|(_, e)| match e {
+                Endpoint::Listener(l) => l.ready,
+                Endpoint::Udp(u) => u.readable,
+                Endpoint::Fd { .. } => false,
+            });
         if !self.core.ready.is_empty() || accept_due {
             return Some(Duration::ZERO);
         }
@@ -445,7 +629,58 @@ impl<H: Handler> Reactor<H> {
         .into_iter()
         .flatten()
         .min()?;
-        Some(deadline.saturating_duration_since(Instant::now()))
+        // Round up: waking a moment early would spin until the deadline.
+        let wait = deadline.saturating_duration_since(Instant::now());
+        Some(
+            wait + Duration::from_nanos(999_999)
+                - Duration::from_nanos(wait.subsec_nanos() as u64 % 1_000_000),
+        )
+    }
+
+    /// Runs work other threads sent through [`Handle::call_soon_threadsafe`].
+    fn run_tasks(&mut self) {
+        for task in self.core.handle.take_tasks() {
+            task(&mut Context {
+                core: &mut self.core,
+            });
+        }
+    }
+
+    fn note_endpoint(&mut self, key: usize, event: &mio::event::Event) {
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let writable = event.is_writable() || event.is_write_closed() || event.is_error();
+        match self.core.endpoints.get_mut(key) {
+            Some(Endpoint::Listener(l)) => l.ready = true,
+            Some(Endpoint::Udp(u)) => {
+                u.readable |= readable;
+                if writable {
+                    u.writable = true;
+                    u.flush();
+                }
+            }
+            Some(&mut Endpoint::Fd { fd, events }) => {
+                let mask = EventMask::from_mio(event) & events;
+                if !mask.is_empty() {
+                    let cx = &mut Context {
+                        core: &mut self.core,
+                    };
+                    self.handler.source_ready(cx, SourceId(key), mask);
+                }
+                // Level-triggered: re-arm, so the kernel reports it again
+                // while it stays ready (unless the handler unregistered it).
+                if let Some(Endpoint::Fd { fd: same, .. }) = self.core.endpoints.get(key) {
+                    if *same == fd {
+                        let interest = events.to_interest().expect("validated");
+                        let token = SourceId(key).token();
+                        let _ = self
+                            .core
+                            .registry
+                            .reregister(&mut SourceFd(&fd), token, interest);
+                    }
+                }
+            }
+            None => {}
+        }
     }
 
     fn note_readiness(&mut self, id: ConnId, event: &mio::event::Event) {
@@ -457,17 +692,56 @@ impl<H: Handler> Reactor<H> {
         if event.is_read_closed() || failed {
             conn.hup = true;
         }
-        if event.is_readable() || event.is_read_closed() || failed {
+        let readable = event.is_readable() || event.is_read_closed() || failed;
+        let writable = event.is_writable() || event.is_write_closed() || failed;
+        if matches!(conn.state, State::Connecting) {
+            if !writable {
+                return;
+            }
+            self.connect_done(id);
+        }
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        if readable {
             conn.readable = true;
             self.core.queue_ready(id);
         }
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
-        if event.is_writable() || event.is_write_closed() || failed {
+        if writable {
             conn.writable = true;
             if !conn.outb.is_empty() || matches!(conn.state, State::Closing(_)) {
                 self.core.mark_dirty(id);
+            }
+        }
+    }
+
+    /// A connecting socket became writable: the connect ended, well or badly
+    /// (mio's recipe: `take_error`, then `peer_addr`).
+    fn connect_done(&mut self, id: ConnId) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        let outcome = match conn.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => conn.stream.peer_addr(),
+        };
+        match outcome {
+            Ok(_) => {
+                conn.state = State::Open;
+                log::debug!("{id}: connected to {}", conn.peer);
+                let cx = &mut Context {
+                    core: &mut self.core,
+                };
+                self.handler.connection_made(cx, id);
+                self.core.mark_dirty(id); // output queued while connecting
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {} // spurious: not yet
+            Err(e) => {
+                log::debug!("{id}: connect to {} failed: {e}", conn.peer);
+                self.core.kill(id, CloseReason::ConnectFailed(e));
             }
         }
     }
@@ -489,8 +763,19 @@ impl<H: Handler> Reactor<H> {
     fn begin_shutdown(&mut self) {
         log::info!("shutting down");
         self.core.shutting_down = true;
-        for (_, mut l) in mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut l.sock);
+        // Stop accepting and serving datagrams; dropping a Unix listener
+        // removes its socket file.
+        let keys: Vec<usize> = self.core.endpoints.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let registry = &self.core.registry;
+            match self.core.endpoints.remove(key) {
+                Endpoint::Listener(mut l) => drop(registry.deregister(l.sock.source())),
+                Endpoint::Udp(mut u) => {
+                    u.flush();
+                    drop(registry.deregister(&mut u.sock))
+                }
+                Endpoint::Fd { fd, .. } => drop(registry.deregister(&mut SourceFd(&fd))),
+            }
         }
         self.handler.shutting_down(&mut Context {
             core: &mut self.core,
@@ -514,12 +799,15 @@ impl<H: Handler> Reactor<H> {
         if self.core.shutting_down || self.accept_paused_until.is_some() {
             return;
         }
-        for key in 0..self.listeners.capacity() {
+        for key in 0..self.core.endpoints.capacity() {
             let mut accepted = 0;
             while accepted < ACCEPT_BATCH {
-                let Some(l) = self.listeners.get_mut(key).filter(|l| l.ready) else {
+                let Some(Endpoint::Listener(l)) = self.core.endpoints.get_mut(key) else {
                     break;
                 };
+                if !l.ready {
+                    break;
+                }
                 match l.sock.accept() {
                     Ok((stream, peer)) => {
                         accepted += 1;
@@ -542,35 +830,20 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Registers an accepted socket and asks the handler about it.
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let core = &mut self.core;
-        if core.conns.len() >= core.config.max_connections {
-            if !mem::replace(&mut self.full_logged, true) {
-                log::warn!("{} connections: refusing {peer}", core.conns.len());
+    fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+        let id = match self.core.insert(stream, peer.clone(), State::Open) {
+            Ok(id) => id,
+            Err(e) => {
+                // Dropping the stream closes it.
+                if !mem::replace(&mut self.full_logged, true) {
+                    log::warn!("refusing {peer}: {e}");
+                }
+                return;
             }
-            return; // dropping the stream closes it
-        }
+        };
         self.full_logged = false;
-        if core.config.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
-        let gen = core.next_gen;
-        core.next_gen = (gen + 1) & GEN_MASK;
-        // Reserve the slot, register, and only then fill it: a failed
-        // registration leaves the slab untouched.
-        let entry = core.conns.vacant_entry();
-        let id = ConnId::new(entry.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, id.token(), interest)
-        {
-            log::warn!("cannot register connection from {peer}: {e}");
-            return;
-        }
-        entry.insert(Conn::new(stream, peer, gen));
         log::debug!("{id}: accepted {peer}");
+        let core = &mut self.core;
         let data = self
             .handler
             .accept_wrapper(&mut Context { core }, id, &peer);
@@ -589,6 +862,7 @@ impl<H: Handler> Reactor<H> {
     fn read_conn(&mut self, id: ConnId) {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
         let mut budget = self.core.config.read_budget;
+        let now = self.core.now;
         match self.core.get_mut(id) {
             Some(conn) => conn.queued = false,
             None => return,
@@ -610,7 +884,7 @@ impl<H: Handler> Reactor<H> {
             }
             let want = chunk.min(max_inb - conn.inb.len());
             if want == 0 {
-                return; // full: the handler was told, see `service`
+                return; // full: the handler was told, see `with_inb`
             }
             if budget == 0 {
                 self.core.queue_ready(id); // fairness: the rest next pass
@@ -635,6 +909,9 @@ impl<H: Handler> Reactor<H> {
                         continue; // discard: the connection is closing
                     }
                     conn.inb.commit(n);
+                    if let Some(idle) = &mut conn.idle {
+                        idle.last_read = now;
+                    }
                     // A short read proves the socket drained, unless the
                     // kernel reported a hang-up that may sit behind the data.
                     if n < want && !conn.hup {
@@ -692,15 +969,47 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    /// Reads datagrams from every readable UDP socket (at most `UDP_BATCH`
+    /// each per pass) and hands them to the handler.
+    fn serve_udp(&mut self) {
+        if self.udp_buf.is_empty() {
+            return; // no UDP socket was ever bound
+        }
+        for key in 0..self.core.endpoints.capacity() {
+            for _ in 0..UDP_BATCH {
+                let Some(Endpoint::Udp(u)) = self.core.endpoints.get_mut(key) else {
+                    break;
+                };
+                if !u.readable {
+                    break;
+                }
+                match u.sock.recv_from(&mut self.udp_buf) {
+                    Ok((n, from)) => {
+                        let cx = &mut Context {
+                            core: &mut self.core,
+                        };
+                        let data = &self.udp_buf[..n];
+                        self.handler.datagram_received(cx, UdpId(key), data, from);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => u.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // An ICMP error for an earlier datagram: nothing to do.
+                    Err(e) => log::debug!("udp: recv: {e}"),
+                }
+            }
+        }
+    }
+
     /// Writes `id`'s pending output until done or `WouldBlock`, then moves
     /// backpressure and graceful close along.
     fn flush(&mut self, id: ConnId) {
         let low = self.core.config.low_water;
+        let now = self.core.now;
         let Some((conn, pool)) = self.core.conn_and_pool(id) else {
             return;
         };
         conn.dirty = false;
-        if matches!(conn.state, State::Dead(_)) {
+        if matches!(conn.state, State::Dead(_) | State::Connecting) {
             return;
         }
         while conn.writable && !conn.outb.is_empty() {
@@ -710,7 +1019,12 @@ impl<H: Handler> Reactor<H> {
                     self.core.kill(id, CloseReason::Error(e));
                     return;
                 }
-                Ok(n) => conn.outb.consume(n, pool),
+                Ok(n) => {
+                    conn.outb.consume(n, pool);
+                    if let Some(idle) = &mut conn.idle {
+                        idle.last_write = now;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -748,17 +1062,17 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Closes connections whose graceful close ran out of time, ends a
-    /// shutdown that ran out of time, and resumes paused accepts.
+    /// Fires due timers, closes connections whose graceful close ran out of
+    /// time, ends a shutdown that ran out of time, and resumes paused accepts.
     fn expire(&mut self) {
         if self.core.linger.is_empty()
             && self.core.timers.is_empty()
             && self.accept_paused_until.is_none()
             && self.shutdown_deadline.is_none()
         {
-            return; // steady state: no clock read
+            return; // steady state: nothing to look at
         }
-        let now = Instant::now();
+        let now = self.core.now;
         while let Some(&(deadline, id)) = self.core.linger.front() {
             if deadline > now {
                 break;
@@ -770,23 +1084,13 @@ impl<H: Handler> Reactor<H> {
             }
         }
         // Timers due now; one set by a callback here waits for the next pass.
-        let due: Vec<_> = self
-            .core
-            .timers
-            .range(..=(now, u64::MAX))
-            .map(|(&k, &v)| (k, v))
-            .collect();
-        for (key, (conn, tag)) in due {
-            if self.core.timers.remove(&key).is_none() {
-                continue; // cancelled by an earlier timer of this batch
+        while let Some((&(deadline, seq), &timer)) = self.core.timers.first_key_value() {
+            if deadline > now {
+                break;
             }
-            if conn.is_some_and(|id| self.core.get(id).is_none_or(|c| !c.is_open())) {
-                continue; // its connection is gone
-            }
-            let cx = &mut Context {
-                core: &mut self.core,
-            };
-            self.handler.on_timer(cx, conn, tag);
+            self.core.timers.remove(&(deadline, seq));
+            self.core.timer_deadlines.remove(&seq);
+            self.fire(timer, seq);
         }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
             let ids: Vec<ConnId> = self
@@ -807,11 +1111,61 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    fn fire(&mut self, timer: Timer, seq: u64) {
+        let now = self.core.now;
+        match timer {
+            Timer::User { conn, tag, every } => {
+                if conn.is_some_and(|id| self.core.get(id).is_none_or(|c| !c.is_open())) {
+                    return; // its connection is gone: the timer goes with it
+                }
+                if let Some(period) = every {
+                    // Same id, next deadline, so the id still cancels it.
+                    self.core.timers.insert((now + period, seq), timer);
+                    self.core.timer_deadlines.insert(seq, now + period);
+                }
+                let cx = &mut Context {
+                    core: &mut self.core,
+                };
+                self.handler.on_timer(cx, conn, tag);
+            }
+            Timer::Connect(id) => {
+                if self
+                    .core
+                    .get(id)
+                    .is_some_and(|c| matches!(c.state, State::Connecting))
+                {
+                    let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                    self.core.kill(id, CloseReason::ConnectFailed(e));
+                }
+            }
+            Timer::Idle(id) => {
+                let Some(conn) = self.core.get_mut(id) else {
+                    return;
+                };
+                let Some(idle) = &mut conn.idle else {
+                    return;
+                };
+                let deadline = idle.deadline();
+                if deadline > now {
+                    // Active since: check again when it could next be idle.
+                    idle.timer = crate::TimerId(seq);
+                    self.core.timers.insert((deadline, seq), timer);
+                    self.core.timer_deadlines.insert(seq, deadline);
+                } else {
+                    log::debug!("{id}: idle for {:?}; closing", idle.timeout);
+                    self.core.close_gracefully(id, CloseReason::IdleTimeout);
+                }
+            }
+        }
+    }
+
     fn resume_accepting(&mut self) {
         if self.accept_paused_until.take().is_some() {
             log::info!("accepting again");
-            for (_, l) in self.listeners.iter_mut() {
-                l.ready = true;
+            for (_, e) in self.core.endpoints.iter_mut() {
+                if let Endpoint::Listener(l) = e {
+                    l.ready = true;
+                }
             }
         }
     }
@@ -844,10 +1198,13 @@ impl<H: Handler> Reactor<H> {
         }
         let mut conn = self.core.conns.remove(id.key());
         // Deregister before the fd closes, so epoll never holds a stale entry.
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.core.registry.deregister(&mut conn.stream);
         conn.inb.clear();
         conn.inb.release_if_empty(&mut self.core.pool);
         conn.outb.clear(&mut self.core.pool);
+        if let Some(idle) = conn.idle.take() {
+            self.core.cancel_timer(idle.timer);
+        }
         let State::Dead(reason) = conn.state else {
             unreachable!()
         };

@@ -1,0 +1,77 @@
+//! [`ListenOptions`]: how a TCP listener is bound; and binding a Unix one.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Socket options for [`Reactor::listen_with`](crate::Reactor::listen_with),
+/// set with `socket2` before `bind` and `listen`. Options of accepted
+/// sockets (`TCP_NODELAY`, keepalive) are in [`Config`](crate::Config).
+///
+/// ```
+/// use mio_selectors::ListenOptions;
+/// let options = ListenOptions { backlog: 4096, reuse_port: true, ..ListenOptions::default() };
+/// assert!(options.reuse_address);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// Most connections the kernel queues before `accept`. Default 1024.
+    pub backlog: i32,
+    /// `SO_REUSEADDR`: bind again at once after a restart. Default `true`.
+    pub reuse_address: bool,
+    /// `SO_REUSEPORT`: several listeners (processes or reactors) share one
+    /// port and the kernel spreads connections among them. Default `false`.
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY` for an IPv6 address: `Some(false)` also accepts IPv4
+    /// on `[::]`. Default `None` (the system's choice).
+    pub only_v6: Option<bool>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 1024,
+            reuse_address: true,
+            reuse_port: false,
+            only_v6: None,
+        }
+    }
+}
+
+impl ListenOptions {
+    /// A non-blocking listener bound to `addr` with these options.
+    pub(crate) fn bind(&self, addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_reuse_address(self.reuse_address)?;
+        if self.reuse_port {
+            sock.set_reuse_port(true)?;
+        }
+        if let (Some(only), true) = (self.only_v6, addr.is_ipv6()) {
+            sock.set_only_v6(only)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(self.backlog)?;
+        Ok(mio::net::TcpListener::from_std(sock.into()))
+    }
+}
+
+/// Binds a Unix stream listener at `path`, first removing a stale socket
+/// file: one that is a socket nobody listens on (left by a crash). A live
+/// listener's socket, or any other file, is left alone and the bind fails.
+pub(crate) fn bind_unix(path: &Path) -> io::Result<mio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let refused = || {
+            matches!(std::os::unix::net::UnixStream::connect(path),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+        };
+        if meta.file_type().is_socket() && refused() {
+            log::info!("removing stale socket {}", path.display());
+            std::fs::remove_file(path)?;
+        }
+    }
+    mio::net::UnixListener::bind(path)
+}
