@@ -21,7 +21,9 @@ use std::sync::{
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mio_selectors::{CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, Reactor};
+use mio_selectors::{
+    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
+};
 
 /// Timeout given to every client socket's reads and writes, so that no
 /// blocking call can hang even where a helper forgets its deadline.
@@ -310,7 +312,7 @@ impl Echo {
                 send: send.map_err(|e| e.to_string()),
                 pending_output: cx.pending_output(stale),
                 has_data: cx.data(stale).is_some(),
-                peer_addr: cx.peer_addr(stale),
+                peer_addr: cx.peer_addr(stale).and_then(PeerAddr::inet),
             };
             // Both must be no-ops: if either reached the slot's new
             // occupant, that client would lose its echo.
@@ -329,8 +331,9 @@ impl Handler for Echo {
         &mut self,
         cx: &mut Context<'_, SocketAddr>,
         id: ConnId,
-        peer: &SocketAddr,
+        peer: &PeerAddr,
     ) -> Option<SocketAddr> {
+        let peer = &peer.inet().expect("the echo tests listen on TCP");
         self.probe(cx, id);
         let count = cx.connection_count();
         self.shared.update(|s| {
