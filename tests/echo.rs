@@ -399,8 +399,9 @@ fn peer_reset_mid_stream_leaves_other_clients_untouched() {
             panic!("{why}; the other clients: {errors:#?}");
         };
 
-        // The victim: sends without reading until TCP pushes back, so that
-        // the server holds output for it and bytes are in flight both ways.
+        // The victim: sends up to 4 MiB and reads nothing (stopping early if
+        // TCP pushes back), so that the server holds output for it and bytes
+        // are in flight both ways when it resets.
         let victim = connect(addr);
         let vlocal = victim.local_addr().unwrap();
         if let Err(e) = connected.arrive_and_wait(deadline) {
