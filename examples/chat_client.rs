@@ -1,26 +1,27 @@
-//! The tutorials' chat client: one `select` loop over stdin and the socket.
+//! The tutorials' chat client: stdin and the server socket in one reactor.
 //!
 //! ```text
 //! cargo run --example chat_client -- HOST PORT
 //! ```
 //!
 //! Python's version is `select.select([sys.stdin, server], [], [])`, then
-//! `recv` from whichever is ready. Ours registers both with a [`Selector`],
-//! prints each line the server sends, and sends each line typed. EOF on
-//! stdin (or `/quit`) leaves cleanly; so does the server closing.
+//! `recv` from whichever is ready. Ours connects with `Reactor::connect`,
+//! registers stdin with `register_fd`, prints each line the server sends and
+//! sends each line typed. EOF on stdin (Ctrl-D) sends FIN and waits for the
+//! server to close; `/quit` makes the server say `* bye` and close.
 
 mod common;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::AsFd;
-use std::os::unix::io::AsRawFd;
+use std::net::ToSocketAddrs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use mio_selectors::{Selector, EVENT_READ, EVENT_WRITE};
+use mio_selectors::{
+    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, SourceId, EVENT_READ,
+};
 
 /// Chat client: prints what the server sends, sends what you type.
 #[derive(clap::Parser)]
@@ -32,28 +33,142 @@ struct Args {
     port: u16,
 }
 
-/// What a registration is (Python: the socket itself in `sockets_list`).
-enum Source {
-    Stdin(File),
-    Server,
+struct Client {
+    /// `HOST:PORT` as given, for messages.
+    target: String,
+    server: Option<ConnId>,
+    stdin: File,
+    /// `None` while stdin is unregistered (output backed up, or EOF).
+    stdin_source: Option<SourceId>,
+    stdin_eof: bool,
+    /// How the session ended: `Ok` when the server closed it.
+    outcome: Option<Result<(), String>>,
+}
+
+impl Handler for Client {
+    type Data = ();
+
+    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
+        None // a client accepts nothing
+    }
+
+    // Python: if socks == server: message = socks.recv(2048); print(message)
+    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, inb: &mut InBuf) {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(inb).and_then(|()| out.flush());
+        inb.clear();
+    }
+
+    // Python: else: message = sys.stdin.readline(); server.send(message)
+    fn source_ready(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        source: SourceId,
+        _: mio_selectors::EventMask,
+    ) {
+        let Some(server) = self.server else { return };
+        if cx.is_writing_paused(server) {
+            // The server is not taking our lines: stop reading stdin until
+            // `resume_writing`, instead of queueing without bound.
+            cx.unregister_source(source);
+            self.stdin_source = None;
+            return;
+        }
+        let mut buf = [0; 16 * 1024];
+        match self.stdin.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                cx.unregister_source(source);
+                self.stdin_source = None;
+                self.stdin_eof = true;
+                cx.write_eof(server); // the server closes after our EOF
+            }
+            Ok(n) => {
+                let _ = cx.send(server, &buf[..n]);
+            }
+        }
+    }
+
+    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, _: ConnId) {
+        if self.stdin_source.is_none() && !self.stdin_eof {
+            self.stdin_source = cx.register_fd(self.stdin.as_raw_fd(), EVENT_READ).ok();
+        }
+    }
+
+    fn connection_lost(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        _: ConnId,
+        _: (),
+        reason: &CloseReason,
+    ) {
+        self.outcome = Some(match reason {
+            CloseReason::PeerClosed | CloseReason::Closed => Ok(()),
+            CloseReason::ConnectFailed(e) => Err(format!("cannot connect to {}: {e}", self.target)),
+            other => Err(format!("connection to {} lost: {other}", self.target)),
+        });
+        cx.stop();
+    }
+}
+
+/// Stdin as a pollable file. A pipe or terminal registers with epoll as it
+/// is; a regular file cannot (`EPERM`), so a thread copies it into a socket
+/// pair instead.
+fn stdin_file(reactor: &mut Reactor<Client>) -> io::Result<(File, SourceId)> {
+    let fd: OwnedFd = io::stdin().as_fd().try_clone_to_owned()?;
+    if let Ok(id) = reactor.register_fd(fd.as_raw_fd(), EVENT_READ) {
+        return Ok((File::from(fd), id));
+    }
+    let (mut writer, reader) = UnixStream::pair()?;
+    std::thread::spawn(move || io::copy(&mut io::stdin().lock(), &mut writer));
+    let id = reactor
+        .register_fd(reader.as_raw_fd(), EVENT_READ)
+        .map_err(io::Error::other)?;
+    Ok((File::from(OwnedFd::from(reader)), id))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let target = format!("{}:{}", args.host, args.port);
+    let addr = (args.host.as_str(), args.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for {target}"))?;
+    let client = Client {
+        target: target.clone(),
+        server: None,
+        stdin: File::from(
+            io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| e.to_string())?,
+        ),
+        stdin_source: None,
+        stdin_eof: false,
+        outcome: None,
+    };
+    let mut reactor = Reactor::new(client, Config::default()).map_err(|e| e.to_string())?;
+    reactor.stop_on_signals().map_err(|e| e.to_string())?;
+    let server = reactor
+        .connect(addr, ())
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let (stdin, source) = stdin_file(&mut reactor).map_err(|e| format!("stdin: {e}"))?;
+    let client = reactor.handler_mut();
+    client.server = Some(server);
+    client.stdin = stdin;
+    client.stdin_source = Some(source);
+    reactor.run().map_err(|e| e.to_string())?;
+    match reactor.handler_mut().outcome.take() {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args();
-    let server = match connect(&args.host, args.port) {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!(
-                "chat_client: cannot connect to {}:{}: {e}",
-                args.host, args.port
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    match chat(server) {
+    match run(&args) {
         Ok(()) => {
-            eprintln!("chat_client: connection closed by the server");
+            eprintln!("chat_client: connection closed");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -61,99 +176,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-            Ok(sock) => return Ok(sock),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Runs until the server closes the connection.
-fn chat(mut server: TcpStream) -> mio_selectors::Result<()> {
-    server.set_nonblocking(true)?;
-    let mut sel = Selector::new()?;
-    sel.register(&server, EVENT_READ, Source::Server)?;
-    let stdin = stdin_source()?;
-    sel.register(stdin.as_raw_fd(), EVENT_READ, Source::Stdin(stdin))?;
-
-    let mut outb: Vec<u8> = Vec::new(); // typed, not yet sent
-    let mut stdin_done = false;
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        for (fd, mask) in sel.select(None)? {
-            match &mut sel.get_key_mut(fd)?.data {
-                Source::Server => {
-                    if mask.is_readable() {
-                        match server.read(&mut buf) {
-                            Ok(0) => return Ok(()),
-                            Ok(n) => {
-                                let mut out = io::stdout().lock();
-                                out.write_all(&buf[..n])?;
-                                out.flush()?;
-                            }
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    if mask.is_writable() {
-                        match server.write(&outb) {
-                            Ok(n) => drop(outb.drain(..n)),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                Source::Stdin(stdin) => match stdin.read(&mut buf)? {
-                    0 => {
-                        // EOF: leave like Ctrl-D in the tutorial, once the
-                        // typed lines are out.
-                        sel.unregister(fd)?;
-                        stdin_done = true;
-                    }
-                    n => outb.extend_from_slice(&buf[..n]),
-                },
-            }
-        }
-        // Write interest only while there is something to write.
-        let events = if outb.is_empty() {
-            EVENT_READ
-        } else {
-            EVENT_READ | EVENT_WRITE
-        };
-        if sel.get_key(&server)?.events() != events {
-            sel.modify(&server, events, Source::Server)?;
-        }
-        if stdin_done && outb.is_empty() {
-            stdin_done = false;
-            server.shutdown(std::net::Shutdown::Write)?; // the server closes after our EOF
-        }
-    }
-}
-
-/// Stdin as a pollable file. A pipe or terminal registers with epoll as it
-/// is; a regular file cannot (`EPERM`), so a thread copies it into a socket
-/// pair instead.
-fn stdin_source() -> io::Result<File> {
-    let fd = io::stdin().as_fd().try_clone_to_owned()?;
-    let probe = mio::Poll::new()?;
-    let pollable = probe
-        .registry()
-        .register(
-            &mut mio::unix::SourceFd(&fd.as_raw_fd()),
-            mio::Token(0),
-            mio::Interest::READABLE,
-        )
-        .is_ok();
-    if pollable {
-        return Ok(File::from(fd));
-    }
-    let (mut writer, reader) = UnixStream::pair()?;
-    std::thread::spawn(move || io::copy(&mut io::stdin().lock(), &mut writer));
-    Ok(File::from(std::os::fd::OwnedFd::from(reader)))
 }

@@ -1,31 +1,26 @@
-//! The tutorial's multiconn client, ported call by call to [`Selector`].
+//! The tutorial's multiconn client on the Reactor: NUM_CONNS connections at
+//! once, each sends `Message 1 from client.` and `Message 2 from client.`
+//! and reads its echo back.
 //!
 //! ```text
 //! cargo run --example multiconn_echo                       # in one terminal
 //! cargo run --example multiconn_client -- 127.0.0.1 65432 2
 //! ```
 //!
-//! `start_connections` opens NUM_CONNS non-blocking connections at once and
-//! registers each for `EVENT_READ | EVENT_WRITE` with its `data`;
-//! `service_connection` sends the two messages and counts the echo until
-//! `recv_total == msg_total`. Three things the Python version leaves out:
-//! a connection that fails (refused, reset, closed early, echo differs) ends
-//! the run with exit status 1; once everything is sent the socket stops
-//! asking for `EVENT_WRITE`, so an idle connection does not spin the loop;
-//! and the whole run has a deadline (`--timeout`).
+//! Python's `start_connections` does `connect_ex` on non-blocking sockets
+//! and registers them; here `Reactor::connect` does that, and the two
+//! messages are queued at once: the reactor sends them when the connect
+//! completes. `service_connection` counts the echo as in the tutorial.
+//! (`selector_client` is the same client ported call by call to `Selector`.)
 
 mod common;
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::io::{AsRawFd, RawFd};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
-use mio::net::TcpStream;
-use mio_selectors::{EventMask, Selector, EVENT_READ, EVENT_WRITE};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// Opens NUM_CONNS connections to an echo server at once, sends each two
 /// messages and checks that exactly the same bytes come back.
@@ -46,128 +41,98 @@ struct Args {
 
 const MESSAGES: [&[u8]; 2] = [b"Message 1 from client.", b"Message 2 from client."];
 
-/// Python's `types.SimpleNamespace(connid, msg_total, recv_total, messages, outb)`,
-/// plus the socket (Python's `key.fileobj`), where it goes, and the bytes
-/// received, to check them.
+/// Python's `types.SimpleNamespace(connid, msg_total, recv_total, ...)`.
 struct Data {
-    sock: TcpStream,
-    addr: SocketAddr,
     connid: u32,
-    connecting: bool,
-    msg_total: usize,
-    recv_total: usize,
-    messages: VecDeque<&'static [u8]>,
-    outb: Vec<u8>,
     received: Vec<u8>,
 }
 
-type Sel = Selector<Data>;
-
-fn start_connections(sel: &mut Sel, server_addr: SocketAddr, num_conns: u32) -> Result<(), String> {
-    for connid in 1..=num_conns {
-        log::info!("Starting connection {connid} to {server_addr}");
-        // Python: sock.setblocking(False); sock.connect_ex(server_addr).
-        // mio's connect is non-blocking: it returns while the handshake runs.
-        let sock = TcpStream::connect(server_addr)
-            .map_err(|e| format!("connection {connid} to {server_addr}: {e}"))?;
-        let data = Data {
-            sock,
-            addr: server_addr,
-            connid,
-            connecting: true,
-            msg_total: MESSAGES.iter().map(|m| m.len()).sum(),
-            recv_total: 0,
-            messages: MESSAGES.into(),
-            outb: Vec::new(),
-            received: Vec::new(),
-        };
-        let fd = data.sock.as_raw_fd();
-        sel.register(fd, EVENT_READ | EVENT_WRITE, data)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+/// Counts finished connections; the first failure ends the run.
+struct Client {
+    server: SocketAddr,
+    expected: Vec<u8>,
+    open: u32,
+    failure: Option<String>,
 }
 
-fn service_connection(sel: &mut Sel, fd: RawFd, mask: EventMask) -> Result<(), String> {
-    let data = &mut sel.get_key_mut(fd).map_err(|e| e.to_string())?.data;
-    let (connid, addr) = (data.connid, data.addr);
-    let fail = |what: &dyn std::fmt::Display| format!("connection {connid} to {addr}: {what}");
+impl Client {
+    fn fail(&mut self, cx: &mut Context<'_, Data>, why: String) {
+        self.failure.get_or_insert(why);
+        cx.stop();
+    }
+}
 
-    if data.connecting {
-        // The first event of a connecting socket says the handshake ended,
-        // well or badly: the pending error tells which (mio's recipe).
-        if let Some(e) = data.sock.take_error().map_err(|e| fail(&e))? {
-            return Err(fail(&e));
-        }
-        match data.sock.peer_addr() {
-            Ok(_) => data.connecting = false,
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()), // not yet
-            Err(e) => return Err(fail(&e)),
+impl Handler for Client {
+    type Data = Data;
+
+    // A client accepts nothing.
+    fn accept_wrapper(
+        &mut self,
+        _: &mut Context<'_, Data>,
+        _: ConnId,
+        _: &PeerAddr,
+    ) -> Option<Data> {
+        None
+    }
+
+    fn service_connection(&mut self, cx: &mut Context<'_, Data>, id: ConnId, inb: &mut InBuf) {
+        let Some(data) = cx.data_mut(id) else { return };
+        log::info!(
+            "Received {:?} from connection {}",
+            inb.escape_ascii().to_string(),
+            data.connid
+        );
+        data.received.extend_from_slice(inb); // data.recv_total += len(recv_data)
+        inb.clear();
+        if data.received.len() >= self.expected.len() {
+            log::info!("Closing connection {}", data.connid);
+            cx.close(id);
         }
     }
 
-    if mask.is_readable() {
-        let mut recv_data = [0; 1024];
-        match data.sock.read(&mut recv_data) {
-            Ok(0) => {
-                let (got, total) = (data.recv_total, data.msg_total);
-                return Err(fail(&format!("server closed after {got} of {total} bytes")));
-            }
-            Ok(n) => {
-                let recv_data = &recv_data[..n];
-                log::info!(
-                    "Received {:?} from connection {connid}",
-                    recv_data.escape_ascii().to_string()
-                );
-                data.recv_total += n;
-                data.received.extend_from_slice(recv_data);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(fail(&e)),
-        }
-        if data.recv_total >= data.msg_total {
-            log::info!("Closing connection {connid}");
-            // Unregistering hands the data back; dropping it closes the socket.
-            let data = sel.unregister(fd).map_err(|e| e.to_string())?.data;
-            if data.received != MESSAGES.concat() {
-                let got = data.received.escape_ascii();
-                return Err(fail(&format!(
-                    "echo differs from what was sent: got \"{got}\""
-                )));
-            }
-            println!("connection {connid}: echoed {} bytes", data.recv_total);
-            return Ok(()); // Python would go on to the write branch with a closed socket
-        }
-    }
-
-    if mask.is_writable() {
-        if data.outb.is_empty() {
-            if let Some(message) = data.messages.pop_front() {
-                data.outb = message.to_vec();
-            }
-        }
-        if !data.outb.is_empty() {
-            log::info!(
-                "Sending {:?} to connection {connid}",
-                data.outb.escape_ascii().to_string()
-            );
-            match data.sock.write(&data.outb) {
-                Ok(sent) => {
-                    data.outb.drain(..sent);
+    fn connection_lost(
+        &mut self,
+        cx: &mut Context<'_, Data>,
+        _: ConnId,
+        data: Data,
+        reason: &CloseReason,
+    ) {
+        let (connid, server) = (data.connid, self.server);
+        match reason {
+            CloseReason::Closed if data.received == self.expected => {
+                println!("connection {connid}: echoed {} bytes", data.received.len());
+                self.open -= 1;
+                if self.open == 0 {
+                    cx.stop();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(fail(&e)),
             }
-        }
-        if data.outb.is_empty() && data.messages.is_empty() {
-            // All sent: wait for the echo only. (`modify` would want new data,
-            // and ours holds the socket, so take it back and register again.)
-            let data = sel.unregister(fd).map_err(|e| e.to_string())?.data;
-            sel.register(fd, EVENT_READ, data)
-                .map_err(|e| e.to_string())?;
+            CloseReason::Closed => {
+                let got = data.received.escape_ascii();
+                self.fail(
+                    cx,
+                    format!(
+                        "connection {connid} to {server}: echo differs from what was sent: got \"{got}\""
+                    ),
+                );
+            }
+            CloseReason::PeerClosed => {
+                let (got, total) = (data.received.len(), self.expected.len());
+                self.fail(
+                    cx,
+                    format!("connection {connid} to {server}: server closed after {got} of {total} bytes"),
+                );
+            }
+            other => self.fail(cx, format!("connection {connid} to {server}: {other}")),
         }
     }
-    Ok(())
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<ConnId>, _: u64) {
+        let open = self.open;
+        self.fail(
+            cx,
+            format!("timed out: {open} connections still waiting for their echo"),
+        );
+    }
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -176,31 +141,33 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("cannot resolve {}: {e}", args.host))?
         .next()
         .ok_or_else(|| format!("no address for {}", args.host))?;
-    let mut sel = Selector::new().map_err(|e| e.to_string())?;
-    start_connections(&mut sel, server_addr, args.num_conns)?;
-
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    // Python: while True: events = sel.select(timeout=1); ...
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let open = sel.get_map().map_or(0, |m| m.len());
-            return Err(format!(
-                "timed out after {}s: {open} of {} connections still waiting for their echo",
-                args.timeout, args.num_conns
-            ));
-        }
-        let events = sel.select(Some(left.min(Duration::from_secs(1))));
-        for (fd, mask) in events.map_err(|e| e.to_string())? {
-            service_connection(&mut sel, fd, mask)?;
-        }
-        // Python: if not sel.get_map(): break
-        if sel.get_map().is_none_or(|m| m.is_empty()) {
-            break;
-        }
+    let client = Client {
+        server: server_addr,
+        expected: MESSAGES.concat(),
+        open: args.num_conns,
+        failure: None,
+    };
+    let mut reactor = Reactor::new(client, Config::default()).map_err(|e| e.to_string())?;
+    // start_connections(host, port, num_conns)
+    for connid in 1..=args.num_conns {
+        log::info!("Starting connection {connid} to {server_addr}");
+        let data = Data {
+            connid,
+            received: Vec::new(),
+        };
+        let id = reactor
+            .connect(server_addr, data)
+            .map_err(|e| format!("connection {connid} to {server_addr}: {e}"))?;
+        reactor
+            .with_context(|cx| MESSAGES.iter().try_for_each(|m| cx.send(id, m)))
+            .map_err(|e| e.to_string())?;
     }
-    sel.close();
-    Ok(())
+    reactor.with_context(|cx| cx.call_later(Duration::from_secs(args.timeout), None, 0));
+    reactor.run().map_err(|e| e.to_string())?;
+    match reactor.handler_mut().failure.take() {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {

@@ -97,6 +97,10 @@ pub(crate) struct Conn<D> {
     /// Call the handler on what `inb` holds before reading more (set when
     /// reading resumes, since input may have been left there on purpose).
     pub(crate) reservice: bool,
+    /// [`Context::write_eof`](crate::Context::write_eof) was called: nothing more may be queued.
+    pub(crate) write_closed: bool,
+    /// FIN is to be sent once `outb` is empty.
+    pub(crate) fin_pending: bool,
     /// In the reactor's ready queue (work left after a pass).
     pub(crate) queued: bool,
     /// In the reactor's flush list for this pass.
@@ -121,6 +125,8 @@ impl<D> Conn<D> {
             paused: false,
             read_paused: false,
             reservice: false,
+            write_closed: false,
+            fin_pending: false,
             queued: false,
             dirty: false,
         }

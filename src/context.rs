@@ -173,6 +173,23 @@ impl<D> Core<D> {
         self.mark_dirty(id);
     }
 
+    pub(crate) fn register_fd(
+        &mut self,
+        fd: std::os::unix::io::RawFd,
+        events: crate::EventMask,
+    ) -> Result<SourceId> {
+        let interest = match events.to_interest() {
+            Some(interest) if events.is_valid() => interest,
+            _ => return Err(Error::InvalidEvents(events.bits())),
+        };
+        let entry = self.endpoints.vacant_entry();
+        let id = SourceId(entry.key());
+        self.registry
+            .register(&mut mio::unix::SourceFd(&fd), id.token(), interest)?;
+        entry.insert(Endpoint::Fd { fd, events });
+        Ok(id)
+    }
+
     pub(crate) fn add_timer(&mut self, deadline: Instant, timer: Timer) -> TimerId {
         let id = self.next_timer;
         self.next_timer += 1;
@@ -194,6 +211,9 @@ impl<D> Core<D> {
         let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
         if !matches!(conn.state, State::Open | State::Connecting) {
             return Err(Error::NoSuchConnection);
+        }
+        if conn.write_closed {
+            return Err(Error::WriteClosed);
         }
         let len = match &data {
             Output::Bytes(bytes) => bytes.len(),
@@ -508,6 +528,60 @@ impl<D> Context<'_, D> {
                 conn.idle = Some(Box::new(watch));
             }
         }
+    }
+
+    /// Watches a descriptor, as [`Reactor::register_fd`](crate::Reactor::register_fd)
+    /// does, from a callback (to resume reading stdin, say).
+    ///
+    /// # Errors
+    ///
+    /// As [`Reactor::register_fd`](crate::Reactor::register_fd).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) -> mio_selectors::Result<()> {
+    /// use std::os::unix::io::AsRawFd;
+    /// let stdin = cx.register_fd(std::io::stdin().as_raw_fd(), mio_selectors::EVENT_READ)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_fd(
+        &mut self,
+        fd: std::os::unix::io::RawFd,
+        events: crate::EventMask,
+    ) -> Result<SourceId> {
+        self.core.register_fd(fd, events)
+    }
+
+    /// Sends FIN on `id` once the output queued so far is written, and keeps
+    /// reading (Python: `sock.shutdown(SHUT_WR)`; asyncio:
+    /// `transport.write_eof()`). The peer sees EOF; nothing more can be sent.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// let _ = cx.send(id, b"last words\n");
+    /// cx.write_eof(id); // the server answers, then closes
+    /// # }
+    /// ```
+    pub fn write_eof(&mut self, id: ConnId) {
+        if let Some(conn) = self.core.get_mut(id) {
+            if !conn.write_closed {
+                conn.write_closed = true;
+                conn.fin_pending = true;
+                self.core.mark_dirty(id);
+            }
+        }
+    }
+
+    /// Whether `id`'s pending output is above [`Config::high_water`]: a
+    /// producer should stop until [`Handler::resume_writing`](crate::Handler::resume_writing)
+    /// (asyncio's `pause_writing`). The reactor itself stops reading `id`.
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// if cx.is_writing_paused(id) { return } // wait for resume_writing
+    /// # }
+    /// ```
+    pub fn is_writing_paused(&self, id: ConnId) -> bool {
+        self.core.get(id).is_some_and(|c| c.paused)
     }
 
     /// Stops watching a descriptor registered with

@@ -46,6 +46,10 @@ pub enum Error {
     /// [`Config::max_connections`](crate::Config::max_connections) connections are open already.
     #[error("too many connections ({0})")]
     TooManyConnections(usize),
+    /// [`Context::write_eof`](crate::Context::write_eof) was called on the
+    /// connection: it sends nothing more.
+    #[error("the connection's write side is shut down")]
+    WriteClosed,
     /// A UDP socket's send queue is full ([`Config::udp_queue`](crate::Config::udp_queue));
     /// the datagram was dropped.
     #[error("send queue full: datagram dropped")]

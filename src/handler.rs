@@ -96,6 +96,14 @@ pub trait Handler {
         let _ = (cx, id, data, reason);
     }
 
+    /// `id`'s pending output, which had passed [`Config::high_water`](crate::Config::high_water),
+    /// is down to [`Config::low_water`](crate::Config::low_water): a producer
+    /// that stopped at [`Context::is_writing_paused`] may go on (asyncio:
+    /// `resume_writing`).
+    fn resume_writing(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId) {
+        let _ = (cx, id);
+    }
+
     /// A datagram arrived on a UDP socket (asyncio: `datagram_received`).
     /// Reply with [`Context::send_to`].
     fn datagram_received(

@@ -414,17 +414,7 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn register_fd(&mut self, fd: RawFd, events: EventMask) -> Result<SourceId> {
-        let interest = match events.to_interest() {
-            Some(interest) if events.is_valid() => interest,
-            _ => return Err(Error::InvalidEvents(events.bits())),
-        };
-        let entry = self.core.endpoints.vacant_entry();
-        let id = SourceId(entry.key());
-        self.core
-            .registry
-            .register(&mut SourceFd(&fd), id.token(), interest)?;
-        entry.insert(Endpoint::Fd { fd, events });
-        Ok(id)
+        self.core.register_fd(fd, events)
     }
 
     /// Opens an outgoing TCP connection before (or while) the loop runs; see
@@ -1036,13 +1026,24 @@ impl<H: Handler> Reactor<H> {
         }
         if conn.paused && conn.outb.len() <= low {
             conn.paused = false;
-            if conn.readable {
+            let (readable, open) = (conn.readable, conn.is_open());
+            if readable {
                 self.core.queue_ready(id);
+            }
+            if open {
+                let cx = &mut Context {
+                    core: &mut self.core,
+                };
+                self.handler.resume_writing(cx, id);
             }
         }
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
+        if conn.outb.is_empty() && mem::take(&mut conn.fin_pending) {
+            // `write_eof`: everything queued before it is out, now FIN.
+            let _ = conn.stream.shutdown(Shutdown::Write);
+        }
         if conn.outb.is_empty() {
             if let State::Closing(_) = conn.state {
                 // All sent: FIN, then wait for the peer's FIN (see `State::Lingering`).

@@ -28,19 +28,32 @@ pub fn parse_args<A: Parser>() -> A {
     })
 }
 
-/// Listens on `host:port`, prints `listening on ADDR` on stdout, and runs
-/// until SIGINT/SIGTERM. Exit 0 after a graceful stop; 1 with one line on
-/// stderr if anything fails (a port in use, say).
+/// Listens on `host:port` (TCP) and serves; see [`serve_with`].
 pub fn serve<H: Handler>(
     name: &str,
     reactor: mio_selectors::Result<Reactor<H>>,
     host: &str,
     port: u16,
 ) -> ExitCode {
-    let result = reactor.and_then(|mut reactor| {
+    serve_with(name, reactor, |reactor| {
         let id = reactor.listen((host, port))?;
-        println!("listening on {}", reactor.local_addr(id)?); // line-buffered: flushed
+        Ok(reactor.local_addr(id)?.to_string())
+    })
+}
+
+/// Binds with `bind` (which returns the address to print), prints
+/// `listening on ADDR` on stdout, and runs until SIGINT/SIGTERM. Exit 0 after
+/// a graceful stop; 1 with one line on stderr if anything fails (a port in
+/// use, say).
+pub fn serve_with<H: Handler>(
+    name: &str,
+    reactor: mio_selectors::Result<Reactor<H>>,
+    bind: impl FnOnce(&mut Reactor<H>) -> mio_selectors::Result<String>,
+) -> ExitCode {
+    let result = reactor.and_then(|mut reactor| {
+        let addr = bind(&mut reactor)?;
         reactor.stop_on_signals()?;
+        println!("listening on {addr}"); // line-buffered: flushed
         reactor.run()
     });
     match result {
