@@ -31,12 +31,13 @@ impl Seg {
 /// A point-to-point sender (the echo) only ever touches `front`, a pooled
 /// buffer, so it allocates nothing per message. A broadcast appends one
 /// reference to a shared buffer per recipient instead of a copy; `rest`
-/// exists only while it has something, so an idle connection owns nothing.
+/// is allocated only while it has something (and is a pointer when it has
+/// not), so an idle connection owns nothing and stays small.
 /// All of it goes out in one `write` or `writev` per flush.
 #[derive(Default)]
 pub(crate) struct OutBuf {
     front: ByteBuf,
-    rest: VecDeque<Seg>,
+    rest: Option<Box<VecDeque<Seg>>>,
     len: usize,
 }
 
@@ -52,13 +53,13 @@ impl OutBuf {
     /// The owned buffer new bytes go to: `front` unless a shared segment
     /// is queued, in which case a new owned segment follows it.
     fn tail(&mut self) -> &mut ByteBuf {
-        if self.rest.is_empty() {
+        let Some(rest) = &mut self.rest else {
             return &mut self.front;
+        };
+        if !matches!(rest.back(), Some(Seg::Owned(_))) {
+            rest.push_back(Seg::Owned(ByteBuf::default()));
         }
-        if !matches!(self.rest.back(), Some(Seg::Owned(_))) {
-            self.rest.push_back(Seg::Owned(ByteBuf::default()));
-        }
-        match self.rest.back_mut() {
+        match rest.back_mut() {
             Some(Seg::Owned(b)) => b,
             _ => unreachable!("an owned segment was just ensured"),
         }
@@ -78,19 +79,21 @@ impl OutBuf {
     pub(crate) fn push_shared(&mut self, data: Arc<[u8]>) {
         if !data.is_empty() {
             self.len += data.len();
-            self.rest.push_back(Seg::Shared(data, 0));
+            self.rest
+                .get_or_insert_with(Default::default)
+                .push_back(Seg::Shared(data, 0));
         }
     }
 
     /// One `write` (or `writev` when shared segments are queued).
     pub(crate) fn write_to(&self, mut w: impl Write) -> io::Result<usize> {
-        if self.rest.is_empty() {
+        let Some(rest) = &self.rest else {
             return w.write(self.front.as_slice());
-        }
+        };
         let mut iov = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
         let front = (!self.front.is_empty()).then(|| self.front.as_slice());
-        for bytes in front.into_iter().chain(self.rest.iter().map(Seg::bytes)) {
+        for bytes in front.into_iter().chain(rest.iter().map(Seg::bytes)) {
             if n == MAX_IOV {
                 break;
             }
@@ -108,7 +111,8 @@ impl OutBuf {
         self.front.consume(k);
         n -= k;
         while n > 0 {
-            let seg = self.rest.front_mut().expect("len counts every segment");
+            let rest = self.rest.as_mut().expect("len counts every segment");
+            let seg = rest.front_mut().expect("len counts every segment");
             let left = seg.bytes().len();
             if n < left {
                 match seg {
@@ -118,7 +122,7 @@ impl OutBuf {
                 break;
             }
             n -= left;
-            if let Some(Seg::Owned(mut b)) = self.rest.pop_front() {
+            if let Some(Seg::Owned(mut b)) = rest.pop_front() {
                 b.clear();
                 b.release_if_empty(pool);
             }
@@ -128,7 +132,12 @@ impl OutBuf {
 
     pub(crate) fn clear(&mut self, pool: &mut BufPool) {
         self.front.clear();
-        for seg in self.rest.drain(..) {
+        for seg in self
+            .rest
+            .take()
+            .into_iter()
+            .flat_map(|rest| rest.into_iter())
+        {
             if let Seg::Owned(mut b) = seg {
                 b.clear();
                 b.release_if_empty(pool);
@@ -141,8 +150,8 @@ impl OutBuf {
     /// Returns storage that holds nothing: the idle connection owns none.
     pub(crate) fn release_if_empty(&mut self, pool: &mut BufPool) {
         self.front.release_if_empty(pool);
-        if self.rest.is_empty() && self.rest.capacity() > 0 {
-            self.rest = VecDeque::new();
+        if self.rest.as_ref().is_some_and(|rest| rest.is_empty()) {
+            self.rest = None;
         }
     }
 }
@@ -179,7 +188,7 @@ mod tests {
                 b"abCDEfgHIj",
                 "step {step}"
             );
-            assert_eq!(out.rest.capacity(), 0, "storage released when empty");
+            assert!(out.rest.is_none(), "storage released when empty");
         }
     }
 
