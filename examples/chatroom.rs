@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use mio_selectors::{ChatConfig, ChatServer, Reactor};
+use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
@@ -43,6 +43,9 @@ struct Args {
     /// Lines a client may send in a burst.
     #[arg(long, default_value_t = ChatConfig::default().burst)]
     burst: f64,
+    /// Most clients from one IP address at once; more are closed at once [default: no limit].
+    #[arg(long)]
+    max_per_ip: Option<usize>,
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
@@ -64,6 +67,10 @@ fn main() -> ExitCode {
         burst: args.burst,
         partial_timeout: Duration::from_secs_f64(args.partial_timeout),
     };
-    let reactor = Reactor::new(ChatServer::new(config.clone()), config.reactor_config());
+    let reactor_config = Config {
+        max_per_ip: args.max_per_ip,
+        ..config.reactor_config()
+    };
+    let reactor = Reactor::new(ChatServer::new(config), reactor_config);
     common::serve("chatroom", reactor, &args.host, args.port)
 }

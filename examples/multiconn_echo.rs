@@ -34,6 +34,12 @@ struct Args {
     /// Pending output (bytes) at which reading resumes.
     #[arg(long, default_value_t = Config::default().low_water)]
     low_water: usize,
+    /// Most clients at once; more are closed at once.
+    #[arg(long, default_value_t = Config::default().max_connections)]
+    max_connections: usize,
+    /// Most clients from one IP address at once [default: no limit].
+    #[arg(long)]
+    max_per_ip: Option<usize>,
 }
 
 struct Echo;
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
     let config = Config {
         high_water: args.high_water,
         low_water: args.low_water,
+        max_connections: args.max_connections,
+        max_per_ip: args.max_per_ip,
         ..Config::default()
     };
     common::serve(

@@ -36,6 +36,11 @@ pub struct Config {
     /// Most connections at once; past it new connections are accepted and
     /// closed at once, with a warning in the log. Default 100,000.
     pub max_connections: usize,
+    /// Most accepted connections from one IP address at once; past it a new
+    /// one from that address is accepted and closed at once, with a warning
+    /// in the log. Default `None` (no limit). Any address in 127.0.0.0/8
+    /// counts as its own source.
+    pub max_per_ip: Option<usize>,
     /// After `accept` fails with `EMFILE`/`ENFILE` (out of descriptors), how
     /// long to stop accepting; accepting also resumes as soon as a connection
     /// closes. Default 100 ms.
@@ -75,6 +80,7 @@ impl Default for Config {
             low_water: 16 * 1024,
             max_outb: 1024 * 1024,
             max_connections: 100_000,
+            max_per_ip: None,
             accept_backoff: Duration::from_millis(100),
             linger: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),

@@ -101,6 +101,8 @@ pub(crate) struct Conn<D> {
     pub(crate) write_closed: bool,
     /// FIN is to be sent once `outb` is empty.
     pub(crate) fin_pending: bool,
+    /// Counted in the reactor's per-IP tally (accepted with `max_per_ip` set).
+    pub(crate) counted: bool,
     /// In the reactor's ready queue (work left after a pass).
     pub(crate) queued: bool,
     /// In the reactor's flush list for this pass.
@@ -127,6 +129,7 @@ impl<D> Conn<D> {
             reservice: false,
             write_closed: false,
             fin_pending: false,
+            counted: false,
             queued: false,
             dirty: false,
         }

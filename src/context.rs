@@ -61,6 +61,8 @@ pub(crate) struct Core<D> {
     pub(crate) now: Instant,
     pub(crate) shutting_down: bool,
     pub(crate) next_gen: u32,
+    /// Accepted connections per peer IP, kept only with `config.max_per_ip`.
+    pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
 }
 
 impl<D> Core<D> {

@@ -169,6 +169,7 @@ impl<H: Handler> Reactor<H> {
                 now: Instant::now(),
                 shutting_down: false,
                 next_gen: 1,
+                per_ip: Default::default(),
             },
             poll,
             signals: None,
@@ -821,6 +822,17 @@ impl<H: Handler> Reactor<H> {
 
     /// Registers an accepted socket and asks the handler about it.
     fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+        let ip = peer.inet().map(|a| a.ip());
+        if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
+            let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);
+            if count >= max {
+                // Dropping the stream closes it; one line per burst, not per client.
+                if !mem::replace(&mut self.full_logged, true) {
+                    log::warn!("refusing {peer}: {count} connections from {ip} already");
+                }
+                return;
+            }
+        }
         let id = match self.core.insert(stream, peer.clone(), State::Open) {
             Ok(id) => id,
             Err(e) => {
@@ -833,6 +845,12 @@ impl<H: Handler> Reactor<H> {
         };
         self.full_logged = false;
         log::debug!("{id}: accepted {peer}");
+        if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
+            *self.core.per_ip.entry(ip).or_insert(0) += 1;
+            if let Some(conn) = self.core.get_mut(id) {
+                conn.counted = true;
+            }
+        }
         let core = &mut self.core;
         let data = self
             .handler
@@ -1198,6 +1216,16 @@ impl<H: Handler> Reactor<H> {
             return;
         }
         let mut conn = self.core.conns.remove(id.key());
+        if let (true, Some(addr)) = (conn.counted, conn.peer.inet()) {
+            if let std::collections::hash_map::Entry::Occupied(mut e) =
+                self.core.per_ip.entry(addr.ip())
+            {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
         // Deregister before the fd closes, so epoll never holds a stale entry.
         let _ = self.core.registry.deregister(&mut conn.stream);
         conn.inb.clear();
