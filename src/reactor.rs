@@ -108,6 +108,8 @@ pub struct Reactor<H: Handler> {
     /// Where UDP datagrams are read; allocated with the first UDP socket.
     udp_buf: Vec<u8>,
     full_logged: bool,
+    /// `accept` is failing (out of descriptors): warned once already.
+    accept_failing: bool,
 }
 
 /// Hidden-doc boilerplate: a handler that does nothing, for the examples below.
@@ -178,6 +180,7 @@ impl<H: Handler> Reactor<H> {
             scratch: Vec::new(),
             udp_buf: Vec::new(),
             full_logged: false,
+            accept_failing: false,
         })
     }
 
@@ -620,12 +623,9 @@ impl<H: Handler> Reactor<H> {
         .into_iter()
         .flatten()
         .min()?;
-        // Round up: waking a moment early would spin until the deadline.
-        let wait = deadline.saturating_duration_since(Instant::now());
-        Some(
-            wait + Duration::from_nanos(999_999)
-                - Duration::from_nanos(wait.subsec_nanos() as u64 % 1_000_000),
-        )
+        // mio rounds a timeout up to whole milliseconds, so waking early
+        // cannot spin until the deadline.
+        Some(deadline.saturating_duration_since(Instant::now()))
     }
 
     /// Runs work other threads sent through [`Handle::call_soon_threadsafe`].
@@ -802,6 +802,7 @@ impl<H: Handler> Reactor<H> {
                 match l.sock.accept() {
                     Ok((stream, peer)) => {
                         accepted += 1;
+                        self.accept_failing = false;
                         self.admit(stream, peer);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.ready = false,
@@ -810,8 +811,15 @@ impl<H: Handler> Reactor<H> {
                     Err(e) if is_aborted(&e) => log::debug!("accept: {e}; skipped"),
                     Err(e) => {
                         // EMFILE/ENFILE and the like: retrying now would spin.
+                        // Warn once per episode, not once per backoff.
                         let backoff = self.core.config.accept_backoff;
-                        log::warn!("accept failed: {e}; pausing accepts for {backoff:?}");
+                        if mem::replace(&mut self.accept_failing, true) {
+                            log::debug!("accept failed: {e}; pausing accepts for {backoff:?}");
+                        } else {
+                            log::warn!(
+                                "accept failed: {e}; pausing accepts for {backoff:?} at a time"
+                            );
+                        }
                         self.accept_paused_until = Some(Instant::now() + backoff);
                         return;
                     }
@@ -1180,7 +1188,7 @@ impl<H: Handler> Reactor<H> {
 
     fn resume_accepting(&mut self) {
         if self.accept_paused_until.take().is_some() {
-            log::info!("accepting again");
+            log::debug!("accepting again");
             for (_, e) in self.core.endpoints.iter_mut() {
                 if let Endpoint::Listener(l) = e {
                     l.ready = true;
