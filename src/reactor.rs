@@ -230,18 +230,8 @@ impl<H: Handler> Reactor<H> {
         addr: impl ToSocketAddrs,
         options: &ListenOptions,
     ) -> Result<ListenerId> {
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match options.bind(a) {
-                Ok(sock) => return self.add_listener(sock),
-                Err(source) => {
-                    let addr = a.to_string();
-                    last = Some(Error::Bind { addr, source })
-                }
-            }
-        }
-        let none = || io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
-        Err(last.unwrap_or_else(|| none().into()))
+        let sock = bind_first(addr, |a| options.bind(a))?;
+        self.add_listener(sock)
     }
 
     /// Serves a TCP listener bound elsewhere.
@@ -348,31 +338,19 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn bind_udp(&mut self, addr: impl ToSocketAddrs) -> Result<UdpId> {
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match UdpSocket::bind(a) {
-                Ok(mut sock) => {
-                    let entry = self.core.endpoints.vacant_entry();
-                    let id = UdpId(entry.key());
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    self.core
-                        .registry
-                        .register(&mut sock, id.token(), interest)?;
-                    entry.insert(Endpoint::Udp(Udp::new(sock)));
-                    if self.udp_buf.is_empty() {
-                        self.udp_buf = vec![0; UDP_MAX];
-                    }
-                    log::info!("udp: bound {a}");
-                    return Ok(id);
-                }
-                Err(source) => {
-                    let addr = a.to_string();
-                    last = Some(Error::Bind { addr, source })
-                }
-            }
+        let mut sock = bind_first(addr, UdpSocket::bind)?;
+        let entry = self.core.endpoints.vacant_entry();
+        let id = UdpId(entry.key());
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.core
+            .registry
+            .register(&mut sock, id.token(), interest)?;
+        log::info!("udp: bound {:?}", sock.local_addr().ok());
+        entry.insert(Endpoint::Udp(Udp::new(sock)));
+        if self.udp_buf.is_empty() {
+            self.udp_buf = vec![0; UDP_MAX];
         }
-        let none = || io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
-        Err(last.unwrap_or_else(|| none().into()))
+        Ok(id)
     }
 
     /// The address a UDP socket is bound to.
@@ -1256,6 +1234,26 @@ impl<H: Handler> Reactor<H> {
         // A descriptor came free: queued clients need not wait out the backoff.
         self.resume_accepting();
     }
+}
+
+/// Binds with `bind` to the first address of `addr` that works; the error
+/// names the last address tried.
+fn bind_first<S>(
+    addr: impl ToSocketAddrs,
+    bind: impl Fn(SocketAddr) -> io::Result<S>,
+) -> Result<S> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match bind(a) {
+            Ok(sock) => return Ok(sock),
+            Err(source) => {
+                let addr = a.to_string();
+                last = Some(Error::Bind { addr, source })
+            }
+        }
+    }
+    let none = || io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    Err(last.unwrap_or_else(|| none().into()))
 }
 
 /// `accept` errors that concern one client only.
