@@ -25,28 +25,10 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use mio::net::TcpStream;
 use mio_selectors::{EventMask, Selector, EVENT_READ, EVENT_WRITE};
 
-/// Opens NUM_CONNS connections to an echo server at once, sends each two
-/// messages and checks that exactly the same bytes come back.
-#[derive(Parser)]
-#[command(name = "selector_client")]
-struct Args {
-    /// Server address (IPv4, IPv6 or a host name).
-    host: String,
-    /// Server port.
-    port: u16,
-    /// How many connections to open at once.
-    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
-    num_conns: u32,
-    /// Give up (exit status 1) if not every echo is back after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    timeout: u64,
-}
-
-const MESSAGES: [&[u8]; 2] = [b"Message 1 from client.", b"Message 2 from client."];
+use common::{MulticonnArgs as Args, MESSAGES};
 
 /// Python's `types.SimpleNamespace(connid, msg_total, recv_total, messages, outb)`,
 /// plus the socket (Python's `key.fileobj`), where it goes, and the bytes
@@ -207,7 +189,7 @@ fn run(args: &Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     common::init_logging();
-    let args: Args = common::parse_args();
+    let args: Args = common::parse_args_as("selector_client");
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

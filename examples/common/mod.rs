@@ -17,11 +17,24 @@ pub fn init_logging() {
 /// Parses the command line; on an argument error prints a usage line and
 /// the error on stderr and exits 2 (`--help`: usage on stdout, exit 0).
 pub fn parse_args<A: Parser>() -> A {
-    A::try_parse().unwrap_or_else(|mut e| {
+    parse(A::command())
+}
+
+/// As [`parse_args`], naming the program `name` in usage and errors (for
+/// argument structs that several examples share).
+pub fn parse_args_as<A: Parser>(name: &'static str) -> A {
+    parse(A::command().name(name))
+}
+
+fn parse<A: Parser>(mut command: clap::Command) -> A {
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|matches| A::from_arg_matches(&matches));
+    parsed.unwrap_or_else(|mut e| {
         // clap shows the usage line for a missing argument but not for a bad
         // value; the contract wants it for every argument error.
         if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
-            let usage = ContextValue::StyledStr(A::command().render_usage());
+            let usage = ContextValue::StyledStr(command.render_usage());
             e.insert(ContextKind::Usage, usage);
         }
         e.exit()
@@ -64,3 +77,21 @@ pub fn serve_with<H: Handler>(
         }
     }
 }
+
+/// The multiconn client's arguments (`multiconn_client` and `selector_client`).
+#[derive(Parser)]
+pub struct MulticonnArgs {
+    /// Server address (IPv4, IPv6 or a host name).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// How many connections to open at once.
+    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    pub num_conns: u32,
+    /// Give up (exit status 1) if not every echo is back after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+/// What each multiconn client connection sends (the tutorial's `messages`).
+pub const MESSAGES: [&[u8]; 2] = [b"Message 1 from client.", b"Message 2 from client."];
