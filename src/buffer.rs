@@ -167,7 +167,7 @@ impl InBuf {
     ///
     /// # Panics
     ///
-    /// If `n` is more than [`len`](<[u8]>::len).
+    /// If `n` is more than the number of bytes held.
     ///
     /// ```
     /// # fn f(inb: &mut mio_selectors::InBuf) {
