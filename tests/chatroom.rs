@@ -1,0 +1,1383 @@
+//! The chatroom against its contract (`chat-protocol.md`, `examples-cli.md`).
+//!
+//! Most tests run [`ChatServer`] in-process: a [`Reactor`] on its own thread
+//! (wrapped in [`Watched`], which checks after every callback that no
+//! client's pending output passes `max_output`), real TCP clients on
+//! loopback, and [`Handle::stop`] at the end. The last few start the
+//! `chatroom` and `chat_client` example binaries as a user would.
+//!
+//! Nothing sleeps to synchronise: every read has a deadline, threads report
+//! through channels with timeouts, and a test that stalls fails instead of
+//! hanging. Child processes are killed when their test ends, pass or fail.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio_selectors::chat::Client as ChatData;
+use mio_selectors::{
+    ChatConfig, ChatServer, CloseReason, ConnId, Context, Handle, Handler, InBuf, PeerAddr, Reactor,
+};
+
+/// The longest any one expected step (a line, an EOF, a start) may take.
+const STEP: Duration = Duration::from_secs(10);
+/// The longest a whole test may take; every client gives up after it.
+const TEST: Duration = Duration::from_secs(60);
+/// How long another client's line may be delayed by a flooder.
+const FLOOD_LATENCY: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------------------
+// The server, in-process
+// ---------------------------------------------------------------------------
+
+/// [`ChatServer`] with a check after every callback: the largest pending
+/// output of any open client, which the contract caps at `max_output`.
+struct Watched {
+    inner: ChatServer,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Watched {
+    fn check(&self, cx: &Context<'_, ChatData>) {
+        let most = cx
+            .ids()
+            .filter_map(|id| cx.pending_output(id))
+            .max()
+            .unwrap_or(0);
+        self.peak.fetch_max(most, Ordering::Relaxed);
+    }
+}
+
+impl Handler for Watched {
+    type Data = ChatData;
+
+    fn accept_wrapper(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        peer: &PeerAddr,
+    ) -> Option<ChatData> {
+        let data = self.inner.accept_wrapper(cx, id, peer);
+        self.check(cx);
+        data
+    }
+
+    fn service_connection(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
+        self.inner.service_connection(cx, id, inb);
+        self.check(cx);
+    }
+
+    fn eof_received(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
+        self.inner.eof_received(cx, id, inb);
+        self.check(cx);
+    }
+
+    fn connection_lost(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: ChatData,
+        reason: &CloseReason,
+    ) {
+        self.inner.connection_lost(cx, id, data, reason);
+        self.check(cx);
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, ChatData>, conn: Option<ConnId>, tag: u64) {
+        self.inner.on_timer(cx, conn, tag);
+        self.check(cx);
+    }
+
+    fn shutting_down(&mut self, cx: &mut Context<'_, ChatData>) {
+        self.inner.shutting_down(cx);
+        self.check(cx);
+    }
+}
+
+/// A chat server on its own thread. Dropping it stops it.
+struct Server {
+    addr: SocketAddr,
+    handle: Handle,
+    done: Receiver<Result<(), String>>,
+    peak: Arc<AtomicUsize>,
+    max_output: usize,
+}
+
+impl Server {
+    fn start(addr: &str, config: ChatConfig) -> Server {
+        let (ready_tx, ready) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let peak = Arc::new(AtomicUsize::new(0));
+        let max_output = config.max_output;
+        let watched = Watched {
+            inner: ChatServer::new(config.clone()),
+            peak: peak.clone(),
+        };
+        let addr = addr.to_string();
+        thread::spawn(move || {
+            let result = Reactor::new(watched, config.reactor_config()).and_then(|mut reactor| {
+                let id = reactor.listen(addr.as_str())?;
+                let _ = ready_tx.send((reactor.local_addr(id)?, reactor.handle()));
+                reactor.run()
+            });
+            let _ = done_tx.send(result.map_err(|e| e.to_string()));
+        });
+        let (addr, handle) = match ready.recv_timeout(STEP) {
+            Ok(ready) => ready,
+            Err(e) => panic!("server did not start ({e}): {:?}", done.try_recv()),
+        };
+        Server {
+            addr,
+            handle,
+            done,
+            peak,
+            max_output,
+        }
+    }
+
+    /// The most pending output any open client has had so far.
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Stops the server and checks it ended cleanly, within its limits.
+    fn stop(self) {
+        self.handle.stop();
+        match self.done.recv_timeout(STEP) {
+            Ok(result) => result.expect("reactor failed"),
+            Err(e) => panic!("reactor did not stop: {e}"),
+        }
+        assert!(
+            self.peak() <= self.max_output,
+            "pending output reached {} bytes, max_output is {}",
+            self.peak(),
+            self.max_output
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.handle.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// Why a read ended without a line.
+#[derive(Debug)]
+enum End {
+    Eof,
+    Timeout,
+    Io(io::Error),
+}
+
+/// A blocking chat client whose every read and write has a deadline.
+struct Client {
+    stream: TcpStream,
+    /// The name the server gives it: its address, `ip:port` or `[ip]:port`.
+    name: String,
+    buf: Vec<u8>,
+    start: usize,
+    /// It gives up on anything after this.
+    deadline: Instant,
+}
+
+impl Client {
+    /// Connects, and reads nothing.
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, STEP).expect("connect");
+        stream.set_write_timeout(Some(STEP)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let name = stream.local_addr().unwrap().to_string();
+        Client {
+            stream,
+            name,
+            buf: Vec::new(),
+            start: 0,
+            deadline: Instant::now() + TEST,
+        }
+    }
+
+    /// Connects and checks the welcome: first, naming the client and `/help`.
+    fn join(addr: SocketAddr) -> Client {
+        let mut c = Client::connect(addr);
+        let welcome = c.line();
+        assert!(
+            welcome.starts_with("* welcome")
+                && welcome.contains(&c.name)
+                && welcome.contains("/help"),
+            "{}: first line is not a welcome naming it and /help: {welcome:?}",
+            c.name
+        );
+        c
+    }
+
+    fn step(&self) -> Instant {
+        (Instant::now() + STEP).min(self.deadline)
+    }
+
+    fn send(&mut self, data: impl AsRef<[u8]>) {
+        let name = &self.name;
+        self.stream
+            .write_all(data.as_ref())
+            .unwrap_or_else(|e| panic!("{name}: write failed: {e}"));
+    }
+
+    /// Reads more into `buf`: `Ok(n)` bytes, or why not.
+    fn fill(&mut self, until: Instant) -> Result<usize, End> {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Err(End::Timeout);
+            }
+            let wait = (until - now).max(Duration::from_millis(1));
+            self.stream.set_read_timeout(Some(wait)).unwrap();
+            let len = self.buf.len();
+            self.buf.resize(len + 64 * 1024, 0);
+            let result = self.stream.read(&mut self.buf[len..]);
+            self.buf.truncate(len + *result.as_ref().unwrap_or(&0));
+            match result {
+                Ok(0) => return Err(End::Eof),
+                Ok(n) => return Ok(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(End::Io(e)),
+            }
+        }
+    }
+
+    /// The next line, without its `\n`, as raw bytes.
+    fn raw_line_until(&mut self, until: Instant) -> Result<Vec<u8>, End> {
+        loop {
+            if let Some(i) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
+                let line = self.buf[self.start..self.start + i].to_vec();
+                self.start += i + 1;
+                return Ok(line);
+            }
+            self.fill(until)?;
+        }
+    }
+
+    /// The next line, checked against the framing rules: UTF-8, and either
+    /// a notice (`* `) or a relayed line (`<`).
+    fn line_until(&mut self, until: Instant) -> Result<String, End> {
+        let raw = self.raw_line_until(until)?;
+        let line = String::from_utf8(raw)
+            .unwrap_or_else(|e| panic!("{}: line is not UTF-8: {e}", self.name));
+        assert!(
+            line.starts_with("* ") || line.starts_with('<'),
+            "{}: a line that is neither a notice nor relayed: {line:?}",
+            self.name
+        );
+        Ok(line)
+    }
+
+    fn line(&mut self) -> String {
+        let until = self.step();
+        self.line_until(until)
+            .unwrap_or_else(|e| panic!("{}: no line: {e:?}", self.name))
+    }
+
+    fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want, "{}: unexpected line", self.name);
+    }
+
+    /// `* NAME left`, with or without a reason.
+    fn expect_left(&mut self, name: &str) {
+        let got = self.line();
+        let rest = got.strip_prefix(&format!("* {name} left"));
+        assert!(
+            rest.is_some_and(|r| r.is_empty() || (r.starts_with(" (") && r.ends_with(')'))),
+            "{}: expected `* {name} left`, got {got:?}",
+            self.name
+        );
+    }
+
+    /// Exactly `n` more bytes.
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let until = self.step();
+        while self.buf.len() - self.start < n {
+            if let Err(e) = self.fill(until) {
+                let got = String::from_utf8_lossy(&self.buf[self.start..]).into_owned();
+                panic!("{}: {e:?} after {got:?}", self.name);
+            }
+        }
+        let out = self.buf[self.start..self.start + n].to_vec();
+        self.start += n;
+        out
+    }
+
+    /// Everything up to EOF (a reset counts as EOF: the server may close
+    /// a socket with unread input).
+    fn until_eof(&mut self) -> Vec<u8> {
+        let until = self.step();
+        loop {
+            match self.fill(until) {
+                Ok(_) => {}
+                Err(End::Eof) => break,
+                Err(End::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("{}: no EOF: {e:?}", self.name),
+            }
+        }
+        let rest = self.buf[self.start..].to_vec();
+        self.start = self.buf.len();
+        rest
+    }
+
+    fn expect_eof(&mut self) {
+        let rest = self.until_eof();
+        assert!(
+            rest.is_empty(),
+            "{}: bytes before EOF: {:?}",
+            self.name,
+            String::from_utf8_lossy(&rest)
+        );
+    }
+}
+
+/// `* online: A, B, C` as a set of names.
+fn online(line: &str) -> BTreeSet<String> {
+    let list = line
+        .strip_prefix("* online: ")
+        .unwrap_or_else(|| panic!("not a /who answer: {line:?}"));
+    list.split(", ").map(str::to_string).collect()
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Worker threads with deadlines
+// ---------------------------------------------------------------------------
+
+/// A thread whose result (or panic) is awaited with a deadline.
+struct Worker<T> {
+    result: Receiver<thread::Result<T>>,
+}
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Worker<T> {
+    let (tx, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+    });
+    Worker { result }
+}
+
+impl<T> Worker<T> {
+    fn wait(self, until: Instant) -> T {
+        let left = until.saturating_duration_since(Instant::now());
+        match self.result.recv_timeout(left) {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => {
+                let msg = payload
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| payload.downcast_ref::<&str>().copied())
+                    .unwrap_or("?");
+                panic!("worker panicked: {msg}")
+            }
+            Err(e) => panic!("worker did not finish in time: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Protocol
+// ---------------------------------------------------------------------------
+
+#[test]
+fn three_clients_follow_the_protocol() {
+    let server = Server::start("127.0.0.1:0", ChatConfig::default());
+    let mut a = Client::join(server.addr);
+    let mut b = Client::join(server.addr);
+    a.expect(&format!("* {} joined", b.name));
+    let mut c = Client::join(server.addr);
+    a.expect(&format!("* {} joined", c.name));
+    b.expect(&format!("* {} joined", c.name));
+    let (an, bn, cn) = (a.name.clone(), b.name.clone(), c.name.clone());
+
+    // Relay with the sender's name, to everyone but the sender: A's next
+    // line is B's, so its own was not echoed before it.
+    a.send("hello from a\n");
+    b.expect(&format!("<{an}> hello from a"));
+    c.expect(&format!("<{an}> hello from a"));
+    b.send("hi from b\n");
+    a.expect(&format!("<{bn}> hi from b"));
+    c.expect(&format!("<{bn}> hi from b"));
+    c.send("and c\n");
+    a.expect(&format!("<{cn}> and c"));
+    b.expect(&format!("<{cn}> and c"));
+
+    // /who lists everyone, the asker included.
+    a.send("/who\n");
+    assert_eq!(online(&a.line()), set(&[&an, &bn, &cn]));
+
+    // /nick: the sender is told, the others are told the old and new name,
+    // and the prefix follows.
+    a.send("/nick alice\n");
+    a.expect("* you are now alice");
+    b.expect(&format!("* {an} is now known as alice"));
+    c.expect(&format!("* {an} is now known as alice"));
+    a.send("as alice\n");
+    b.expect("<alice> as alice");
+    c.expect("<alice> as alice");
+
+    // Taken (case-insensitively) or invalid: an error, nothing changes.
+    let too_long = "x".repeat(33);
+    for bad in [
+        "ALICE",
+        "Alice",
+        too_long.as_str(),
+        "bad!",
+        "two words",
+        "",
+        "é",
+        "dot.ted",
+        "a:b",
+        "tab\tx",
+        "esc\x1b[1m",
+    ] {
+        b.send(format!("/nick {bad}\n"));
+        let got = b.line();
+        assert!(got.starts_with("* error: "), "/nick {bad:?}: {got:?}");
+    }
+    b.send("/nick\n");
+    let got = b.line();
+    assert!(got.starts_with("* error: "), "/nick alone: {got:?}");
+    b.send("/who\n");
+    assert_eq!(online(&b.line()), set(&["alice", &bn, &cn]));
+    // Nobody else heard of the failed attempts: their next line is C's.
+    c.send("after the errors\n");
+    a.expect(&format!("<{cn}> after the errors"));
+    b.expect(&format!("<{cn}> after the errors"));
+
+    // 32 characters, every class allowed.
+    let longest = format!("B0b_-{}", "y".repeat(27));
+    assert_eq!(longest.len(), 32);
+    b.send(format!("/nick {longest}\n"));
+    b.expect(&format!("* you are now {longest}"));
+    a.expect(&format!("* {bn} is now known as {longest}"));
+    c.expect(&format!("* {bn} is now known as {longest}"));
+
+    // A renamed client frees its old nick.
+    a.send("/nick Alice2\n");
+    a.expect("* you are now Alice2");
+    b.expect("* alice is now known as Alice2");
+    c.expect("* alice is now known as Alice2");
+    b.send("/nick alice\n");
+    b.expect("* you are now alice");
+    a.expect(&format!("* {longest} is now known as alice"));
+    c.expect(&format!("* {longest} is now known as alice"));
+    b.send("who am i\n");
+    a.expect("<alice> who am i");
+    c.expect("<alice> who am i");
+
+    // /help: notices describing each command (read up to the /who after it).
+    a.send("/help\n/who\n");
+    let mut help = Vec::new();
+    loop {
+        let line = a.line();
+        if line.starts_with("* online: ") {
+            assert_eq!(online(&line), set(&["Alice2", "alice", &cn]));
+            break;
+        }
+        assert!(line.starts_with("* "), "help line {line:?}");
+        help.push(line);
+    }
+    let help = help.join("\n");
+    for command in ["/nick", "/who", "/quit", "/help"] {
+        assert!(
+            help.contains(command),
+            "/help does not mention {command}:\n{help}"
+        );
+    }
+
+    // Unknown commands.
+    a.send("/frobnicate now\n");
+    a.expect("* error: unknown command /frobnicate");
+    a.send("/WHO\n");
+    a.expect("* error: unknown command /WHO");
+    // Help and errors went to A only.
+    c.send("sync\n");
+    a.expect(&format!("<{cn}> sync"));
+    b.expect(&format!("<{cn}> sync"));
+
+    // /quit: bye, then EOF; the others hear why.
+    c.send("/quit\n");
+    c.expect("* bye");
+    c.expect_eof();
+    a.expect(&format!("* {cn} left (quit)"));
+    b.expect(&format!("* {cn} left (quit)"));
+
+    // EOF from a client: it leaves, the server closes its side too.
+    b.stream.shutdown(Shutdown::Write).unwrap();
+    b.expect_eof();
+    a.expect_left("alice");
+    a.send("/who\n");
+    assert_eq!(online(&a.line()), set(&["Alice2"]));
+    server.stop();
+}
+
+#[test]
+fn ipv6_names_print_as_bracketed_addresses() {
+    let server = Server::start("[::1]:0", ChatConfig::default());
+    let mut a = Client::join(server.addr);
+    let mut b = Client::join(server.addr);
+    let (an, bn) = (a.name.clone(), b.name.clone());
+    assert!(an.starts_with("[::1]:"), "{an}");
+    a.expect(&format!("* {bn} joined"));
+    a.send("over ipv6\n");
+    b.expect(&format!("<{an}> over ipv6"));
+    b.send("/who\n");
+    assert_eq!(online(&b.line()), set(&[&an, &bn]));
+    drop(b);
+    a.expect_left(&bn);
+    server.stop();
+}
+
+// ---------------------------------------------------------------------------
+// Many clients: delivery and order
+// ---------------------------------------------------------------------------
+
+/// Whether the orders in `seen` (one sequence of line ids per receiver)
+/// agree: the union of "a came right before b" is acyclic exactly when
+/// some single order extends them all.
+fn orders_agree(nodes: usize, seen: &[Vec<usize>]) -> Result<(), String> {
+    let mut next = vec![Vec::new(); nodes];
+    let mut indegree = vec![0usize; nodes];
+    for seq in seen {
+        for pair in seq.windows(2) {
+            next[pair[0]].push(pair[1]);
+            indegree[pair[1]] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..nodes).filter(|&n| indegree[n] == 0).collect();
+    let mut done = 0;
+    while let Some(n) = ready.pop() {
+        done += 1;
+        for &m in &next[n] {
+            indegree[m] -= 1;
+            if indegree[m] == 0 {
+                ready.push(m);
+            }
+        }
+    }
+    if done == nodes {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} lines are in a cycle: receivers disagree",
+            nodes - done
+        ))
+    }
+}
+
+#[test]
+fn two_hundred_clients_get_every_line_once_in_one_order() {
+    const CLIENTS: usize = 200;
+    const LINES: usize = 20;
+    let until = Instant::now() + TEST;
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            lines_per_sec: 10_000.0,
+            burst: 1_000.0,
+            ..ChatConfig::default()
+        },
+    );
+    let addr = server.addr;
+    let (ready_tx, ready) = mpsc::channel();
+    let mut gos = Vec::new();
+    let mut workers = Vec::new();
+    for me in 0..CLIENTS {
+        let ready_tx = ready_tx.clone();
+        let (go_tx, go) = mpsc::channel::<Arc<HashMap<String, usize>>>();
+        gos.push(go_tx);
+        workers.push(spawn(move || {
+            // Say so at once if joining fails, so the test fails fast.
+            let joined = panic::catch_unwind(|| Client::join(addr));
+            let _ = ready_tx.send(joined.as_ref().ok().map(|c| (me, c.name.clone())));
+            let mut c = joined.unwrap_or_else(|e| panic::resume_unwind(e));
+            let names = go.recv_timeout(TEST).expect("start signal");
+            let lines: String = (0..LINES).map(|n| format!("line {me} {n}\n")).collect();
+            c.send(lines);
+            let mut seen = Vec::with_capacity((CLIENTS - 1) * LINES);
+            while seen.len() < (CLIENTS - 1) * LINES {
+                let line = c.line();
+                if let Some(notice) = line.strip_prefix("* ") {
+                    // Clients that joined after this one, before the start.
+                    assert!(notice.ends_with(" joined"), "{me}: {line:?}");
+                    continue;
+                }
+                let (prefix, text) = line.split_once("> ").expect("relayed line");
+                let mut words = text.split(' ');
+                assert_eq!(words.next(), Some("line"), "{me}: {line:?}");
+                let from: usize = words.next().unwrap().parse().unwrap();
+                let n: usize = words.next().unwrap().parse().unwrap();
+                assert_eq!(
+                    names.get(&prefix[1..]),
+                    Some(&from),
+                    "{me}: wrong name: {line:?}"
+                );
+                assert_ne!(from, me, "{me}: its own line came back");
+                seen.push(from * LINES + n);
+            }
+            (seen, c) // the client stays connected until every worker is done
+        }));
+    }
+    drop(ready_tx);
+    // Everyone is in (welcomed) before anyone speaks.
+    let mut names = HashMap::new();
+    for _ in 0..CLIENTS {
+        let left = until.saturating_duration_since(Instant::now());
+        let (me, name) = ready
+            .recv_timeout(left)
+            .expect("a client did not join in time")
+            .expect("a client failed to join (its panic is above)");
+        names.insert(name, me);
+    }
+    let names = Arc::new(names);
+    for go in gos {
+        go.send(names.clone()).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut clients = Vec::new();
+    for w in workers {
+        let (s, c) = w.wait(until);
+        seen.push(s);
+        clients.push(c);
+    }
+    // Every other client's lines, each once, each sender's in order.
+    for (me, s) in seen.iter().enumerate() {
+        let mut next = vec![0; CLIENTS];
+        for &line in s {
+            let (from, n) = (line / LINES, line % LINES);
+            assert_eq!(n, next[from], "receiver {me}: from {from} out of order");
+            next[from] += 1;
+        }
+        for (from, &count) in next.iter().enumerate() {
+            let want = if from == me { 0 } else { LINES };
+            assert_eq!(count, want, "receiver {me}: lines from {from}");
+        }
+    }
+    // One global order.
+    orders_agree(CLIENTS * LINES, &seen).unwrap();
+    drop(clients);
+    server.stop();
+}
+
+// ---------------------------------------------------------------------------
+// Slow and hostile clients
+// ---------------------------------------------------------------------------
+
+/// How many lines each reader has seen, for the sender's flow control.
+type Progress = Arc<(Mutex<Vec<usize>>, Condvar)>;
+
+#[test]
+fn a_client_that_never_reads_is_cut_off_and_nobody_misses_a_line() {
+    const MAX_OUTPUT: usize = 64 * 1024;
+    /// Lines the sender may be ahead of the slowest reader: far below
+    /// `MAX_OUTPUT`, so only the client that never reads can overflow.
+    const WINDOW: usize = 32;
+    const MAX_LINES: usize = 30_000; // 30 MB without a cut-off: fail
+    let until = Instant::now() + TEST;
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            max_output: MAX_OUTPUT,
+            lines_per_sec: 1e6,
+            burst: 1e6,
+            ..ChatConfig::default()
+        },
+    );
+    let mut s = Client::join(server.addr);
+    let mut readers = vec![Client::join(server.addr)];
+    s.expect(&format!("* {} joined", readers[0].name));
+    readers.push(Client::join(server.addr));
+    s.expect(&format!("* {} joined", readers[1].name));
+    let second = readers[1].name.clone();
+    readers[0].expect(&format!("* {second} joined"));
+    let mut z = Client::join(server.addr); // never reads again until cut off
+    let zn = z.name.clone();
+    s.expect(&format!("* {zn} joined"));
+    for r in &mut readers {
+        r.expect(&format!("* {zn} joined"));
+    }
+    let sn = s.name.clone();
+    let pad = "p".repeat(1000);
+    let line_of = |i: usize| format!("{i:06} {pad}");
+
+    let progress: Progress = Arc::new((Mutex::new(vec![0; 2]), Condvar::new()));
+    let cut_off = Arc::new(AtomicUsize::new(0)); // readers that saw Z leave
+    let workers: Vec<_> = readers
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut r)| {
+            let (progress, cut_off, sn, zn, pad) = (
+                progress.clone(),
+                cut_off.clone(),
+                sn.clone(),
+                zn.clone(),
+                pad.clone(),
+            );
+            spawn(move || {
+                let mut count = 0;
+                let mut left = 0;
+                loop {
+                    let line = r.line();
+                    if line == format!("<{sn}> END") {
+                        break;
+                    }
+                    if line == format!("* {zn} left (too slow)") {
+                        left += 1;
+                        cut_off.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        assert_eq!(line, format!("<{sn}> {count:06} {pad}"), "reader {k}");
+                        count += 1;
+                    }
+                    let (lock, cv) = &*progress;
+                    lock.lock().unwrap()[k] = count;
+                    cv.notify_all();
+                }
+                (count, left)
+            })
+        })
+        .collect();
+
+    let mut sent = 0;
+    let mut sent_at_cut = None;
+    let (lock, cv) = &*progress;
+    loop {
+        // Flow control: wait for the readers to catch up to the window.
+        let mut seen = lock.lock().unwrap();
+        while seen.iter().min().unwrap() + WINDOW <= sent {
+            let left = until.saturating_duration_since(Instant::now()).min(STEP);
+            let (guard, timeout) = cv.wait_timeout(seen, left).unwrap();
+            assert!(
+                !timeout.timed_out(),
+                "readers stalled at {:?} of {sent}",
+                *guard
+            );
+            seen = guard;
+        }
+        drop(seen);
+        if cut_off.load(Ordering::SeqCst) == 2 {
+            let at = *sent_at_cut.get_or_insert(sent);
+            if sent >= at + 100 {
+                break; // the others go on getting everything after the cut
+            }
+        }
+        assert!(sent < MAX_LINES, "{zn} was never cut off");
+        s.send(format!("{}\n", line_of(sent)));
+        sent += 1;
+    }
+    s.send("END\n");
+    for w in workers {
+        let (count, left) = w.wait(until);
+        assert_eq!(count, sent, "a reader missed lines");
+        assert_eq!(left, 1, "`* {zn} left (too slow)` seen {left} times");
+    }
+    // The sender heard it too, and nothing else.
+    s.expect(&format!("* {zn} left (too slow)"));
+    // Z gets what it was sent up to the cut-off, in order, then EOF.
+    let got = z.until_eof();
+    let got = String::from_utf8_lossy(&got);
+    let mut complete = 0;
+    for line in got.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(l) => {
+                assert_eq!(l, format!("<{sn}> {}", line_of(complete)));
+                complete += 1;
+            }
+            None => assert!(format!("<{sn}> {}", line_of(complete)).starts_with(line)),
+        }
+    }
+    assert!(complete < sent, "{zn} got everything, yet was cut off");
+    eprintln!(
+        "{zn} was cut off after {} of {sent} lines, {complete} of which it read",
+        sent_at_cut.unwrap()
+    );
+    // Pending output grew towards the cap (it is checked between
+    // callbacks) and never passed it (`stop` checks).
+    assert!(
+        server.peak() > MAX_OUTPUT / 2,
+        "peak {} never neared the cap: is the check working?",
+        server.peak()
+    );
+    server.stop();
+}
+
+#[test]
+fn bad_input_is_sanitised_or_refused_and_the_server_goes_on() {
+    let server = Server::start("127.0.0.1:0", ChatConfig::default());
+    let mut s = Client::join(server.addr);
+    let mut r = Client::join(server.addr);
+    s.expect(&format!("* {} joined", r.name));
+    let sn = s.name.clone();
+    let relayed = |text: &str| format!("<{sn}> {text}\n").into_bytes();
+    let too_long = b"* error: line too long (max 4096 bytes)\n".to_vec();
+
+    let mut want_r: Vec<u8> = Vec::new();
+    let mut want_s: Vec<u8> = Vec::new();
+    // 1 MiB without a newline: one error, the rest discarded to its `\n`.
+    s.send(vec![b'a'; 1 << 20]);
+    want_s.extend(&too_long);
+    s.send("\nafter the long line\n");
+    want_r.extend(relayed("after the long line"));
+    // (bytes sent, text relayed)
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            b"bad \xff\xfe utf8 \xe2\x82\n".to_vec(),
+            "bad \u{FFFD}\u{FFFD} utf8 \u{FFFD}",
+        ),
+        (
+            b"\x1b[31mred\x1b[0m\n".to_vec(),
+            "\u{FFFD}[31mred\u{FFFD}[0m",
+        ),
+        (b"carriage\rreturn\n".to_vec(), "carriage\u{FFFD}return"),
+        (
+            b"nul\0bel\x07del\x7fc1\xc2\x85tab\tok\n".to_vec(),
+            "nul\u{FFFD}bel\u{FFFD}del\u{FFFD}c1\u{FFFD}tab\tok",
+        ),
+        (
+            "bidi \u{202E}evil\u{2066}iso\u{2069} é漢\n"
+                .as_bytes()
+                .to_vec(),
+            "bidi \u{FFFD}evil\u{FFFD}iso\u{FFFD} é漢",
+        ),
+        (b"<someone-else> fake\n".to_vec(), "<someone-else> fake"),
+        (b"* fake notice\n".to_vec(), "* fake notice"),
+        (b"crlf line\r\n".to_vec(), "crlf line"),
+        (b"double cr\r\r\n".to_vec(), "double cr\u{FFFD}"),
+    ];
+    for (sent, text) in &cases {
+        s.send(sent);
+        want_r.extend(relayed(text));
+    }
+    // One byte per write arrives as one line.
+    for &b in b"one byte at a time\n" {
+        s.send([b]);
+    }
+    want_r.extend(relayed("one byte at a time"));
+    // Empty lines are ignored.
+    s.send("\n\r\n\n");
+    // 4097 bytes: refused; 4096 (and CRLF): relayed.
+    s.send([vec![b'b'; 4097], b"\n".to_vec()].concat());
+    want_s.extend(&too_long);
+    s.send([vec![b'c'; 4096], b"\r\n".to_vec()].concat());
+    want_r.extend(relayed(&"c".repeat(4096)));
+    s.send("end\n");
+    want_r.extend(relayed("end"));
+
+    let got = r.bytes(want_r.len());
+    if got != want_r {
+        let (g, w) = (
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want_r),
+        );
+        let at = got.iter().zip(&want_r).position(|(a, b)| a != b);
+        panic!("receiver got other bytes (first difference at {at:?}):\n{g:?}\nwant:\n{w:?}");
+    }
+    // The sender got its two errors and nothing else.
+    r.send("sync\n");
+    want_s.extend(format!("<{}> sync\n", r.name).as_bytes());
+    let got = s.bytes(want_s.len());
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want_s),
+        "sender"
+    );
+    // Still serving: a newcomer is welcomed and heard.
+    let mut t = Client::join(server.addr);
+    s.expect(&format!("* {} joined", t.name));
+    r.expect(&format!("* {} joined", t.name));
+    t.send("fine\n");
+    s.expect(&format!("<{}> fine", t.name));
+    r.expect(&format!("<{}> fine", t.name));
+    server.stop();
+}
+
+#[test]
+fn a_flooder_is_slowed_down_not_dropped_and_delays_nobody() {
+    const FLOOD: usize = 2000;
+    const RATE: f64 = 1000.0;
+    const BURST: f64 = 200.0;
+    let until = Instant::now() + TEST;
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            lines_per_sec: RATE,
+            burst: BURST,
+            ..ChatConfig::default()
+        },
+    );
+    let mut f = Client::join(server.addr);
+    let mut p = Client::join(server.addr);
+    f.expect(&format!("* {} joined", p.name));
+    let mut r = Client::join(server.addr);
+    f.expect(&format!("* {} joined", r.name));
+    p.expect(&format!("* {} joined", r.name));
+    let (fname, pname) = (f.name.clone(), p.name.clone());
+    let flood: String = (0..FLOOD)
+        .map(|i| format!("flood {i:04} {}\n", "f".repeat(40)))
+        .collect();
+    let flood_line = |i: usize| format!("<{fname}> flood {i:04} {}", "f".repeat(40));
+
+    // The flooder writes everything at once, as fast as TCP takes it.
+    let started = Instant::now();
+    let mut writer = f.stream.try_clone().unwrap();
+    let flooder = spawn(move || writer.write_all(flood.as_bytes()));
+
+    // P pings every 100 flood lines; R must see each ping soon.
+    let mut flooded = 0;
+    let mut pings = 0;
+    let mut worst = Duration::ZERO;
+    while flooded < FLOOD {
+        let ping = format!("ping {pings}");
+        let sent_at = Instant::now();
+        p.send(format!("{ping}\n"));
+        loop {
+            let line = match r.line_until(sent_at + FLOOD_LATENCY) {
+                Ok(line) => line,
+                Err(e) => panic!("{ping} not relayed within {FLOOD_LATENCY:?}: {e:?}"),
+            };
+            if line == format!("<{pname}> {ping}") {
+                worst = worst.max(sent_at.elapsed());
+                break;
+            }
+            assert_eq!(line, flood_line(flooded));
+            flooded += 1;
+        }
+        pings += 1;
+        let next = (flooded / 100 + 1) * 100;
+        while flooded < next.min(FLOOD) {
+            assert_eq!(r.line(), flood_line(flooded));
+            flooded += 1;
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("{FLOOD} flood lines relayed over {took:?}; {pings} pings, worst {worst:?}");
+    flooder.wait(until).expect("flooder's write");
+    // Over budget it was slowed to the rate (a burst, then RATE a second),
+    // so the pings ran during the flood.
+    let floor = Duration::from_secs_f64((FLOOD as f64 - BURST) / RATE * 0.95);
+    assert!(took >= floor, "{FLOOD} lines in {took:?}: not rate-limited");
+    assert!(pings >= 5, "only {pings} pings during the flood");
+    // P, which read nothing meanwhile, got the whole flood in order too.
+    let mut flooded = 0;
+    while flooded < FLOOD {
+        assert_eq!(p.line(), flood_line(flooded));
+        flooded += 1;
+    }
+    // And the flooder got every ping, in order.
+    for k in 0..pings {
+        f.expect(&format!("<{pname}> ping {k}"));
+    }
+    server.stop();
+}
+
+#[test]
+fn server_full_refuses_newcomers_and_only_them() {
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            max_clients: 2,
+            ..ChatConfig::default()
+        },
+    );
+    let mut a = Client::join(server.addr);
+    let mut b = Client::join(server.addr);
+    a.expect(&format!("* {} joined", b.name));
+    let mut c = Client::connect(server.addr);
+    c.expect("* error: server full");
+    c.expect_eof();
+    // Unaffected, and told nothing: A's next line is B's.
+    b.send("still here\n");
+    a.expect(&format!("<{}> still here", b.name));
+    a.send("/who\n");
+    assert_eq!(online(&a.line()), set(&[&a.name, &b.name]));
+    // A free place is a place again.
+    let bn = b.name.clone();
+    drop(b);
+    a.expect_left(&bn);
+    let d = Client::join(server.addr);
+    a.expect(&format!("* {} joined", d.name));
+    server.stop();
+}
+
+#[test]
+fn a_partial_line_times_out() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            partial_timeout: TIMEOUT,
+            ..ChatConfig::default()
+        },
+    );
+    let mut a = Client::join(server.addr);
+    let mut b = Client::join(server.addr);
+    a.expect(&format!("* {} joined", b.name));
+    let mut c = Client::join(server.addr);
+    a.expect(&format!("* {} joined", c.name));
+    b.expect(&format!("* {} joined", c.name));
+    let (an, bn) = (a.name.clone(), b.name.clone());
+
+    // B starts a line first and finishes it: its timer must be cancelled.
+    b.send("par");
+    c.send("/who\n"); // answered after the server has read B's "par"
+    online(&c.line());
+    b.send("tial\n");
+    c.expect(&format!("<{bn}> partial"));
+    a.expect(&format!("<{bn}> partial"));
+
+    let sent_at = Instant::now();
+    a.send("abc");
+    c.expect(&format!("* {an} left (timeout)"));
+    let waited = sent_at.elapsed();
+    assert!(
+        waited >= TIMEOUT - Duration::from_millis(20),
+        "cut after {waited:?}"
+    );
+    b.expect(&format!("* {an} left (timeout)"));
+    assert!(a.until_eof().is_empty(), "A got something before EOF");
+    // B outlived A, though its partial line was older.
+    b.send("alive\n");
+    c.expect(&format!("<{bn}> alive"));
+    server.stop();
+}
+
+/// Regression: the partial-line timer was started by the first partial line
+/// and kept while complete lines went by, so a client streaming whole lines
+/// whose reads never ended on a line boundary was cut off as "timeout"
+/// although no partial line ever waited long.
+#[test]
+fn whole_lines_in_odd_pieces_do_not_time_out() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let server = Server::start(
+        "127.0.0.1:0",
+        ChatConfig {
+            partial_timeout: TIMEOUT,
+            lines_per_sec: 1e6,
+            burst: 1e6,
+            ..ChatConfig::default()
+        },
+    );
+    let mut a = Client::join(server.addr);
+    let mut b = Client::join(server.addr);
+    a.expect(&format!("* {} joined", b.name));
+    let an = a.name.clone();
+    // Each piece ends a line and starts the next, so the server always
+    // holds a fresh partial line, never one older than a round trip.
+    let start = Instant::now();
+    let mut n = 0;
+    a.send("li");
+    while start.elapsed() < TIMEOUT * 3 {
+        a.send(format!("ne {n}\nli"));
+        b.expect(&format!("<{an}> line {n}"));
+        n += 1;
+    }
+    a.send(format!("ne {n}\n"));
+    b.expect(&format!("<{an}> line {n}"));
+    server.stop();
+}
+
+// ---------------------------------------------------------------------------
+// The example binaries
+// ---------------------------------------------------------------------------
+
+/// `target/<profile>/examples`, next to this test's own `deps` directory,
+/// so `CARGO_TARGET_DIR` and the profile are honoured.
+fn examples_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent());
+    profile_dir.expect("target/<profile>/deps").join("examples")
+}
+
+/// A command for example `name`, built once per test run.
+fn example(name: &str) -> Command {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let profile = examples_dir()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_owned();
+        let profile = if profile == "debug" {
+            "dev".into()
+        } else {
+            profile
+        };
+        let out = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--profile"])
+            .arg(profile)
+            .args(["--example", "chatroom", "--example", "chat_client"])
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build of the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let mut cmd = Command::new(examples_dir().join(name));
+    cmd.env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A running example: stdout as a channel of lines (closed at its EOF),
+/// stderr as one string at its EOF. Dropping it kills the child.
+struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Proc {
+    fn start(name: &str, args: &[&str], piped_stdin: bool) -> Proc {
+        let mut cmd = example(name);
+        cmd.args(args);
+        if piped_stdin {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let (out_tx, stdout) = mpsc::channel();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if out_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (err_tx, stderr) = mpsc::channel();
+        let mut err = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            let _ = err_tx.send(s);
+        });
+        Proc {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The next stdout line (within [`STEP`]); `None` at EOF.
+    fn line(&self) -> Option<String> {
+        match self.stdout.recv_timeout(STEP) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("{}: no stdout line in {STEP:?}", self.name),
+        }
+    }
+
+    fn expect(&self, want: &str) {
+        assert_eq!(self.line().as_deref(), Some(want), "{} stdout", self.name);
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("piped stdin");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} {} failed", self.name);
+    }
+
+    /// Waits for the exit: the stdout lines not read yet, the status and
+    /// the whole of stderr.
+    fn finish(mut self) -> (Vec<String>, ExitStatus, String) {
+        let mut lines = Vec::new();
+        while let Some(line) = self.line() {
+            lines.push(line);
+        }
+        let stderr = self
+            .stderr
+            .recv_timeout(STEP)
+            .unwrap_or_else(|e| panic!("{}: stderr still open: {e}", self.name));
+        // Both pipes are closed: the process is exiting, if not gone.
+        let until = Instant::now() + STEP;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < until, "{} did not exit", self.name);
+            thread::sleep(Duration::from_millis(5)); // polling, not a handshake
+        };
+        (lines, status, stderr)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The chatroom example on a free port, and the address it printed.
+fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
+    let all = [&["127.0.0.1", "0"], args].concat();
+    let proc = Proc::start("chatroom", &all, false);
+    let line = match proc.line() {
+        Some(line) => line,
+        None => {
+            let (_, status, stderr) = proc.finish();
+            panic!("chatroom printed no readiness line; {status}, stderr:\n{stderr}");
+        }
+    };
+    let addr = line
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("not a readiness line: {line:?}"));
+    (proc, addr)
+}
+
+#[test]
+fn chatroom_binary_says_goodbye_on_sigterm_and_exits_0() {
+    let (server, addr) = chatroom(&["--max-clients", "10", "--rate", "500", "--burst", "50"]);
+    let mut a = Client::join(addr);
+    let mut b = Client::join(addr);
+    a.expect(&format!("* {} joined", b.name));
+    let mut c = Client::join(addr);
+    a.expect(&format!("* {} joined", c.name));
+    b.expect(&format!("* {} joined", c.name));
+    a.send("before the end\n");
+    b.expect(&format!("<{}> before the end", a.name));
+    c.expect(&format!("<{}> before the end", a.name));
+
+    server.signal("-TERM");
+    for client in [&mut a, &mut b, &mut c] {
+        client.expect("* server shutting down");
+        client.expect_eof();
+    }
+    drop((a, b, c));
+    let (lines, status, stderr) = server.finish();
+    assert_eq!(status.code(), Some(0), "chatroom exit; stderr:\n{stderr}");
+    assert!(
+        lines.is_empty(),
+        "stdout after the readiness line: {lines:?}"
+    );
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn chat_clients_talk_through_the_chatroom_binary() {
+    let (server, addr) = chatroom(&[]);
+    let port = addr.port().to_string();
+    let args = ["127.0.0.1", port.as_str()];
+
+    let mut two = Proc::start("chat_client", &args, true);
+    let welcome_two = two.line().expect("welcome");
+    assert!(welcome_two.starts_with("* welcome"), "{welcome_two:?}");
+    let mut one = Proc::start("chat_client", &args, true);
+    let joined = two.line().expect("join notice");
+    let name_one = joined
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("not a join notice: {joined:?}"))
+        .to_string();
+    let welcome = one.line().expect("welcome");
+    assert!(
+        welcome.starts_with("* welcome") && welcome.contains(&name_one),
+        "{welcome:?} does not name {name_one}"
+    );
+
+    // A line typed into one appears on the other, with one's name.
+    one.type_line("hello from one");
+    two.expect(&format!("<{name_one}> hello from one"));
+    // Commands go through too.
+    two.type_line("/nick two");
+    two.expect("* you are now two");
+    let renamed = one.line().expect("nick notice");
+    let name_two = renamed
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" is now known as two"))
+        .unwrap_or_else(|| panic!("not a nick notice: {renamed:?}"));
+    assert!(
+        name_two.starts_with("127.0.0.1:") && welcome_two.contains(name_two),
+        "{renamed:?} does not name two ({welcome_two:?})"
+    );
+    two.type_line("reply from two");
+    one.expect("<two> reply from two");
+
+    // EOF on stdin: one leaves cleanly, exit 0.
+    drop(one.stdin.take());
+    two.expect(&format!("* {name_one} left"));
+    let (lines, status, stderr) = one.finish();
+    assert!(lines.is_empty(), "one printed more: {lines:?}");
+    assert_eq!(status.code(), Some(0), "one's exit; stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // The server goes: two prints the notice, says so, exits 0.
+    server.signal("-TERM");
+    two.expect("* server shutting down");
+    let (lines, status, stderr) = two.finish();
+    assert!(lines.is_empty(), "two printed more: {lines:?}");
+    assert_eq!(status.code(), Some(0), "two's exit; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("closed"),
+        "no message that the server closed: {stderr:?}"
+    );
+    let (_, status, stderr) = server.finish();
+    assert_eq!(status.code(), Some(0), "chatroom exit; stderr:\n{stderr}");
+}
+
+#[test]
+fn chat_client_against_a_closed_port_exits_1_with_a_message() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }; // closed again: connecting is refused
+    let port = port.to_string();
+    let client = Proc::start("chat_client", &["127.0.0.1", &port], true);
+    let (lines, status, stderr) = client.finish();
+    assert_eq!(status.code(), Some(1), "exit; stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    assert!(
+        stderr.contains(&port) && stderr.to_lowercase().contains("refused"),
+        "no clear message naming the port and the error: {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
