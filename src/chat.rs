@@ -4,7 +4,7 @@
 //! and a limit with a policy for everything a hostile client can do.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{
     terminal_safe, CloseReason, Config, ConnId, Context, Handler, InBuf, Line, LineFramer,
@@ -291,7 +291,7 @@ impl Handler for ChatServer {
         Some(Client {
             name,
             framer: LineFramer::new(config.max_line),
-            bucket: TokenBucket::new(config.lines_per_sec, config.burst, Instant::now()),
+            bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
             throttled: false,
             partial_timer: None,
             announced: false,
@@ -303,7 +303,7 @@ impl Handler for ChatServer {
             return;
         };
         let mut framer = client.framer.clone();
-        let now = Instant::now();
+        let now = cx.now();
         let mut line_ended = false;
         loop {
             let (used, line) = framer.decode(inb);
