@@ -64,8 +64,11 @@ impl ListenOptions {
 pub(crate) fn bind_unix(path: &Path) -> io::Result<mio::net::UnixListener> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
+        // The probe connects without blocking: a blocking connect to a live
+        // listener whose backlog is full waits (forever) until it accepts,
+        // hanging the bind; non-blocking, that is `WouldBlock`: live.
         let refused = || {
-            matches!(std::os::unix::net::UnixStream::connect(path),
+            matches!(mio::net::UnixStream::connect(path),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
         };
         if meta.file_type().is_socket() && refused() {

@@ -1,13 +1,15 @@
 //! The example binaries run as a user runs them, checked against the CLI
 //! contract (`examples-cli.md`): the readiness line, echo over IPv4, IPv6 and
-//! `localhost`, signals, exit statuses and messages, and the multiconn client
-//! against the echo server.
+//! `localhost`, signals, exit statuses and messages, the multiconn clients
+//! (Reactor and Selector) against the echo server, the UDP and Unix echo
+//! servers, and the chat client's failure to connect.
 //!
 //! Every child is killed if a test fails (see [`Proc`]), and every wait has
 //! a deadline: a broken example fails its test, it never hangs the run.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -51,6 +53,14 @@ fn example(name: &str) -> Command {
                 "multiconn_echo",
                 "--example",
                 "multiconn_client",
+                "--example",
+                "selector_client",
+                "--example",
+                "chat_client",
+                "--example",
+                "udp_echo",
+                "--example",
+                "unix_echo",
             ])
             .output()
             .expect("run cargo build");
@@ -181,20 +191,46 @@ impl Server {
 
     /// Sends `sig` and checks the contract: exit 0, no other stdout line.
     fn stop_with(self, sig: &str) -> String {
-        self.proc.signal(sig);
-        let (status, lines, stderr) = self.proc.finish();
-        assert_eq!(
-            status.code(),
-            Some(0),
-            "exit after {sig}; stderr:\n{stderr}"
-        );
-        assert!(
-            lines.is_empty(),
-            "stdout after the readiness line: {lines:?}"
-        );
-        assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
-        stderr
+        stop_cleanly(self.proc, sig)
     }
+}
+
+/// Sends `sig` to a server example and checks the contract: exit 0, no
+/// stdout line after the readiness line, no panic. Returns its stderr.
+fn stop_cleanly(proc: Proc, sig: &str) -> String {
+    proc.signal(sig);
+    let (status, lines, stderr) = proc.finish();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after {sig}; stderr:\n{stderr}"
+    );
+    assert!(
+        lines.is_empty(),
+        "stdout after the readiness line: {lines:?}"
+    );
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+    stderr
+}
+
+/// Starts server example `name` and returns it with the address its
+/// readiness line names (`listening on ADDR`).
+fn start_ready(name: &str, args: &[&str]) -> (Proc, String) {
+    let mut cmd = example(name);
+    cmd.args(args);
+    let proc = Proc::spawn(cmd);
+    let line = match proc.stdout.recv_timeout(DEADLINE) {
+        Ok(line) => line,
+        Err(e) => {
+            let (status, _, stderr) = proc.finish();
+            panic!("{name}: no readiness line ({e}); exit {status}, stderr:\n{stderr}");
+        }
+    };
+    let addr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{name}: not a readiness line: {line:?}"))
+        .to_string();
+    (proc, addr)
 }
 
 /// Sends `len` bytes (written by another thread, so a server that pushes
@@ -364,10 +400,14 @@ fn echo_help_lists_flags_with_defaults() {
 }
 
 fn client_against_echo(num_conns: usize) {
+    named_client_against_echo("multiconn_client", num_conns);
+}
+
+fn named_client_against_echo(client: &str, num_conns: usize) {
     let server = Server::start("127.0.0.1");
     let port = server.addr.port().to_string();
     let n = num_conns.to_string();
-    let (status, lines, stderr) = run("multiconn_client", &["127.0.0.1", &port, &n]);
+    let (status, lines, stderr) = run(client, &["127.0.0.1", &port, &n]);
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
     assert_eq!(lines.len(), num_conns, "{lines:?}");
     for id in 1..=num_conns {
@@ -456,4 +496,104 @@ sys.exit(0 if got == payload else "echo differs: %d of %d bytes" % (len(got), le
     let (status, _, stderr) = Proc::spawn(cmd).finish();
     assert!(status.success(), "python client: {status}\n{stderr}");
     server.stop_with("-TERM");
+}
+
+#[test]
+fn selector_client_echoes_through_20_connections() {
+    named_client_against_echo("selector_client", 20);
+}
+
+#[test]
+fn selector_client_connection_refused_exits_1() {
+    let port = closed_port().to_string();
+    let (status, lines, stderr) = run("selector_client", &["127.0.0.1", &port, "2"]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    assert!(stderr.contains("refused"), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn chat_client_against_a_closed_port_exits_1_naming_it() {
+    let start = Instant::now();
+    let port = closed_port().to_string();
+    let (status, lines, stderr) = run("chat_client", &["127.0.0.1", &port]);
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(lines.is_empty(), "stdout: {lines:?}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("refused"), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
+    // The refusal, not its 10 s connect timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn udp_echo_prints_readiness_echoes_datagrams_and_exits_0_on_sigterm() {
+    let (proc, addr) = start_ready("udp_echo", &["127.0.0.1", "0"]);
+    let addr: SocketAddr = addr
+        .parse()
+        .unwrap_or_else(|_| panic!("not ip:port: {addr:?}"));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let big: Vec<u8> = (0..65_507).map(|i| (i % 251) as u8).collect();
+    for payload in [&b"ping"[..], &big] {
+        sock.send_to(payload, addr).unwrap();
+        let mut buf = vec![0; 70_000];
+        let (n, from) = sock.recv_from(&mut buf).expect("the echo");
+        assert_eq!(from, addr);
+        assert!(
+            buf[..n] == *payload,
+            "{n}-byte echo of {} bytes differs",
+            payload.len()
+        );
+    }
+    stop_cleanly(proc, "-TERM");
+}
+
+/// Removes the file at `path` when dropped, so a failed test leaves nothing.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn unix_echo_replaces_a_stale_socket_echoes_and_removes_its_own_on_sigterm() {
+    let path = std::env::temp_dir().join(format!("mio-sel-ex-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let _cleanup = RemoveOnDrop(path.clone());
+    drop(UnixListener::bind(&path).unwrap()); // a crashed server's file
+    assert!(path.exists());
+    let (proc, addr) = start_ready("unix_echo", &[path.to_str().unwrap()]);
+    assert_eq!(addr, path.display().to_string());
+
+    let payload: Vec<u8> = (0..100_000).map(|i| (i % 253) as u8).collect();
+    let mut sock = UnixStream::connect(&path).expect("connect to unix_echo");
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    sock.set_write_timeout(Some(DEADLINE)).unwrap();
+    let mut writer = sock.try_clone().unwrap();
+    let sent = payload.clone();
+    let w = thread::spawn(move || {
+        writer.write_all(&sent).expect("write");
+        writer.shutdown(Shutdown::Write).expect("shutdown");
+    });
+    let mut echoed = Vec::new();
+    sock.read_to_end(&mut echoed).expect("read the echo to EOF");
+    w.join().unwrap();
+    assert!(
+        echoed == payload,
+        "echo differs: {} of 100000 bytes",
+        echoed.len()
+    );
+
+    stop_cleanly(proc, "-TERM");
+    assert!(!path.exists(), "unix_echo left {}", path.display());
 }
