@@ -805,3 +805,33 @@ impl<D> Loop for Context<'_, D> {
         Context::stop(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loopback UDP never says `WouldBlock`, so the queue is driven here
+    /// with the socket marked full, as the first `WouldBlock` leaves it.
+    #[test]
+    fn udp_send_queue_is_bounded_and_drains_in_order() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let to = receiver.local_addr().unwrap();
+        let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut udp = Udp::new(sock);
+        udp.writable = false;
+        for i in 0..4u8 {
+            send_datagram(&mut udp, &[i; 10], to, 40).unwrap();
+        }
+        assert!(matches!(send_datagram(&mut udp, &[9; 1], to, 40), Err(Error::QueueFull)));
+        assert_eq!((udp.queue.len(), udp.queued_bytes), (4, 40));
+        udp.writable = true;
+        udp.flush();
+        assert_eq!((udp.queue.len(), udp.queued_bytes), (0, 0));
+        let mut buf = [0; 16];
+        for i in 0..4u8 {
+            let n = receiver.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i; 10]);
+        }
+    }
+}
