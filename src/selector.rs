@@ -403,13 +403,17 @@ impl<T> Selector<T> {
         if self.events.capacity() < self.map.len() {
             self.events = Events::with_capacity(self.map.len().next_power_of_two());
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too large for an `Instant` (`Duration::MAX`) has no
+        // deadline: it is waited for again in full after `EINTR`.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut wait = timeout;
         loop {
             match poll.poll(&mut self.events, wait) {
                 Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if let Some(deadline) = deadline {
+                        wait = Some(deadline.saturating_duration_since(Instant::now()));
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
