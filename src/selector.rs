@@ -247,6 +247,12 @@ impl<T> Selector<T> {
     /// [`Error::NotRegistered`] (Python: `KeyError`), [`Error::InvalidEvents`]
     /// (Python: `ValueError`), [`Error::Closed`], [`Error::Io`].
     ///
+    /// On [`Error::Io`] (the kernel refused the change, say because the fd
+    /// was closed) the old key stays registered, unlike CPython, which
+    /// unregisters it: here the data often owns the socket, and dropping it
+    /// behind the caller's back would close it. [`unregister`](Self::unregister)
+    /// hands it back.
+    ///
     /// ```
     /// use mio_selectors::{Selector, EVENT_READ, EVENT_WRITE};
     /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
