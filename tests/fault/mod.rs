@@ -687,6 +687,27 @@ impl LineClient {
         rest
     }
 
+    /// The raw bytes (lines with their `\n`) before the first line for
+    /// which `stop` holds; that line is consumed too.
+    pub fn bytes_before(&mut self, stop: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let until = Instant::now() + STEP;
+        let mut out = Vec::new();
+        loop {
+            let line = self.raw_line_until(until).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e:?} after {:?}",
+                    self.name,
+                    String::from_utf8_lossy(&out)
+                )
+            });
+            if stop(&line) {
+                return out;
+            }
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+    }
+
     /// Takes `nick`, checking the answer.
     pub fn nick(&mut self, nick: &str) {
         self.send(format!("/nick {nick}\n"));
