@@ -115,6 +115,10 @@ fn main() -> io::Result<()> {
     let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let lfd = listener.as_raw_fd();
+    // Listen again with the others' backlog (std binds with 128): a burst of
+    // connects must not overflow it.
+    // SAFETY: listen(2) on our listening socket.
+    cvt(unsafe { libc::listen(lfd, 1024) })?;
 
     // SAFETY: plain libc calls on values we own.
     let (ep, sfd) = unsafe {

@@ -38,14 +38,16 @@ impl Shared {
 async fn process(state: Arc<Mutex<Shared>>, stream: TcpStream, addr: SocketAddr) {
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(4096));
     let name = addr.to_string();
-    if lines.send(format!("* welcome {name}")).await.is_err() {
-        return;
-    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     {
         let mut state = state.lock().await;
         state.peers.insert(addr, tx);
         state.broadcast(addr, &format!("* {name} joined"));
+    }
+    // Welcomed once in the map: from here on it receives every line.
+    if lines.send(format!("* welcome {name}")).await.is_err() {
+        state.lock().await.peers.remove(&addr);
+        return;
     }
     loop {
         tokio::select! {
