@@ -15,8 +15,8 @@
 //! `chat`: open loop. K clients each send 64-byte lines at RATE per second
 //! (phases spread evenly); each line carries its send time, so a receiver
 //! that gets `<NAME> LINE` knows the delivery latency. After the window the
-//! sending stops and deliveries drain (until all expected arrived or 3 s
-//! without progress); deliveries/s = deliveries / (window + drain).
+//! sending stops and deliveries drain (until all expected arrived, 3 s
+//! without progress, or 15 s); deliveries/s = deliveries / (window + drain).
 //!
 //! `idle`: opens N connections and holds them; then one 64-byte echo on
 //! every connection at once; then closes. For the RSS meter.
@@ -82,7 +82,7 @@ fn opts() -> Opts {
         warmup: get("--warmup", 1.0),
         duration: get("--duration", 5.0),
         sync: args.iter().any(|a| a == "--sync") || args[1] == "idle",
-        batch: get("--batch", 256.0).max(1.0) as usize,
+        batch: get("--batch", 128.0).max(1.0) as usize,
         gap: Duration::from_secs_f64(get("--gap-ms", 0.0) / 1000.0),
     }
 }
@@ -105,11 +105,11 @@ fn pause() -> bool {
 
 /// Latency samples in nanoseconds; percentiles by sorting.
 #[derive(Default)]
-struct Samples(Vec<u32>);
+struct Samples(Vec<u64>);
 
 impl Samples {
     fn add(&mut self, ns: u64) {
-        self.0.push(ns.min(u32::MAX as u64) as u32);
+        self.0.push(ns);
     }
     fn pct(&mut self, p: f64) -> f64 {
         if self.0.is_empty() {
@@ -128,7 +128,7 @@ impl Clock {
     }
 }
 
-/// Opens `o.conns` connections to `o.addr`, at most `o.batch` connecting at
+/// Opens `o.conns` connections to `o.addr`, at most `o.batch` (default 128) connecting at
 /// once and `o.gap` apart (a server that accepts slowly would otherwise
 /// overflow its backlog and lose handshakes), all with TCP_NODELAY,
 /// registered READABLE|WRITABLE.
@@ -205,7 +205,11 @@ struct Echo {
 
 impl Echo {
     fn in_flight(&self) -> usize {
-        self.conns.iter().map(|c| c.sent.len()).sum()
+        self.conns
+            .iter()
+            .filter(|c| !c.dead)
+            .map(|c| c.sent.len())
+            .sum()
     }
 
     /// Fills every connection up to `depth` messages in flight.
@@ -545,7 +549,11 @@ impl Chat {
         self.sending_since = None;
         let mut last = (Instant::now(), self.delivered_total);
         let mut end = Instant::now();
-        while self.delivered_total < self.expected() && last.0.elapsed() < Duration::from_secs(3) {
+        let drain_cap = Instant::now() + Duration::from_secs(15);
+        while self.delivered_total < self.expected()
+            && last.0.elapsed() < Duration::from_secs(3)
+            && Instant::now() < drain_cap
+        {
             self.poll_once(poll, events);
             if self.delivered_total != last.1 {
                 last = (Instant::now(), self.delivered_total);
