@@ -124,15 +124,15 @@ fn opts() -> Opts {
         let chat = vec![
             ChatScenario {
                 clients: 10,
-                rate: 2000.0,
+                rate: 5000.0,
             },
             ChatScenario {
                 clients: 100,
-                rate: 40.0,
+                rate: 100.0,
             },
             ChatScenario {
                 clients: 1000,
-                rate: 0.5,
+                rate: 1.0,
             },
         ];
         (echo.clone(), echo, chat)
