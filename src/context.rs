@@ -815,7 +815,9 @@ mod tests {
     #[test]
     fn udp_send_queue_is_bounded_and_drains_in_order() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        receiver.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let to = receiver.local_addr().unwrap();
         let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut udp = Udp::new(sock);
@@ -823,7 +825,10 @@ mod tests {
         for i in 0..4u8 {
             send_datagram(&mut udp, &[i; 10], to, 40).unwrap();
         }
-        assert!(matches!(send_datagram(&mut udp, &[9; 1], to, 40), Err(Error::QueueFull)));
+        assert!(matches!(
+            send_datagram(&mut udp, &[9; 1], to, 40),
+            Err(Error::QueueFull)
+        ));
         assert_eq!((udp.queue.len(), udp.queued_bytes), (4, 40));
         udp.writable = true;
         udp.flush();
