@@ -522,6 +522,15 @@ fn soak_secs() -> u64 {
     secs.unwrap_or(240).min(480)
 }
 
+/// Connections the soak holds at once (`SOAK_CONNS`, default 19,000; at
+/// most 19,500, so that each process stays under its 20,000 descriptors).
+fn soak_conns() -> usize {
+    let conns = std::env::var("SOAK_CONNS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    conns.unwrap_or(19_000).min(19_500)
+}
+
 /// The load client of the soak, run in a child process by `soak` (this
 /// same test binary, started with `SOAK_CHILD_TARGET` set). Prints
 /// `SOAK HOLD n` at the hold and waits for the parent's `OK` on stdin;
@@ -532,7 +541,7 @@ fn soak_child() {
     let Ok(target) = std::env::var("SOAK_CHILD_TARGET") else {
         return;
     };
-    let conns: usize = std::env::var("SOAK_CONNS").map_or(19_000, |s| s.parse().unwrap());
+    let conns = soak_conns();
     let start = Instant::now();
     let spec = Spec {
         target: target.parse().unwrap(),
@@ -619,9 +628,18 @@ fn soak() {
         let mut server_held = 0;
         let report = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = child
-                .line(left)
-                .expect("the soak client ended without a report");
+            let Some(line) = child.line(left) else {
+                let stderr: Vec<String> = child.stderr.try_iter().collect();
+                panic!(
+                    "the soak client ended without a report:\n{}",
+                    stderr.join("\n")
+                );
+            };
+            // libtest may print `test soak_child ... ` before a line.
+            let line = match line.find("SOAK ") {
+                Some(at) => line[at..].to_string(),
+                None => continue,
+            };
             if let Some(n) = line.strip_prefix("SOAK HOLD ") {
                 held = n.parse().unwrap();
                 let ok =
@@ -638,10 +656,15 @@ fn soak() {
             }
         };
         let status = child.wait(Duration::from_secs(30));
-        assert!(status.success(), "soak client failed: {report}");
+        if !status.success() {
+            let stderr: Vec<String> = child.stderr.try_iter().collect();
+            panic!("soak client failed: {report}\n{}", stderr.join("\n"));
+        }
+        drop((stdin, child)); // their pipes count as descriptors
+        let want = soak_conns();
         assert!(
-            held >= 19_000 && server_held == held,
-            "held {held}, server {server_held}"
+            held == want && server_held == held,
+            "held {held} of {want}, server {server_held}"
         );
         assert!(
             report.contains(" lost=0 ") && report.contains(" errors=0 "),
@@ -663,10 +686,13 @@ fn soak() {
         let peak_pending = stats.max_pending.load(SeqCst);
         server.stop().expect("reactor");
         assert!(util::poll_until(STEP, || util::fd_count() == baseline));
-        figures(
-            "soak",
-            &[
-                ("client", report),
+        let mut pairs: Vec<(String, String)> = report
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (format!("client_{k}"), v.to_string()))
+            .collect();
+        pairs.extend(
+            [
                 ("server_held", server_held.to_string()),
                 ("server_accepted", stats.accepted.load(SeqCst).to_string()),
                 ("server_aborted", stats.aborted.load(SeqCst).to_string()),
@@ -682,8 +708,12 @@ fn soak() {
                     fault::peak_rss_kib("self").unwrap_or(0).to_string(),
                 ),
                 ("panics", fault::panics().to_string()),
-            ],
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
         );
+        let pairs: Vec<(&str, String)> =
+            pairs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        figures("soak", &pairs);
     });
 }
 

@@ -227,6 +227,13 @@ struct Engine<'a> {
     want: Vec<u8>,
 }
 
+fn is_reset(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
 fn token(key: usize, gen: u32) -> Token {
     Token(key | ((gen as usize) << 32))
 }
@@ -467,6 +474,8 @@ impl Engine<'_> {
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => c.writable = false,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                // The server aborted it, as asked, before it had sent all.
+                Err(err) if c.beh == Beh::Aborted && is_reset(&err) => return Some(Outcome::Done),
                 Err(err) => return Some(self.failure(key, format!("write: {err}"))),
             }
         }
@@ -511,9 +520,7 @@ impl Engine<'_> {
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err)
-                    if c.beh == Beh::Aborted && err.kind() == io::ErrorKind::ConnectionReset =>
-                {
+                Err(err) if c.beh == Beh::Aborted && is_reset(&err) => {
                     return Some(Outcome::Done);
                 }
                 Err(err) => return Some(self.failure(key, format!("read: {err}"))),
