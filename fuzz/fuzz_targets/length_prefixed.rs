@@ -28,7 +28,11 @@ fn feed(max: usize, stream: &[u8], cuts: &[u8]) -> (Vec<Option<Vec<u8>>>, usize)
             let (used, item) = dec.decode(&inb);
             assert!(used <= inb.len(), "consumed more than given");
             if failed {
-                assert_eq!((used, item.is_none()), (0, true), "decoded after a fatal error");
+                assert_eq!(
+                    (used, item.is_none()),
+                    (0, true),
+                    "decoded after a fatal error"
+                );
             }
             match item {
                 Some(Ok(frame)) => {
@@ -48,7 +52,11 @@ fn feed(max: usize, stream: &[u8], cuts: &[u8]) -> (Vec<Option<Vec<u8>>>, usize)
             }
         }
         if !dec.has_failed() {
-            assert!(inb.len() < dec.max_buffered(), "{} bytes left waiting", inb.len());
+            assert!(
+                inb.len() < dec.max_buffered(),
+                "{} bytes left waiting",
+                inb.len()
+            );
         }
     }
     (out, consumed)
@@ -65,14 +73,24 @@ fuzz_target!(|data: &[u8]| {
     let ncuts = (ncuts as usize % 8).min(rest.len());
     let (cuts, stream) = rest.split_at(ncuts);
     let whole = feed(max, stream, &[]);
-    assert_eq!(whole, feed(max, stream, cuts), "frames depend on how the input was cut");
-    assert_eq!(whole, feed(max, stream, &[1]), "frames depend on how the input was cut");
+    assert_eq!(
+        whole,
+        feed(max, stream, cuts),
+        "frames depend on how the input was cut"
+    );
+    assert_eq!(
+        whole,
+        feed(max, stream, &[1]),
+        "frames depend on how the input was cut"
+    );
 
     // Re-encoding the frames gives back exactly the bytes they came from.
     let codec = LengthPrefixedCodec::new(max);
     let mut wire = Vec::new();
     for frame in whole.0.iter().map_while(Option::as_ref) {
-        codec.encode(frame, &mut wire).expect("a decoded frame encodes");
+        codec
+            .encode(frame, &mut wire)
+            .expect("a decoded frame encodes");
     }
     if whole.0.iter().all(Option::is_some) {
         assert_eq!(wire, stream[..whole.1]);

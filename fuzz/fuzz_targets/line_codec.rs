@@ -40,7 +40,11 @@ fn feed(max: usize, stream: &[u8], cuts: &[u8]) -> (Vec<Option<Vec<u8>>>, usize)
             }
             inb.drain(..used);
         }
-        assert!(inb.len() < dec.max_buffered(), "{} bytes left waiting", inb.len());
+        assert!(
+            inb.len() < dec.max_buffered(),
+            "{} bytes left waiting",
+            inb.len()
+        );
     }
     (out, inb.len())
 }
