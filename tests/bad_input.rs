@@ -411,6 +411,38 @@ fn many_short_lines_are_slowed_not_dropped() {
     c.stop();
 }
 
+fn throttled_lines_then_half_close_are_all_relayed() {
+    // `printf '...' | nc -N`: a burst far over the rate, then EOF at once.
+    const LINES: usize = 300;
+    let mut c = Chat::start(ChatConfig {
+        lines_per_sec: 2000.0,
+        burst: 10.0,
+        ..ChatConfig::default()
+    });
+    let input: String = (0..LINES).map(|i| format!("b{i}\n")).collect();
+    c.s.send(&input);
+    util::shutdown_write(&c.s.stream).unwrap();
+    let to_r = c.r.bytes_before(|l| l == b"* sender left");
+    let want: Vec<u8> = (0..LINES).flat_map(|i| relayed(&format!("b{i}"))).collect();
+    same("receiver", &to_r, &want);
+    same("sender", &c.s.until_eof(), b"");
+    c.stop();
+}
+
+fn nick_is_free_again_when_its_owner_leaves() {
+    let mut c = Chat::new();
+    let mut t = LineClient::join(c.server.addr);
+    let addr = t.name.clone();
+    t.nick("Alice");
+    drop(t);
+    let to_s = c.s.bytes_before(|l| l == b"* Alice left");
+    let want = format!("* {addr} joined\n* {addr} is now known as Alice\n");
+    same("sender", &to_s, want.as_bytes());
+    c.s.send("/nick alice\n");
+    c.s.expect("* you are now alice");
+    c.stop();
+}
+
 fn quit_says_bye_and_leaves() {
     let mut c = Chat::new();
     c.s.send("/quit\nnot relayed\n");
@@ -615,6 +647,14 @@ const CASES: &[Case] = &[
         many_short_lines_are_slowed_not_dropped,
     ),
     ("chat/quit_then_more", quit_says_bye_and_leaves),
+    (
+        "chat/throttled_burst_then_half_close",
+        throttled_lines_then_half_close_are_all_relayed,
+    ),
+    (
+        "chat/nick_freed_when_owner_leaves",
+        nick_is_free_again_when_its_owner_leaves,
+    ),
     ("echo/all_256_byte_values", echo_all_256_byte_values),
     ("echo/one_byte_fragments", echo_one_byte_fragments),
     (
