@@ -71,7 +71,7 @@ impl ChatConfig {
         let high_water = base.high_water.min(self.max_output);
         Config {
             max_outb: self.max_output,
-            max_inb: base.max_inb.max(self.max_line + 2),
+            max_inb: base.max_inb.max(self.max_line.saturating_add(2)),
             high_water,
             low_water: base.low_water.min(high_water / 2),
             ..base
@@ -375,6 +375,10 @@ impl Handler for ChatServer {
     ) {
         self.clients -= 1;
         self.nicks.remove(&client.name.to_ascii_lowercase());
+        // Its timers would be dropped when due anyway; free them now.
+        if let Some(timer) = client.partial_timer {
+            cx.cancel_timer(timer);
+        }
         if client.announced || cx.is_shutting_down() {
             return;
         }

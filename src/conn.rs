@@ -7,18 +7,37 @@ use crate::outbuf::OutBuf;
 use crate::stream::Stream;
 use crate::{CloseReason, PeerAddr, TimerId};
 
+/// `now + d`, or a time a century away if that overflows (`Duration::MAX`
+/// is a fair way to say "never").
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum State {
-    /// An outgoing connect is under way.
-    Connecting,
+    /// An outgoing connect is under way, with its timeout, and the close
+    /// asked for meanwhile (done once connected, so queued output goes out).
+    Connecting {
+        timer: TimerId,
+        close: Option<CloseReason>,
+    },
     Open,
-    /// Closing gracefully: flush `outb`, then send FIN.
-    Closing(CloseReason),
-    /// FIN sent; discarding input until the peer's FIN or the deadline, so
-    /// that closing with unread input cannot turn into a reset that destroys
+    /// Closing gracefully: flush `outb`, then send FIN. `unsent` is what was
+    /// pending at the last deadline: as long as the peer keeps reading, the
+    /// flush goes on; a deadline with no progress gives up.
+    Closing {
+        reason: CloseReason,
+        unsent: usize,
+    },
+    /// FIN sent; discarding input until the peer's FIN or `until`, so that
+    /// closing with unread input cannot turn into a reset that destroys
     /// output the peer has not read yet.
-    Lingering(CloseReason),
+    Lingering {
+        reason: CloseReason,
+        until: Instant,
+    },
     /// Done: waiting to be deregistered, dropped and reported.
     Dead(CloseReason),
 }
@@ -60,7 +79,7 @@ impl IdleWatch {
             Idle::Write => self.last_write,
             Idle::Both => self.last_read.max(self.last_write),
         };
-        last + self.timeout
+        later(last, self.timeout)
     }
 }
 

@@ -10,7 +10,7 @@ use mio::{Interest, Registry};
 use slab::Slab;
 
 use crate::buffer::{BufPool, ByteBuf};
-use crate::conn::{Conn, IdleWatch, State};
+use crate::conn::{later, Conn, IdleWatch, State};
 use crate::endpoint::{Endpoint, Udp};
 use crate::handle::Loop;
 use crate::id::GEN_MASK;
@@ -148,7 +148,7 @@ impl<D> Core<D> {
             return;
         };
         let reason = match std::mem::replace(&mut conn.state, State::Open) {
-            State::Closing(reason) | State::Lingering(reason) => reason,
+            State::Closing { reason, .. } | State::Lingering { reason, .. } => reason,
             other => {
                 conn.state = other;
                 return;
@@ -157,19 +157,29 @@ impl<D> Core<D> {
         self.kill(id, reason);
     }
 
-    /// Starts a graceful close: flush, FIN, linger; bounded by `config.linger`.
+    /// Starts a graceful close: flush (for as long as the peer keeps
+    /// reading), FIN, linger (at most `config.linger`).
     pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
-        let deadline = self.now + self.config.linger;
-        let Some(conn) = self.get_mut(id) else {
+        let deadline = later(self.now, self.config.linger);
+        let Some((conn, pool)) = self.conn_and_pool(id) else {
             return;
         };
-        match conn.state {
+        match &mut conn.state {
             State::Open => {}
-            // Not connected yet: nothing to flush.
-            State::Connecting => return self.kill(id, reason),
+            // Output queued while connecting goes out once connected.
+            State::Connecting { close, .. } if !conn.outb.is_empty() => {
+                close.get_or_insert(reason);
+                return;
+            }
+            State::Connecting { .. } => return self.kill(id, reason),
             _ => return,
         }
-        conn.state = State::Closing(reason);
+        // The handler is done with the input; and a full `inb` must not stop
+        // the linger phase from reading the peer to its FIN.
+        conn.inb.clear();
+        conn.inb.release_if_empty(pool);
+        let unsent = conn.outb.len();
+        conn.state = State::Closing { reason, unsent };
         self.linger.push_back((deadline, id));
         // The flush step sends FIN once `outb` is empty.
         self.mark_dirty(id);
@@ -211,7 +221,10 @@ impl<D> Core<D> {
     fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
         let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
-        if !matches!(conn.state, State::Open | State::Connecting) {
+        if !matches!(
+            conn.state,
+            State::Open | State::Connecting { close: None, .. }
+        ) {
             return Err(Error::NoSuchConnection);
         }
         if conn.write_closed {
@@ -236,7 +249,7 @@ impl<D> Core<D> {
         match data {
             Output::Bytes(bytes) => conn.outb.extend(bytes, pool),
             Output::Buf(buf) => conn.outb.append(buf, pool),
-            Output::Shared(shared) => conn.outb.push_shared(shared),
+            Output::Shared(shared) => conn.outb.push_shared(shared, pool),
         }
         if conn.outb.len() >= high {
             conn.paused = true;
@@ -287,6 +300,7 @@ impl<D> Context<'_, D> {
     /// # Errors
     ///
     /// - [`Error::NoSuchConnection`]: `id` is closed or closing;
+    /// - [`Error::WriteClosed`]: [`write_eof`](Self::write_eof) was called on it;
     /// - [`Error::OutputOverflow`]: its pending output would pass
     ///   [`Config::max_outb`]; the connection has been closed with
     ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
@@ -374,14 +388,16 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn connect(&mut self, addr: SocketAddr, data: D) -> Result<ConnId> {
         let stream = mio::net::TcpStream::connect(addr)?;
-        let state = State::Connecting;
+        let (timer, close) = (TimerId(u64::MAX), None); // the timer comes next
+        let state = State::Connecting { timer, close };
         let id = self
             .core
             .insert(Stream::Tcp(stream), PeerAddr::Inet(addr), state)?;
-        let deadline = self.core.now + self.core.config.connect_timeout;
-        self.core.add_timer(deadline, Timer::Connect(id));
+        let deadline = later(self.core.now, self.core.config.connect_timeout);
+        let timer = self.core.add_timer(deadline, Timer::Connect(id));
         if let Some(conn) = self.core.get_mut(id) {
             conn.data = Some(data);
+            conn.state = State::Connecting { timer, close: None };
         }
         log::debug!("{id}: connecting to {addr}");
         Ok(id)
@@ -458,7 +474,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
-        let deadline = self.core.now + delay;
+        let deadline = later(self.core.now, delay);
         let every = None;
         self.core
             .add_timer(deadline, Timer::User { conn, tag, every })
@@ -477,7 +493,7 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn call_every(&mut self, period: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
         let period = period.max(Duration::from_millis(1));
-        let deadline = self.core.now + period;
+        let deadline = later(self.core.now, period);
         let every = Some(period);
         self.core
             .add_timer(deadline, Timer::User { conn, tag, every })
@@ -517,7 +533,7 @@ impl<D> Context<'_, D> {
             self.core.cancel_timer(old.timer);
         }
         if let Some(timeout) = timeout {
-            let timer = self.core.add_timer(now + timeout, Timer::Idle(id));
+            let timer = self.core.add_timer(later(now, timeout), Timer::Idle(id));
             let (last_read, last_write) = (now, now);
             let watch = IdleWatch {
                 kind,
@@ -775,11 +791,13 @@ pub(crate) fn send_datagram(
             Err(e) => return Err(e.into()),
         }
     }
-    if sock.queued_bytes + data.len() > cap {
+    // Each datagram is charged its slot too, so empty ones cannot pile up.
+    let cost = data.len() + crate::endpoint::DATAGRAM_OVERHEAD;
+    if sock.queued_bytes + cost > cap {
         log::debug!("udp: send queue full, datagram to {addr} dropped");
         return Err(Error::QueueFull);
     }
-    sock.queued_bytes += data.len();
+    sock.queued_bytes += cost;
     sock.queue.push_back((data.into(), addr));
     Ok(())
 }
@@ -822,14 +840,15 @@ mod tests {
         let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut udp = Udp::new(sock);
         udp.writable = false;
+        let cap = 4 * (10 + crate::endpoint::DATAGRAM_OVERHEAD);
         for i in 0..4u8 {
-            send_datagram(&mut udp, &[i; 10], to, 40).unwrap();
+            send_datagram(&mut udp, &[i; 10], to, cap).unwrap();
         }
         assert!(matches!(
-            send_datagram(&mut udp, &[9; 1], to, 40),
+            send_datagram(&mut udp, &[], to, cap),
             Err(Error::QueueFull)
         ));
-        assert_eq!((udp.queue.len(), udp.queued_bytes), (4, 40));
+        assert_eq!(udp.queue.len(), 4);
         udp.writable = true;
         udp.flush();
         assert_eq!((udp.queue.len(), udp.queued_bytes), (0, 0));

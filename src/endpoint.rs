@@ -79,6 +79,10 @@ impl Drop for ListenSock {
     }
 }
 
+/// What a queued datagram costs beyond its bytes, charged against
+/// `Config::udp_queue`.
+pub(crate) const DATAGRAM_OVERHEAD: usize = 64;
+
 /// A UDP socket and its bounded send queue.
 pub(crate) struct Udp {
     pub(crate) sock: UdpSocket,
@@ -116,7 +120,7 @@ impl Udp {
                 Err(e) => log::debug!("udp: datagram to {addr} dropped: {e}"),
                 Ok(_) => {}
             }
-            self.queued_bytes -= data.len();
+            self.queued_bytes -= data.len() + DATAGRAM_OVERHEAD;
             self.queue.pop_front();
         }
         if self.queue.capacity() > 0 {

@@ -98,7 +98,7 @@ impl LineFramer {
             };
         }
         // A line of `max_len` bytes may be followed by "\r\n".
-        let window = &input[..input.len().min(self.max_len + 2)];
+        let window = &input[..input.len().min(self.max_len.saturating_add(2))];
         match memchr(window) {
             Some(i) => {
                 let line = &input[..i];
@@ -110,8 +110,9 @@ impl LineFramer {
                 }
             }
             // Too long already: say so now, skip to the newline.
-            None if input.len() > self.max_len + 1
-                || (input.len() == self.max_len + 1 && input[self.max_len] != b'\r') =>
+            None if input.len() > self.max_len.saturating_add(1)
+                || (input.len() == self.max_len.saturating_add(1)
+                    && input[self.max_len] != b'\r') =>
             {
                 self.discarding = true;
                 (window.len(), Some(Line::TooLong))

@@ -10,8 +10,17 @@ use crate::buffer::{BufPool, ByteBuf};
 /// Most slices handed to one `writev`.
 const MAX_IOV: usize = 64;
 
+/// Broadcasts shorter than this are copied rather than shared, so that a
+/// segment's bookkeeping (a queue slot, about 40 bytes) stays small next to
+/// its bytes: the memory a connection holds stays within about 1.2 times its
+/// pending output, which is what `Config::max_outb` counts.
+const SHARE_MIN: usize = 256;
+
 enum Seg {
-    Owned(ByteBuf),
+    /// Bytes of this connection's own that follow a broadcast: a plain,
+    /// right-sized `Vec` (not a pooled buffer, which would cost a whole
+    /// `read_chunk` for a short notice), and how much of it is written.
+    Owned(Vec<u8>, usize),
     /// A broadcast buffer shared with other connections, and how much of it
     /// this connection has written.
     Shared(Arc<[u8]>, usize),
@@ -20,8 +29,14 @@ enum Seg {
 impl Seg {
     fn bytes(&self) -> &[u8] {
         match self {
-            Seg::Owned(b) => b.as_slice(),
+            Seg::Owned(data, pos) => &data[*pos..],
             Seg::Shared(data, pos) => &data[*pos..],
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Seg::Owned(_, pos) | Seg::Shared(_, pos) => *pos += n,
         }
     }
 }
@@ -53,34 +68,33 @@ impl OutBuf {
         self.len == 0
     }
 
-    /// The owned buffer new bytes go to: `front` unless a shared segment
-    /// is queued, in which case a new owned segment follows it.
-    fn tail(&mut self) -> &mut ByteBuf {
-        let Some(rest) = &mut self.rest else {
-            return &mut self.front;
-        };
-        if !matches!(rest.back(), Some(Seg::Owned(_))) {
-            rest.push_back(Seg::Owned(ByteBuf::default()));
-        }
-        match rest.back_mut() {
-            Some(Seg::Owned(b)) => b,
-            _ => unreachable!("an owned segment was just ensured"),
-        }
-    }
-
     pub(crate) fn extend(&mut self, data: &[u8], pool: &mut BufPool) {
         self.len += data.len();
-        self.tail().extend(data, pool);
+        match &mut self.rest {
+            None => self.front.extend(data, pool),
+            Some(rest) => match rest.back_mut() {
+                Some(Seg::Owned(bytes, _)) => bytes.extend_from_slice(data),
+                _ => rest.push_back(Seg::Owned(data.to_vec(), 0)),
+            },
+        }
     }
 
-    /// Moves `other`'s bytes in, swapping storage when the tail is empty.
+    /// Moves `other`'s bytes in: a swap of storage when nothing is pending,
+    /// a copy otherwise.
     pub(crate) fn append(&mut self, other: &mut ByteBuf, pool: &mut BufPool) {
-        self.len += other.len();
-        self.tail().append(other, pool);
+        if self.rest.is_none() {
+            self.len += other.len();
+            self.front.append(other, pool);
+        } else {
+            self.extend(other.as_slice(), pool);
+            other.clear();
+        }
     }
 
-    pub(crate) fn push_shared(&mut self, data: Arc<[u8]>) {
-        if !data.is_empty() {
+    pub(crate) fn push_shared(&mut self, data: Arc<[u8]>, pool: &mut BufPool) {
+        if data.len() < SHARE_MIN {
+            self.extend(&data, pool); // cheaper to copy than to track
+        } else {
             self.len += data.len();
             self.rest
                 .get_or_insert_with(Default::default)
@@ -118,34 +132,18 @@ impl OutBuf {
             let seg = rest.front_mut().expect("len counts every segment");
             let left = seg.bytes().len();
             if n < left {
-                match seg {
-                    Seg::Owned(b) => b.consume(n),
-                    Seg::Shared(_, pos) => *pos += n,
-                }
+                seg.advance(n);
                 break;
             }
             n -= left;
-            if let Some(Seg::Owned(mut b)) = rest.pop_front() {
-                b.clear();
-                b.release_if_empty(pool);
-            }
+            rest.pop_front();
         }
         self.release_if_empty(pool);
     }
 
     pub(crate) fn clear(&mut self, pool: &mut BufPool) {
         self.front.clear();
-        for seg in self
-            .rest
-            .take()
-            .into_iter()
-            .flat_map(|rest| rest.into_iter())
-        {
-            if let Seg::Owned(mut b) = seg {
-                b.clear();
-                b.release_if_empty(pool);
-            }
-        }
+        self.rest = None;
         self.len = 0;
         self.release_if_empty(pool);
     }
@@ -180,10 +178,10 @@ mod tests {
         for step in [1, 3, 7, 100] {
             let mut out = OutBuf::default();
             out.extend(b"ab", &mut pool);
-            out.push_shared(Arc::from(&b"CDE"[..]));
+            out.push_shared(Arc::from(&b"CDE"[..]), &mut pool);
             out.extend(b"fg", &mut pool);
-            out.push_shared(Arc::from(&b"HI"[..]));
-            out.push_shared(Arc::from(&b""[..]));
+            out.push_shared(Arc::from(&b"HI"[..]), &mut pool);
+            out.push_shared(Arc::from(&b""[..]), &mut pool);
             out.extend(b"j", &mut pool);
             assert_eq!(out.len(), 10);
             assert_eq!(
@@ -196,11 +194,28 @@ mod tests {
     }
 
     #[test]
+    fn big_broadcasts_are_shared_small_ones_copied_and_merged() {
+        let mut pool = BufPool::new(8, 4);
+        let mut out = OutBuf::default();
+        let big: Arc<[u8]> = Arc::from(vec![b'x'; SHARE_MIN]);
+        out.push_shared(big.clone(), &mut pool);
+        for _ in 0..100 {
+            out.push_shared(Arc::from(&b"tiny"[..]), &mut pool); // one owned segment
+        }
+        out.push_shared(big.clone(), &mut pool);
+        assert_eq!(out.rest.as_ref().map(|r| r.len()), Some(3));
+        assert_eq!(Arc::strong_count(&big), 3, "shared, not copied");
+        assert_eq!(out.len(), 2 * SHARE_MIN + 400);
+        let got = drain(&mut out, &mut pool, 1000);
+        assert_eq!(&got[SHARE_MIN..SHARE_MIN + 4], b"tiny");
+    }
+
+    #[test]
     fn clear_drops_everything() {
         let mut pool = BufPool::new(8, 4);
         let mut out = OutBuf::default();
         out.extend(b"ab", &mut pool);
-        out.push_shared(Arc::from(&b"CDE"[..]));
+        out.push_shared(Arc::from(&b"CDE"[..]), &mut pool);
         out.extend(b"fg", &mut pool);
         out.clear(&mut pool);
         assert!(out.is_empty());

@@ -60,7 +60,10 @@ impl TokenBucket {
             Ok(())
         } else {
             let wait = (1.0 - self.tokens) / self.rate;
-            Err(Duration::from_secs_f64(wait).max(Duration::from_millis(1)))
+            // A rate too small for a `Duration` waits a day and asks again.
+            let day = Duration::from_secs(24 * 3600);
+            let wait = Duration::try_from_secs_f64(wait).unwrap_or(day);
+            Err(wait.clamp(Duration::from_millis(1), day))
         }
     }
 }

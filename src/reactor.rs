@@ -17,7 +17,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::buffer::BufPool;
-use crate::conn::State;
+use crate::conn::{later, State};
 use crate::context::{Core, Timer};
 use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
 use crate::handle::Shared;
@@ -260,7 +260,8 @@ impl<H: Handler> Reactor<H> {
     /// # Errors
     ///
     /// [`Error::Bind`] naming the path: someone listens there already, the
-    /// path is another kind of file, or the directory is not writable.
+    /// path is another kind of file, or the directory is not writable;
+    /// [`Error::Io`] if epoll refuses the socket.
     ///
     /// ```
     /// # use mio_selectors::{Config, Reactor};
@@ -582,14 +583,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        let accept_due = self.accept_paused_until.is_none()
-            && !self.core.shutting_down
-            && self.core.endpoints.iter().any(|(_, e)| match e {
-                Endpoint::Listener(l) => l.ready,
-                Endpoint::Udp(u) => u.readable,
-                Endpoint::Fd { .. } => false,
-            });
-        if !self.core.ready.is_empty() || accept_due {
+        let accepting = self.accept_paused_until.is_none() && !self.core.shutting_down;
+        let due = self.core.endpoints.iter().any(|(_, e)| match e {
+            Endpoint::Listener(l) => l.ready && accepting,
+            Endpoint::Udp(u) => u.readable,
+            Endpoint::Fd { .. } => false,
+        });
+        if !self.core.ready.is_empty() || due {
             return Some(Duration::ZERO);
         }
         let deadline = [
@@ -663,7 +663,7 @@ impl<H: Handler> Reactor<H> {
         }
         let readable = event.is_readable() || event.is_read_closed() || failed;
         let writable = event.is_writable() || event.is_write_closed() || failed;
-        if matches!(conn.state, State::Connecting) {
+        if matches!(conn.state, State::Connecting { .. }) {
             if !writable {
                 return;
             }
@@ -681,7 +681,7 @@ impl<H: Handler> Reactor<H> {
         };
         if writable {
             conn.writable = true;
-            if !conn.outb.is_empty() || matches!(conn.state, State::Closing(_)) {
+            if !conn.outb.is_empty() || matches!(conn.state, State::Closing { .. }) {
                 self.core.mark_dirty(id);
             }
         }
@@ -697,19 +697,30 @@ impl<H: Handler> Reactor<H> {
             Ok(Some(e)) | Err(e) => Err(e),
             Ok(None) => conn.stream.peer_addr(),
         };
+        if matches!(&outcome, Err(e) if e.kind() == io::ErrorKind::NotConnected) {
+            return; // spurious: not yet
+        }
+        let State::Connecting { timer, close } = mem::replace(&mut conn.state, State::Open) else {
+            return;
+        };
+        log::debug!(
+            "{id}: connect to {}: {:?}",
+            conn.peer,
+            outcome.as_ref().err()
+        );
+        self.core.cancel_timer(timer);
         match outcome {
             Ok(_) => {
-                conn.state = State::Open;
-                log::debug!("{id}: connected to {}", conn.peer);
                 let cx = &mut Context {
                     core: &mut self.core,
                 };
                 self.handler.connection_made(cx, id);
                 self.core.mark_dirty(id); // output queued while connecting
+                if let Some(reason) = close {
+                    self.core.close_gracefully(id, reason); // asked for while connecting
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {} // spurious: not yet
             Err(e) => {
-                log::debug!("{id}: connect to {} failed: {e}", conn.peer);
                 self.core.kill(id, CloseReason::ConnectFailed(e));
             }
         }
@@ -758,8 +769,9 @@ impl<H: Handler> Reactor<H> {
         for id in ids {
             self.core.close_gracefully(id, CloseReason::Shutdown);
         }
-        let deadline = Instant::now() + self.core.config.shutdown_timeout;
-        self.shutdown_deadline = Some(self.shutdown_deadline.map_or(deadline, |d| d.min(deadline)));
+        // (A second signal can only come later, and moves this deadline to now.)
+        let timeout = self.core.config.shutdown_timeout;
+        self.shutdown_deadline = Some(later(Instant::now(), timeout));
     }
 
     /// Accepts on every ready listener until `WouldBlock` (at most
@@ -798,7 +810,7 @@ impl<H: Handler> Reactor<H> {
                                 "accept failed: {e}; pausing accepts for {backoff:?} at a time"
                             );
                         }
-                        self.accept_paused_until = Some(Instant::now() + backoff);
+                        self.accept_paused_until = Some(later(Instant::now(), backoff));
                         return;
                     }
                 }
@@ -857,21 +869,21 @@ impl<H: Handler> Reactor<H> {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
         let mut budget = self.core.config.read_budget;
         let now = self.core.now;
-        match self.core.get_mut(id) {
-            Some(conn) => conn.queued = false,
-            None => return,
-        }
-        // Input left in `inb` while reading was paused gets its turn first.
-        if let Some(conn) = self.core.get_mut(id) {
-            if mem::take(&mut conn.reservice) && !conn.inb.is_empty() && conn.is_open() {
-                self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
-            }
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        conn.queued = false;
+        // Input left in `inb` while reading or writing was paused gets its
+        // turn first (and keeps waiting while output is still backed up).
+        let unpaused = conn.is_open() && !conn.paused && !conn.read_paused;
+        if unpaused && mem::take(&mut conn.reservice) && !conn.inb.is_empty() {
+            self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
         }
         loop {
             let Some((conn, pool)) = self.core.conn_and_pool(id) else {
                 return;
             };
-            let lingering = matches!(conn.state, State::Lingering(_));
+            let lingering = matches!(conn.state, State::Lingering { .. });
             let wanted = conn.is_open() && !conn.paused && !conn.read_paused || lingering;
             if !conn.readable || conn.eof || !wanted {
                 return;
@@ -952,9 +964,15 @@ impl<H: Handler> Reactor<H> {
             return;
         };
         conn.inb = inb.0;
+        if !conn.is_open() {
+            // Closed from the callback: nobody will consume the rest, and a
+            // full `inb` would keep the linger phase from reading to FIN.
+            conn.inb.clear();
+        }
         conn.inb.release_if_empty(pool);
         let stuck = conn.inb.len() >= max_inb && conn.inb.len() == before;
-        if stuck && conn.is_open() && !conn.read_paused {
+        // A handler that holds input back on purpose (paused) is not stuck.
+        if stuck && conn.is_open() && !conn.read_paused && !conn.paused {
             log::info!(
                 "{id} ({}): {max_inb} bytes of input left unconsumed; closing",
                 conn.peer
@@ -997,13 +1015,13 @@ impl<H: Handler> Reactor<H> {
     /// Writes `id`'s pending output until done or `WouldBlock`, then moves
     /// backpressure and graceful close along.
     fn flush(&mut self, id: ConnId) {
-        let low = self.core.config.low_water;
+        let (low, linger) = (self.core.config.low_water, self.core.config.linger);
         let now = self.core.now;
         let Some((conn, pool)) = self.core.conn_and_pool(id) else {
             return;
         };
         conn.dirty = false;
-        if matches!(conn.state, State::Dead(_) | State::Connecting) {
+        if matches!(conn.state, State::Dead(_) | State::Connecting { .. }) {
             return;
         }
         while conn.writable && !conn.outb.is_empty() {
@@ -1030,8 +1048,10 @@ impl<H: Handler> Reactor<H> {
         }
         if conn.paused && conn.outb.len() <= low {
             conn.paused = false;
-            let (readable, open) = (conn.readable, conn.is_open());
-            if readable {
+            // Input held back while output was backed up gets its turn too.
+            conn.reservice |= !conn.inb.is_empty();
+            let (ready, open) = (conn.readable || conn.reservice, conn.is_open());
+            if ready {
                 self.core.queue_ready(id);
             }
             if open {
@@ -1044,26 +1064,28 @@ impl<H: Handler> Reactor<H> {
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
-        if conn.outb.is_empty() && mem::take(&mut conn.fin_pending) {
+        if !conn.outb.is_empty() {
+            return;
+        }
+        if mem::take(&mut conn.fin_pending) {
             // `write_eof`: everything queued before it is out, now FIN.
             let _ = conn.stream.shutdown(Shutdown::Write);
         }
-        if conn.outb.is_empty() {
-            if let State::Closing(_) = conn.state {
-                // All sent: FIN, then wait for the peer's FIN (see `State::Lingering`).
-                let _ = conn.stream.shutdown(Shutdown::Write);
-                if conn.eof {
-                    self.core.finish(id);
-                } else {
-                    let State::Closing(reason) = mem::replace(&mut conn.state, State::Open) else {
-                        unreachable!()
-                    };
-                    conn.state = State::Lingering(reason);
-                    if conn.readable {
-                        self.core.queue_ready(id);
-                    }
-                }
+        if matches!(conn.state, State::Closing { .. }) {
+            // All sent: FIN, then wait for the peer's FIN (see `State::Lingering`).
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            if conn.eof {
+                return self.core.finish(id);
             }
+            let State::Closing { reason, .. } = mem::replace(&mut conn.state, State::Open) else {
+                unreachable!("matched above")
+            };
+            let until = later(now, linger);
+            conn.state = State::Lingering { reason, until };
+            if conn.readable {
+                self.core.queue_ready(id);
+            }
+            self.core.linger.push_back((until, id));
         }
     }
 
@@ -1078,19 +1100,40 @@ impl<H: Handler> Reactor<H> {
             return; // steady state: nothing to look at
         }
         let now = self.core.now;
+        let linger = self.core.config.linger;
         while let Some(&(deadline, id)) = self.core.linger.front() {
             if deadline > now {
                 break;
             }
             self.core.linger.pop_front();
-            if self.core.get(id).is_some_and(|c| !c.is_open()) {
-                log::debug!("{id}: close timed out");
-                self.core.finish(id);
+            let Some(conn) = self.core.get_mut(id) else {
+                continue;
+            };
+            let pending = conn.outb.len();
+            match &mut conn.state {
+                // Still flushing: fine while the peer keeps reading.
+                State::Closing { unsent, .. } if pending < *unsent => {
+                    *unsent = pending;
+                    self.core.linger.push_back((later(now, linger), id));
+                }
+                State::Closing { .. } => {
+                    log::info!("{id}: peer stopped reading while closing; {pending} bytes dropped");
+                    let why = format!("peer stopped reading; {pending} bytes of output dropped");
+                    let e = io::Error::new(io::ErrorKind::TimedOut, why);
+                    self.core.kill(id, CloseReason::Error(e));
+                }
+                State::Lingering { until, .. } if *until <= now => {
+                    log::debug!("{id}: no FIN from the peer; closing");
+                    self.core.finish(id);
+                }
+                _ => {} // an older deadline of a state since left
             }
         }
-        // Timers due now; one set by a callback here waits for the next pass.
+        // Timers due now. One set by a callback here waits for the next pass
+        // (even with no delay), so timers cannot keep the loop from polling.
+        let limit = self.core.next_timer;
         while let Some((&(deadline, seq), &timer)) = self.core.timers.first_key_value() {
-            if deadline > now {
+            if deadline > now || seq >= limit {
                 break;
             }
             self.core.timers.remove(&(deadline, seq));
@@ -1125,8 +1168,9 @@ impl<H: Handler> Reactor<H> {
                 }
                 if let Some(period) = every {
                     // Same id, next deadline, so the id still cancels it.
-                    self.core.timers.insert((now + period, seq), timer);
-                    self.core.timer_deadlines.insert(seq, now + period);
+                    let next = later(now, period);
+                    self.core.timers.insert((next, seq), timer);
+                    self.core.timer_deadlines.insert(seq, next);
                 }
                 let cx = &mut Context {
                     core: &mut self.core,
@@ -1137,7 +1181,7 @@ impl<H: Handler> Reactor<H> {
                 if self
                     .core
                     .get(id)
-                    .is_some_and(|c| matches!(c.state, State::Connecting))
+                    .is_some_and(|c| matches!(c.state, State::Connecting { .. }))
                 {
                     let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
                     self.core.kill(id, CloseReason::ConnectFailed(e));
@@ -1152,8 +1196,8 @@ impl<H: Handler> Reactor<H> {
                 };
                 let deadline = idle.deadline();
                 if deadline > now {
-                    // Active since: check again when it could next be idle.
-                    idle.timer = crate::TimerId(seq);
+                    // Active since: check again when it could next be idle
+                    // (same id, so `idle.timer` still names it).
                     self.core.timers.insert((deadline, seq), timer);
                     self.core.timer_deadlines.insert(seq, deadline);
                 } else {
