@@ -45,10 +45,11 @@ pub struct Config {
     /// long to stop accepting; accepting also resumes as soon as a connection
     /// closes. Default 100 ms.
     pub accept_backoff: Duration,
-    /// After a graceful close has flushed and sent FIN, how long to wait for
-    /// the peer's FIN (discarding its input) before dropping the socket, so
-    /// that a reset cannot destroy output the peer has not read yet.
-    /// Default 2 s.
+    /// Graceful close: how long the flush may go without progress (a peer
+    /// that stops reading is then closed, the rest of its output dropped,
+    /// with an error saying so), and, after FIN, how long to wait for the
+    /// peer's FIN (discarding its input) before dropping the socket, so that
+    /// a reset cannot destroy output the peer has not read yet. Default 2 s.
     pub linger: Duration,
     /// On [`Handle::stop`](crate::Handle::stop), how long to flush pending
     /// output before closing what is left. Default 2 s.
