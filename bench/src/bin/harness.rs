@@ -1628,5 +1628,12 @@ fn report(
         w,
         "\n![throughput and p99 against connections](benchmarks.svg)"
     );
+    // The hand-written reading of the figures (misses and their causes)
+    // lives beside the harness, so that regenerating keeps it.
+    if !o.smoke {
+        if let Ok(notes) = std::fs::read_to_string("bench/NOTES.md") {
+            let _ = writeln!(w, "\n{}", notes.trim_end());
+        }
+    }
     m
 }

@@ -4,7 +4,13 @@
 //! (edge-triggered, never re-registered); on readable, read 16 KiB chunks
 //! until a short read or `WouldBlock`, writing each chunk straight back; only
 //! what the kernel did not take waits in a per-connection buffer for the next
-//! writable edge. `raw_mio_echo [HOST PORT]`; SIGTERM/SIGINT stop it.
+//! writable edge. `raw_mio_echo [HOST PORT] [--two-phase]`; SIGTERM/SIGINT
+//! stop it.
+//!
+//! `--two-phase` is a diagnostic: it reads every ready connection first and
+//! writes them all afterwards (the Reactor's order, after Redis' `ae.c`)
+//! instead of writing each echo right after its read, to measure what that
+//! order alone costs a closed-loop client.
 
 use std::io::{self, Read, Write};
 
@@ -51,9 +57,9 @@ mod signal_hook_mio_shim {
 }
 
 /// Writes as much of `data` as the kernel takes; the rest goes to `pending`.
-fn send(conn: &mut Conn, data: &[u8]) -> io::Result<()> {
+fn send(conn: &mut Conn, data: &[u8], two_phase: bool) -> io::Result<()> {
     let mut off = 0;
-    if conn.pending.is_empty() {
+    if conn.pending.is_empty() && !two_phase {
         while conn.writable && off < data.len() {
             match conn.stream.write(&data[off..]) {
                 Ok(n) => off += n,
@@ -85,7 +91,7 @@ fn flush(conn: &mut Conn) -> io::Result<()> {
 }
 
 /// Reads until drained; `Ok(false)` once the connection is finished.
-fn service(conn: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
+fn service(conn: &mut Conn, buf: &mut [u8], two_phase: bool) -> io::Result<bool> {
     loop {
         conn.stalled = conn.pending.len() > 1 << 20;
         if conn.stalled {
@@ -98,7 +104,7 @@ fn service(conn: &mut Conn, buf: &mut [u8]) -> io::Result<bool> {
                 return Ok(false);
             }
             Ok(n) => {
-                send(conn, &buf[..n])?;
+                send(conn, &buf[..n], two_phase)?;
                 if n < buf.len() {
                     return Ok(true); // short read: drained
                 }
@@ -124,6 +130,8 @@ fn main() -> io::Result<()> {
     let mut conns: Slab<Conn> = Slab::new();
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; CHUNK];
+    let two_phase = std::env::args().any(|a| a == "--two-phase");
+    let mut dirty: Vec<usize> = Vec::new();
     loop {
         match poll.poll(&mut events, None) {
             Ok(()) => {}
@@ -174,13 +182,26 @@ fn main() -> io::Result<()> {
                     let readable =
                         event.is_readable() || event.is_read_closed() || event.is_error();
                     if alive && (readable || conn.stalled) {
-                        alive = matches!(service(conn, &mut buf), Ok(true));
+                        alive = matches!(service(conn, &mut buf, two_phase), Ok(true));
+                        if alive && two_phase && !conn.pending.is_empty() {
+                            dirty.push(key);
+                        }
                     }
                     if !alive {
                         let mut conn = conns.remove(key);
                         let _ = poll.registry().deregister(&mut conn.stream);
                     }
                 }
+            }
+        }
+        // Two-phase: the writes, after every read of the pass.
+        for key in dirty.drain(..) {
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if flush(conn).is_err() {
+                let mut conn = conns.remove(key);
+                let _ = poll.registry().deregister(&mut conn.stream);
             }
         }
     }
