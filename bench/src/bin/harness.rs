@@ -504,6 +504,14 @@ fn tracer() -> (Tracer, String) {
     )
 }
 
+fn strace_works() -> bool {
+    Command::new("strace")
+        .args(["-c", "-o", "/dev/null", "true"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 fn perf_works() -> bool {
     Command::new("perf")
         .args(["stat", "-x,", "-e", "syscalls:sys_enter_read", "--", "true"])
@@ -833,6 +841,105 @@ fn cross_check(o: &Opts, s: &Server) -> Res<String> {
     Ok(text.trim().replace('\n', "; "))
 }
 
+/// Writes per recipient per loop pass, exactly: `strace -f` of the write
+/// calls and `epoll_wait` for about a second of a chat run; the calls between
+/// two `epoll_wait`s are one pass, counted per descriptor.
+#[derive(Default)]
+struct PassStats {
+    passes: u64,
+    /// (pass, descriptor) pairs that saw at least one write.
+    recipient_passes: u64,
+    /// ... of which saw more than one.
+    over_one: u64,
+    /// ... of which saw more than one where every extra write returned EAGAIN.
+    over_one_eagain_only: u64,
+    writes: u64,
+    max_in_pass: u64,
+}
+
+fn pass_trace(o: &Opts, s: &Server, sc: &ChatScenario) -> Res<PassStats> {
+    let srv = start_server(s, &scratch(o, &format!("{}-pass.log", s.key)))?;
+    let out = scratch(o, "pass-trace.txt");
+    let result = (|| -> Res<PassStats> {
+        let mut args = vec!["chat".to_string(), srv.addr.clone()];
+        args.extend(chat_args(o, sc, 2.0)[1..].iter().cloned());
+        args.push("--sync".into());
+        let mut load = Load::start(&o.bin, &args)?;
+        load.paused(Duration::from_secs(120))?;
+        load.go()?;
+        std::thread::sleep(Duration::from_millis(300));
+        let mut st = Command::new("taskset")
+            .args(["-c", "1", "strace", "-f", "-qq", "-s", "0", "-e"])
+            .arg("trace=epoll_wait,epoll_pwait,write,writev,sendto")
+            .arg("-o")
+            .arg(&out)
+            .args(["-p", &srv.pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("strace: {e}"))?;
+        std::thread::sleep(Duration::from_millis(1000));
+        signal(st.id(), libc::SIGINT);
+        wait_exit(&mut st, Duration::from_secs(10)).ok_or("strace did not stop")?;
+        load.result(Duration::from_secs(60))?;
+        load.paused(Duration::from_secs(30))?;
+        load.finish()?;
+        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        Ok(count_passes(&text))
+    })();
+    let stopped = stop_server(srv);
+    let r = result.map_err(|e| format!("{} pass trace: {e}", s.key))?;
+    stopped?;
+    Ok(r)
+}
+
+fn count_passes(text: &str) -> PassStats {
+    let mut st = PassStats::default();
+    // Per descriptor in the current pass: (writes, writes that did not return EAGAIN).
+    let mut pass: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let close = |pass: &mut BTreeMap<String, (u64, u64)>, st: &mut PassStats| {
+        for &(n, ok) in pass.values() {
+            st.recipient_passes += 1;
+            st.max_in_pass = st.max_in_pass.max(n);
+            if n > 1 {
+                st.over_one += 1;
+                if ok <= 1 {
+                    st.over_one_eagain_only += 1;
+                }
+            }
+        }
+        pass.clear();
+    };
+    for line in text.lines() {
+        // `PID call(args) = ret`, or without the PID.
+        let call = line.split_once(' ').map_or(line, |(a, b)| {
+            if a.chars().all(|c| c.is_ascii_digit()) {
+                b
+            } else {
+                line
+            }
+        });
+        if call.starts_with("epoll_wait(") || call.starts_with("epoll_pwait(") {
+            close(&mut pass, &mut st);
+            st.passes += 1;
+        } else if let Some(rest) = ["write(", "writev(", "sendto("]
+            .iter()
+            .find_map(|p| call.strip_prefix(p))
+        {
+            let fd = rest.split(',').next().unwrap_or("").to_string();
+            let e = pass.entry(fd).or_insert((0, 0));
+            e.0 += 1;
+            if !call.contains("EAGAIN") {
+                e.1 += 1;
+            }
+            st.writes += 1;
+        }
+    }
+    close(&mut pass, &mut st);
+    st
+}
+
 // ------------------------------------------------------------ statistics
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -1148,6 +1255,20 @@ fn run(o: &Opts) -> Res<()> {
         }
     }
 
+    // Writes per recipient per pass, exactly, at the middle K.
+    let mut passes: Vec<(String, usize, Res<PassStats>)> = Vec::new();
+    if tracer != Tracer::None && strace_works() {
+        if let Some(sc) = o.chat.get(o.chat.len() / 2) {
+            for s in &chat {
+                let r = pass_trace(o, s, sc);
+                if let Err(e) = &r {
+                    failures.push(e.clone());
+                }
+                passes.push((s.label.to_string(), sc.clients, r));
+            }
+        }
+    }
+
     // Memory per idle connection.
     let mut idle = BTreeMap::new();
     for s in &servers {
@@ -1197,6 +1318,7 @@ fn run(o: &Opts) -> Res<()> {
         &chat_table,
         &idle,
         &xcheck,
+        &passes,
         &tracer_note,
         &failures,
         started,
@@ -1230,6 +1352,7 @@ fn report(
     ct: &Table,
     idle: &BTreeMap<&str, Idle>,
     xcheck: &[(String, Res<String>)],
+    passes: &[(String, usize, Res<PassStats>)],
     tracer_note: &str,
     failures: &[String],
     started: Instant,
@@ -1416,14 +1539,12 @@ fn report(
     }
     for sc in &o.chat {
         let id = format!("chat-k{}", sc.clients);
-        if let Some(r) = ct.meter(&id, "ours") {
-            if let Some(c) = &r.syscalls {
-                let wr = writes(c) as f64;
-                let passes = waits(c).max(1) as f64;
-                let per_recipient_pass = wr / (passes * (sc.clients as f64 - 1.0));
-                let _ = writeln!(w, "| chat K = {}: ≤ 1 write per recipient per loop pass | {:.3} writes per delivery, {:.1} deliveries per recipient per pass, {:.3} writes per recipient per pass (average) | {} |",
-                    sc.clients, wr / r.count, r.count / (passes * (sc.clients as f64 - 1.0)), per_recipient_pass, met(Some(wr / r.count <= 1.0 && per_recipient_pass <= 1.0)));
-            }
+        if let Some((_, _, Ok(p))) = passes
+            .iter()
+            .find(|(l, k, _)| l.starts_with("ours") && *k == sc.clients)
+        {
+            let _ = writeln!(w, "| chat K = {}: ≤ 1 write per recipient per loop pass (strace of one second) | {} of {} recipient-passes had more than one write (most in one pass: {}); in {} of those every extra write returned EAGAIN; {:.2} writes per recipient-pass | {} |",
+                sc.clients, p.over_one, p.recipient_passes, p.max_in_pass, p.over_one_eagain_only, p.writes as f64 / p.recipient_passes.max(1) as f64, met(Some(p.over_one == 0)));
         }
         if sc.clients >= 100 {
             let rt = ct.ratio(&id, "tokio", |r| r.rate);
@@ -1443,8 +1564,8 @@ fn report(
     // ---- echo table
     let _ = writeln!(w, "## Echo: medians over {} rounds\n", o.rounds);
     let _ = writeln!(w, "msg/s is messages echoed per second; latency from queueing a message to its last byte back; CPU is the server's user and system time per message from `/proc/PID/stat` (10 ms ticks); ratios are ours ÷ that server, per round, then the median.\n");
-    let _ = writeln!(w, "| scenario | server | msg/s | p50 µs | p99 µs | user µs/msg | sys µs/msg | RSS KiB | ours÷it msg/s | ours÷it p50 | ours÷it user CPU |");
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "| scenario | server | msg/s | msg/s min–max | p50 µs | p99 µs | user µs/msg | sys µs/msg | RSS KiB | ours÷it msg/s | ours÷it p50 | ours÷it user CPU |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for sc in &o.echo {
         let id = sc.id();
         for s in servers {
@@ -1455,12 +1576,23 @@ fn report(
                     fr(t.ratio(&id, s.key, g))
                 }
             };
+            let rates: Vec<f64> = t
+                .runs
+                .get(&(id.clone(), s.key))
+                .map(|r| r.iter().flatten().map(|r| r.rate).collect())
+                .unwrap_or_default();
+            let spread = format!(
+                "{}–{}",
+                f(rates.iter().cloned().fold(f64::INFINITY, f64::min)),
+                f(rates.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+            );
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 sc.label(),
                 s.label,
                 f(t.med(&id, s.key, |r| r.rate)),
+                spread,
                 f(t.med(&id, s.key, |r| r.p50)),
                 f(t.med(&id, s.key, |r| r.p99)),
                 f(t.med(&id, s.key, |r| r.user_us)),
@@ -1596,6 +1728,64 @@ fn report(
                     .unwrap_or(f64::NAN))),
                 ratio
             );
+        }
+    }
+
+    if !ct.meter.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nSystem calls of the chat servers in the traced run, per delivery:\n"
+        );
+        let _ = writeln!(w, "| K | server | reads | writes | waits | epoll_ctl | raw counts |\n|---|---|---|---|---|---|---|");
+        for sc in &o.chat {
+            let id = format!("chat-k{}", sc.clients);
+            for s in chat {
+                let Some(r) = ct.meter(&id, s.key) else {
+                    continue;
+                };
+                let Some(c) = &r.syscalls else { continue };
+                let n = r.count;
+                let raw: Vec<String> = c
+                    .iter()
+                    .filter(|(_, v)| **v > 0)
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {:.4} | {:.4} | {:.4} | {:.4} | {} in {:.0} deliveries |",
+                    sc.clients,
+                    s.label,
+                    reads(c) as f64 / n,
+                    writes(c) as f64 / n,
+                    waits(c) as f64 / n,
+                    c["epoll_ctl"] as f64 / n,
+                    raw.join(", "),
+                    n
+                );
+            }
+        }
+    }
+    if !passes.is_empty() {
+        let _ = writeln!(w, "\nWrites per recipient per loop pass, exactly: `strace -f -e trace=epoll_wait,write,writev,sendto` attached for one second of the chat run (strace slows the server, so passes are fuller than untraced); the calls between two `epoll_wait`s are one pass, counted per descriptor.\n");
+        let _ = writeln!(w, "| K | server | passes | recipient-passes with a write | with more than one | of those, extras all EAGAIN | most in one pass | writes per recipient-pass |\n|---|---|---|---|---|---|---|---|");
+        for (label, k, r) in passes {
+            match r {
+                Ok(p) => {
+                    let _ = writeln!(
+                        w,
+                        "| {k} | {label} | {} | {} | {} | {} | {} | {:.3} |",
+                        p.passes,
+                        p.recipient_passes,
+                        p.over_one,
+                        p.over_one_eagain_only,
+                        p.max_in_pass,
+                        p.writes as f64 / p.recipient_passes.max(1) as f64
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(w, "| {k} | {label} | failed: {e} | | | | | |");
+                }
+            }
         }
     }
 
