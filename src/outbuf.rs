@@ -102,22 +102,26 @@ impl OutBuf {
         }
     }
 
-    /// One `write` (or `writev` when shared segments are queued).
-    pub(crate) fn write_to(&self, mut w: impl Write) -> io::Result<usize> {
+    /// One `write` (or `writev` when shared segments are queued): how many
+    /// bytes were written, and how many were offered.
+    pub(crate) fn write_to(&self, mut w: impl Write) -> io::Result<(usize, usize)> {
         let Some(rest) = &self.rest else {
-            return w.write(self.front.as_slice());
+            let bytes = self.front.as_slice();
+            return w.write(bytes).map(|n| (n, bytes.len()));
         };
         let mut iov = [IoSlice::new(&[]); MAX_IOV];
-        let mut n = 0;
+        let (mut n, mut offered) = (0, 0);
         let front = (!self.front.is_empty()).then(|| self.front.as_slice());
         for bytes in front.into_iter().chain(rest.iter().map(Seg::bytes)) {
             if n == MAX_IOV {
                 break;
             }
             iov[n] = IoSlice::new(bytes);
+            offered += bytes.len();
             n += 1;
         }
         w.write_vectored(&iov[..n])
+            .map(|written| (written, offered))
     }
 
     /// Drops the first `n` bytes, which were written.
@@ -165,7 +169,7 @@ mod tests {
         let mut got = Vec::new();
         while !out.is_empty() {
             let mut w = Vec::new();
-            let n = out.write_to(&mut w).unwrap().min(step);
+            let n = out.write_to(&mut w).unwrap().0.min(step);
             got.extend_from_slice(&w[..n]);
             out.consume(n, pool);
         }

@@ -589,7 +589,7 @@ impl<H: Handler> Reactor<H> {
             Endpoint::Udp(u) => u.readable,
             Endpoint::Fd { .. } => false,
         });
-        if !self.core.ready.is_empty() || due {
+        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || due {
             return Some(Duration::ZERO);
         }
         let deadline = [
@@ -1026,15 +1026,22 @@ impl<H: Handler> Reactor<H> {
         }
         while conn.writable && !conn.outb.is_empty() {
             match conn.outb.write_to(&conn.stream) {
-                Ok(0) => {
+                Ok((0, _)) => {
                     let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
                     self.core.kill(id, CloseReason::Error(e));
                     return;
                 }
-                Ok(n) => {
+                Ok((n, offered)) => {
                     conn.outb.consume(n, pool);
                     if let Some(idle) = &mut conn.idle {
                         idle.last_write = now;
+                    }
+                    // A short write means the send buffer is full (the
+                    // kernel set SOCK_NOSPACE and will report writable on
+                    // the next edge, as tokio relies on too): asking again
+                    // now would only earn a WouldBlock.
+                    if n < offered {
+                        conn.writable = false;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.writable = false,
@@ -1219,25 +1226,29 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Flushes dirty connections and reaps dead ones until neither list has
-    /// work (a `connection_lost` callback may send or close more).
+    /// Flushes dirty connections, then reaps dead ones until none is left (a
+    /// `connection_lost` callback may close more).
+    ///
+    /// Each dirty connection is written once per pass, so lines for one
+    /// client coalesce into one `write`. Output queued by the reaping
+    /// (`connection_lost` announcing a departure, say) waits for the next
+    /// pass, which then polls without blocking.
     fn settle(&mut self) {
+        let mut batch = mem::replace(&mut self.core.dirty, mem::take(&mut self.scratch));
+        for &id in &batch {
+            self.flush(id);
+        }
         loop {
-            let mut batch = mem::replace(&mut self.core.dirty, mem::take(&mut self.scratch));
-            for &id in &batch {
-                self.flush(id);
-            }
             batch.clear();
             batch = mem::replace(&mut self.core.dead, batch);
+            if batch.is_empty() {
+                break;
+            }
             for &id in &batch {
                 self.reap(id);
             }
-            batch.clear();
-            self.scratch = batch;
-            if self.core.dirty.is_empty() && self.core.dead.is_empty() {
-                return;
-            }
         }
+        self.scratch = batch;
     }
 
     /// Deregisters, closes and reports a dead connection.
