@@ -14,7 +14,6 @@ mod common;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::ToSocketAddrs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -128,11 +127,7 @@ fn stdin_file(reactor: &mut Reactor<Client>) -> io::Result<(File, SourceId)> {
 
 fn run(args: &Args) -> Result<(), String> {
     let target = format!("{}:{}", args.host, args.port);
-    let addr = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("no address for {target}"))?;
+    let addr = common::resolve(&args.host, args.port)?;
     let client = Client {
         target: target.clone(),
         server: None,

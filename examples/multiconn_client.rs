@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -118,11 +118,7 @@ impl Handler for Client {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let server_addr = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", args.host))?
-        .next()
-        .ok_or_else(|| format!("no address for {}", args.host))?;
+    let server_addr = common::resolve(&args.host, args.port)?;
     let client = Client {
         server: server_addr,
         expected: MESSAGES.concat(),
@@ -155,11 +151,5 @@ fn run(args: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args_as("multiconn_client");
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("multiconn_client: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_with("multiconn_client", run(&args))
 }

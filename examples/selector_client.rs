@@ -20,7 +20,7 @@ mod common;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -155,11 +155,7 @@ fn service_connection(sel: &mut Sel, fd: RawFd, mask: EventMask) -> Result<(), S
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let server_addr = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", args.host))?
-        .next()
-        .ok_or_else(|| format!("no address for {}", args.host))?;
+    let server_addr = common::resolve(&args.host, args.port)?;
     let mut sel = Selector::new().map_err(|e| e.to_string())?;
     start_connections(&mut sel, server_addr, args.num_conns)?;
 
@@ -190,11 +186,5 @@ fn run(args: &Args) -> Result<(), String> {
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args_as("selector_client");
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("selector_client: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    common::exit_with("selector_client", run(&args))
 }

@@ -74,6 +74,12 @@ impl<D> Core<D> {
         self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())
     }
 
+    /// Every connection, whatever its state (for shutdown).
+    pub(crate) fn all_ids(&self) -> Vec<ConnId> {
+        let ids = self.conns.iter().map(|(key, c)| ConnId::new(key, c.gen));
+        ids.collect()
+    }
+
     /// The connection and the pool at once (disjoint borrows).
     pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn<D>, &mut BufPool)> {
         let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
@@ -190,10 +196,7 @@ impl<D> Core<D> {
         fd: std::os::unix::io::RawFd,
         events: crate::EventMask,
     ) -> Result<SourceId> {
-        let interest = match events.to_interest() {
-            Some(interest) if events.is_valid() => interest,
-            _ => return Err(Error::InvalidEvents(events.bits())),
-        };
+        let interest = events.to_interest()?;
         let entry = self.endpoints.vacant_entry();
         let id = SourceId(entry.key());
         self.registry

@@ -98,13 +98,15 @@ impl EventMask {
         self.0 & other.0 == other.0
     }
 
-    /// The mio interest for a valid mask.
-    pub(crate) fn to_interest(self) -> Option<mio::Interest> {
-        match (self.is_readable(), self.is_writable()) {
-            (true, true) => Some(mio::Interest::READABLE | mio::Interest::WRITABLE),
-            (true, false) => Some(mio::Interest::READABLE),
-            (false, true) => Some(mio::Interest::WRITABLE),
-            (false, false) => None,
+    /// The mio interest for this mask, or Python's `ValueError` as
+    /// [`Error::InvalidEvents`](crate::Error::InvalidEvents) if it is empty
+    /// or has unknown bits.
+    pub(crate) fn to_interest(self) -> crate::Result<mio::Interest> {
+        match (self.is_valid(), self.is_readable(), self.is_writable()) {
+            (true, true, true) => Ok(mio::Interest::READABLE | mio::Interest::WRITABLE),
+            (true, true, false) => Ok(mio::Interest::READABLE),
+            (true, false, true) => Ok(mio::Interest::WRITABLE),
+            _ => Err(crate::Error::InvalidEvents(self.bits())),
         }
     }
 

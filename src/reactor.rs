@@ -639,7 +639,7 @@ impl<H: Handler> Reactor<H> {
                 // while it stays ready (unless the handler unregistered it).
                 if let Some(Endpoint::Fd { fd: same, .. }) = self.core.endpoints.get(key) {
                     if *same == fd {
-                        let interest = events.to_interest().expect("validated");
+                        let interest = events.to_interest().expect("validated at registration");
                         let token = SourceId(key).token();
                         let _ = self
                             .core
@@ -760,12 +760,7 @@ impl<H: Handler> Reactor<H> {
         self.handler.shutting_down(&mut Context {
             core: &mut self.core,
         });
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(key, c)| ConnId::new(key, c.gen))
-            .collect();
+        let ids = self.core.all_ids();
         for id in ids {
             self.core.close_gracefully(id, CloseReason::Shutdown);
         }
@@ -1148,12 +1143,7 @@ impl<H: Handler> Reactor<H> {
             self.fire(timer, seq);
         }
         if self.shutdown_deadline.is_some_and(|d| d <= now) {
-            let ids: Vec<ConnId> = self
-                .core
-                .conns
-                .iter()
-                .map(|(key, c)| ConnId::new(key, c.gen))
-                .collect();
+            let ids = self.core.all_ids();
             if !ids.is_empty() {
                 log::warn!("shutdown timed out: closing {} connections", ids.len());
             }

@@ -185,10 +185,7 @@ impl<T> Selector<T> {
         data: T,
     ) -> Result<&SelectorKey<T>> {
         let fd = fileobj.fileno();
-        let interest = match events.to_interest() {
-            Some(interest) if events.is_valid() => interest,
-            _ => return Err(Error::InvalidEvents(events.bits())),
-        };
+        let interest = events.to_interest()?;
         if fd < 0 {
             return Err(Error::InvalidFd(fd));
         }
@@ -269,10 +266,7 @@ impl<T> Selector<T> {
         data: T,
     ) -> Result<&SelectorKey<T>> {
         let fd = fileobj.fileno();
-        let interest = match events.to_interest() {
-            Some(interest) if events.is_valid() => interest,
-            _ => return Err(Error::InvalidEvents(events.bits())),
-        };
+        let interest = events.to_interest()?;
         let poll = self.poll.as_ref().ok_or(Error::Closed)?;
         let entry = self.map.get_mut(&fd).ok_or(Error::NotRegistered(fd))?;
         if entry.key.events != events {
@@ -395,7 +389,11 @@ impl<T> Selector<T> {
             if !std::mem::take(&mut entry.rearm) {
                 continue;
             }
-            let interest = entry.key.events.to_interest().expect("validated");
+            let interest = entry
+                .key
+                .events
+                .to_interest()
+                .expect("validated at registration");
             if let Err(e) =
                 poll.registry()
                     .reregister(&mut SourceFd(&fd), Token(fd as usize), interest)

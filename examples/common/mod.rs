@@ -3,6 +3,7 @@
 //! "listening on" / exit status rules of a server.
 #![allow(dead_code)] // each example uses part of it
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue};
@@ -95,3 +96,23 @@ pub struct MulticonnArgs {
 
 /// What each multiconn client connection sends (the tutorial's `messages`).
 pub const MESSAGES: [&[u8]; 2] = [b"Message 1 from client.", b"Message 2 from client."];
+
+/// The first address `host:port` resolves to, or a message saying why not.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for {host}"))
+}
+
+/// Exit status 0 for `Ok`; for `Err`, one line `NAME: error` on stderr and 1.
+pub fn exit_with(name: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
