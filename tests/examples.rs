@@ -7,161 +7,42 @@
 //! Every child is killed if a test fails (see [`Proc`]), and every wait has
 //! a deadline: a broken example fails its test, it never hangs the run.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "util/process.rs"]
+mod process;
+
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Once;
+use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use process::Proc;
 
 /// The longest any one step (start, exchange, exit) may take.
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// `target/<profile>/examples`, next to this test's own `deps` directory, so
-/// `CARGO_TARGET_DIR` and the profile are honoured whatever they are.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent());
-    profile_dir.expect("target/<profile>/deps").join("examples")
-}
+/// The examples this file runs, built once per test run.
+const EXAMPLES: &[&str] = &[
+    "multiconn_echo",
+    "multiconn_client",
+    "selector_client",
+    "chat_client",
+    "udp_echo",
+    "unix_echo",
+];
 
-/// A command for example `name`, built once per test run.
+/// A command for example `name`.
 fn example(name: &str) -> Command {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let profile = examples_dir()
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_owned();
-        let profile = if profile == "debug" {
-            "dev".into()
-        } else {
-            profile
-        };
-        let out = Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--profile"])
-            .arg(profile)
-            .args([
-                "--example",
-                "multiconn_echo",
-                "--example",
-                "multiconn_client",
-                "--example",
-                "selector_client",
-                "--example",
-                "chat_client",
-                "--example",
-                "udp_echo",
-                "--example",
-                "unix_echo",
-            ])
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let mut cmd = Command::new(examples_dir().join(name));
-    cmd.env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "1") // a panic would show, and fail the checks
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// A running child, its stdout as a channel of lines and its stderr as a
-/// channel of one string (read by threads, so it never blocks on a full
-/// pipe). Dropping it kills the child.
-struct Proc {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        let mut child = cmd.spawn().expect("spawn example");
-        let (out_tx, stdout) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if out_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = err_tx.send(s);
-        });
-        Proc {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits for the child to exit, within the deadline, and returns its
-    /// status, the stdout lines not read yet, and its whole stderr.
-    fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
-        let until = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < until,
-                "example still running after {DEADLINE:?}"
-            );
-            thread::sleep(Duration::from_millis(10)); // polling, not a handshake
-        };
-        let mut lines = Vec::new();
-        loop {
-            match self.stdout.recv_timeout(DEADLINE) {
-                Ok(line) => lines.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!("stdout still open after exit"),
-            }
-        }
-        let stderr = self.stderr.recv_timeout(DEADLINE).expect("stderr");
-        (status, lines, stderr)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    process::example(EXAMPLES, name)
 }
 
 /// Runs an example to its end (within the deadline).
 fn run(name: &str, args: &[&str]) -> (ExitStatus, Vec<String>, String) {
     let mut cmd = example(name);
     cmd.args(args);
-    Proc::spawn(cmd).finish()
+    Proc::spawn(name, cmd, DEADLINE).finish()
 }
 
 /// A running `multiconn_echo` and the address from its readiness line.
@@ -172,20 +53,10 @@ struct Server {
 
 impl Server {
     fn start(host: &str) -> Server {
-        let mut cmd = example("multiconn_echo");
-        cmd.args([host, "0"]);
-        let proc = Proc::spawn(cmd);
-        let line = match proc.stdout.recv_timeout(DEADLINE) {
-            Ok(line) => line,
-            Err(e) => {
-                let (status, _, stderr) = proc.finish();
-                panic!("no readiness line ({e}); exit {status}, stderr:\n{stderr}");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("not a readiness line: {line:?}"));
+        let (proc, addr) = start_ready("multiconn_echo", &[host, "0"]);
+        let addr = addr.parse().unwrap_or_else(|_| {
+            panic!("not a readiness line: {:?}", format!("listening on {addr}"))
+        });
         Server { proc, addr }
     }
 
@@ -218,19 +89,7 @@ fn stop_cleanly(proc: Proc, sig: &str) -> String {
 fn start_ready(name: &str, args: &[&str]) -> (Proc, String) {
     let mut cmd = example(name);
     cmd.args(args);
-    let proc = Proc::spawn(cmd);
-    let line = match proc.stdout.recv_timeout(DEADLINE) {
-        Ok(line) => line,
-        Err(e) => {
-            let (status, _, stderr) = proc.finish();
-            panic!("{name}: no readiness line ({e}); exit {status}, stderr:\n{stderr}");
-        }
-    };
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{name}: not a readiness line: {line:?}"))
-        .to_string();
-    (proc, addr)
+    Proc::start_ready(name, cmd, DEADLINE)
 }
 
 /// Sends `len` bytes (written by another thread, so a server that pushes
@@ -493,7 +352,7 @@ sys.exit(0 if got == payload else "echo differs: %d of %d bytes" % (len(got), le
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let (status, _, stderr) = Proc::spawn(cmd).finish();
+    let (status, _, stderr) = Proc::spawn("python3", cmd, DEADLINE).finish();
     assert!(status.success(), "python client: {status}\n{stderr}");
     server.stop_with("-TERM");
 }
