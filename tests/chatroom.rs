@@ -10,19 +10,23 @@
 //! through channels with timeouts, and a test that stalls fails instead of
 //! hanging. Child processes are killed when their test ends, pass or fail.
 
+#[path = "util/process.rs"]
+mod process;
+
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mio_selectors::chat::Client as ChatData;
+use process::Proc;
+
 use mio_selectors::{
     ChatConfig, ChatServer, CloseReason, ConnId, Context, Handle, Handler, InBuf, PeerAddr, Reactor,
 };
@@ -1108,169 +1112,26 @@ fn whole_lines_in_odd_pieces_do_not_time_out() {
 // The example binaries
 // ---------------------------------------------------------------------------
 
-/// `target/<profile>/examples`, next to this test's own `deps` directory,
-/// so `CARGO_TARGET_DIR` and the profile are honoured.
-fn examples_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent());
-    profile_dir.expect("target/<profile>/deps").join("examples")
-}
-
-/// A command for example `name`, built once per test run.
-fn example(name: &str) -> Command {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let profile = examples_dir()
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_owned();
-        let profile = if profile == "debug" {
-            "dev".into()
-        } else {
-            profile
-        };
-        let out = Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--profile"])
-            .arg(profile)
-            .args(["--example", "chatroom", "--example", "chat_client"])
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let mut cmd = Command::new(examples_dir().join(name));
-    cmd.env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// A running example: stdout as a channel of lines (closed at its EOF),
-/// stderr as one string at its EOF. Dropping it kills the child.
-struct Proc {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Proc {
-    fn start(name: &str, args: &[&str], piped_stdin: bool) -> Proc {
-        let mut cmd = example(name);
-        cmd.args(args);
-        if piped_stdin {
-            cmd.stdin(Stdio::piped());
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let (out_tx, stdout) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                if out_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (err_tx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            let _ = err_tx.send(s);
-        });
-        Proc {
-            name: name.to_string(),
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr,
-        }
+/// Starts example `name` (`chatroom` or `chat_client`, built once per test
+/// run) with `args`; every wait on it is bounded by [`STEP`].
+fn start(name: &str, args: &[&str], piped_stdin: bool) -> Proc {
+    let mut cmd = process::example(&["chatroom", "chat_client"], name);
+    cmd.args(args);
+    if piped_stdin {
+        cmd.stdin(Stdio::piped());
     }
-
-    /// The next stdout line (within [`STEP`]); `None` at EOF.
-    fn line(&self) -> Option<String> {
-        match self.stdout.recv_timeout(STEP) {
-            Ok(line) => Some(line),
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => panic!("{}: no stdout line in {STEP:?}", self.name),
-        }
-    }
-
-    fn expect(&self, want: &str) {
-        assert_eq!(self.line().as_deref(), Some(want), "{} stdout", self.name);
-    }
-
-    fn type_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("piped stdin");
-        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill {sig} {} failed", self.name);
-    }
-
-    /// Waits for the exit: the stdout lines not read yet, the status and
-    /// the whole of stderr.
-    fn finish(mut self) -> (Vec<String>, ExitStatus, String) {
-        let mut lines = Vec::new();
-        while let Some(line) = self.line() {
-            lines.push(line);
-        }
-        let stderr = self
-            .stderr
-            .recv_timeout(STEP)
-            .unwrap_or_else(|e| panic!("{}: stderr still open: {e}", self.name));
-        // Both pipes are closed: the process is exiting, if not gone.
-        let until = Instant::now() + STEP;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(Instant::now() < until, "{} did not exit", self.name);
-            thread::sleep(Duration::from_millis(5)); // polling, not a handshake
-        };
-        (lines, status, stderr)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Proc::spawn(name, cmd, STEP)
 }
 
 /// The chatroom example on a free port, and the address it printed.
 fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
     let all = [&["127.0.0.1", "0"], args].concat();
-    let proc = Proc::start("chatroom", &all, false);
-    let line = match proc.line() {
-        Some(line) => line,
-        None => {
-            let (_, status, stderr) = proc.finish();
-            panic!("chatroom printed no readiness line; {status}, stderr:\n{stderr}");
-        }
-    };
-    let addr = line
-        .strip_prefix("listening on ")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("not a readiness line: {line:?}"));
+    let mut cmd = process::example(&["chatroom", "chat_client"], "chatroom");
+    cmd.args(all);
+    let (proc, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let addr = addr
+        .parse()
+        .unwrap_or_else(|_| panic!("not a readiness line: {:?}", format!("listening on {addr}")));
     (proc, addr)
 }
 
@@ -1293,7 +1154,7 @@ fn chatroom_binary_says_goodbye_on_sigterm_and_exits_0() {
         client.expect_eof();
     }
     drop((a, b, c));
-    let (lines, status, stderr) = server.finish();
+    let (status, lines, stderr) = server.finish();
     assert_eq!(status.code(), Some(0), "chatroom exit; stderr:\n{stderr}");
     assert!(
         lines.is_empty(),
@@ -1308,10 +1169,10 @@ fn chat_clients_talk_through_the_chatroom_binary() {
     let port = addr.port().to_string();
     let args = ["127.0.0.1", port.as_str()];
 
-    let mut two = Proc::start("chat_client", &args, true);
+    let mut two = start("chat_client", &args, true);
     let welcome_two = two.line().expect("welcome");
     assert!(welcome_two.starts_with("* welcome"), "{welcome_two:?}");
-    let mut one = Proc::start("chat_client", &args, true);
+    let mut one = start("chat_client", &args, true);
     let joined = two.line().expect("join notice");
     let name_one = joined
         .strip_prefix("* ")
@@ -1345,7 +1206,7 @@ fn chat_clients_talk_through_the_chatroom_binary() {
     // EOF on stdin: one leaves cleanly, exit 0.
     drop(one.stdin.take());
     two.expect(&format!("* {name_one} left"));
-    let (lines, status, stderr) = one.finish();
+    let (status, lines, stderr) = one.finish();
     assert!(lines.is_empty(), "one printed more: {lines:?}");
     assert_eq!(status.code(), Some(0), "one's exit; stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -1353,14 +1214,14 @@ fn chat_clients_talk_through_the_chatroom_binary() {
     // The server goes: two prints the notice, says so, exits 0.
     server.signal("-TERM");
     two.expect("* server shutting down");
-    let (lines, status, stderr) = two.finish();
+    let (status, lines, stderr) = two.finish();
     assert!(lines.is_empty(), "two printed more: {lines:?}");
     assert_eq!(status.code(), Some(0), "two's exit; stderr:\n{stderr}");
     assert!(
         stderr.contains("closed"),
         "no message that the server closed: {stderr:?}"
     );
-    let (_, status, stderr) = server.finish();
+    let (status, _, stderr) = server.finish();
     assert_eq!(status.code(), Some(0), "chatroom exit; stderr:\n{stderr}");
 }
 
@@ -1371,8 +1232,8 @@ fn chat_client_against_a_closed_port_exits_1_with_a_message() {
         l.local_addr().unwrap().port()
     }; // closed again: connecting is refused
     let port = port.to_string();
-    let client = Proc::start("chat_client", &["127.0.0.1", &port], true);
-    let (lines, status, stderr) = client.finish();
+    let client = start("chat_client", &["127.0.0.1", &port], true);
+    let (status, lines, stderr) = client.finish();
     assert_eq!(status.code(), Some(1), "exit; stderr:\n{stderr}");
     assert!(lines.is_empty(), "stdout: {lines:?}");
     assert!(
