@@ -740,7 +740,7 @@ fn out_of_descriptors_the_echo_example_serves_its_clients_idles_and_catches_up()
         let mut cmd = std::process::Command::new("prlimit");
         cmd.arg(format!("--nofile={LIMIT}:{LIMIT}"))
             .arg("--")
-            .arg(fault::examples_dir().join("multiconn_echo"))
+            .arg(util::process::examples_dir().join("multiconn_echo"))
             .args(["127.0.0.1", "0"]);
         drop(fault::example("multiconn_echo")); // builds it
         cmd.stdin(std::process::Stdio::null())

@@ -27,7 +27,7 @@ use mio_selectors::{
     CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
 };
 
-use crate::util::{self, Rng};
+use crate::util::{self, process, Rng};
 
 /// The longest any one expected step (a line, an echo, an EOF) may take.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -1024,46 +1024,10 @@ impl<H: Handler> Handler for Watch<H> {
 // Example binaries as child processes
 // ---------------------------------------------------------------------------
 
-/// `target/<profile>/examples`, beside this test's `deps` directory.
-pub fn examples_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent());
-    profile_dir.expect("target/<profile>/deps").join("examples")
-}
-
 /// A command for example `name` (`multiconn_echo` or `chatroom`), built
 /// once per run in this test's profile.
 pub fn example(name: &str) -> std::process::Command {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let dir = examples_dir();
-        let profile = dir.parent().unwrap().file_name().unwrap().to_owned();
-        let profile = if profile == "debug" {
-            "dev".into()
-        } else {
-            profile
-        };
-        let out = std::process::Command::new(cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--profile"])
-            .arg(profile)
-            .args(["--example", "multiconn_echo", "--example", "chatroom"])
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build of the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let mut cmd = std::process::Command::new(examples_dir().join(name));
-    cmd.env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    cmd
+    process::example(&["multiconn_echo", "chatroom"], name)
 }
 
 /// A child process with its stdout and stderr as channels of lines (read
@@ -1074,25 +1038,11 @@ pub struct Child {
     pub stderr: Receiver<String>,
 }
 
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        use std::io::BufRead;
-        for line in io::BufReader::new(pipe).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
 impl Child {
     pub fn spawn(mut cmd: std::process::Command) -> Child {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let stdout = lines_of(child.stdout.take().unwrap());
-        let stderr = lines_of(child.stderr.take().unwrap());
+        let stdout = process::lines_of(child.stdout.take().unwrap());
+        let stderr = process::lines_of(child.stderr.take().unwrap());
         Child {
             child,
             stdout,
@@ -1134,10 +1084,7 @@ impl Child {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = process::signal(self.pid(), &format!("-{sig}"));
         assert!(ok, "kill -{sig} failed");
     }
 

@@ -10,6 +10,8 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
