@@ -35,7 +35,7 @@ use mio_selectors::{
     PeerAddr, Reactor, TimerId, UdpId,
 };
 use util::{
-    check_bytes, connect, read_exact_deadline, read_to_eof_deadline, with_deadline,
+    accept_within, check_bytes, connect, read_exact_deadline, read_to_eof_deadline, with_deadline,
     write_all_deadline, Latch, Pattern, Rng, IO_TIMEOUT,
 };
 
@@ -1071,31 +1071,6 @@ fn only_v6_decides_whether_ipv4_clients_reach_an_ipv6_wildcard_listener() {
 // ---------------------------------------------------------------------------
 // Outgoing connections
 // ---------------------------------------------------------------------------
-
-/// Accepts one connection within the deadline (polling a non-blocking
-/// listener: std has no accept timeout).
-fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + timeout;
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-                return s;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no connection within {timeout:?}"
-                );
-                thread::sleep(Duration::from_millis(2)); // polling interval
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
-}
 
 #[test]
 fn connect_sends_output_queued_before_it_completed_in_order() {

@@ -32,7 +32,7 @@ mod util;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -46,8 +46,8 @@ use mio_selectors::{
     InBuf, Line, LineCodec, LineFramer, PeerAddr, Reactor, TokenBucket,
 };
 use util::{
-    check_bytes, connect, is_timeout, read_exact_deadline, read_to_eof_deadline, shutdown_write,
-    with_deadline, write_all_deadline, Pattern, IO_TIMEOUT,
+    accept_within, check_bytes, connect, is_timeout, read_exact_deadline, read_to_eof_deadline,
+    shutdown_write, with_deadline, write_all_deadline, Pattern, IO_TIMEOUT,
 };
 
 /// The watchdog limit of each test.
@@ -282,31 +282,6 @@ fn connect_small(addr: SocketAddr, rcvbuf: Option<usize>, sndbuf: Option<usize>)
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     s
-}
-
-/// Accepts one connection within `timeout` (polling a non-blocking
-/// listener: std has no accept timeout).
-fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + timeout;
-    loop {
-        match listener.accept() {
-            Ok((s, _)) => {
-                s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-                return s;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < deadline,
-                    "no connection within {timeout:?}"
-                );
-                thread::sleep(Duration::from_millis(2)); // polling interval
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
 }
 
 /// Echoes, and otherwise does what its options say.

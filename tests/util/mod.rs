@@ -15,7 +15,7 @@ pub mod process;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -591,6 +591,32 @@ pub fn connect_with_deadline(addr: SocketAddr, timeout: Duration) -> io::Result<
 pub fn connect(addr: SocketAddr) -> TcpStream {
     connect_with_deadline(addr, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Accepts one connection within `timeout` (polling a non-blocking
+/// listener: std has no accept timeout); the stream gets [`IO_TIMEOUT`]
+/// for reads and writes.
+pub fn accept_within(listener: &TcpListener, timeout: Duration) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no connection within {timeout:?}"
+                );
+                thread::sleep(Duration::from_millis(2)); // polling interval
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
 }
 
 fn left(deadline: Instant) -> io::Result<Duration> {
