@@ -10,6 +10,7 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod process;
 
 use std::collections::HashMap;
