@@ -10,12 +10,11 @@
 //! through channels with timeouts, and a test that stalls fails instead of
 //! hanging. Child processes are killed when their test ends, pass or fail.
 
-#[path = "util/process.rs"]
-mod process;
+mod util;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +24,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio_selectors::chat::Client as ChatData;
-use process::Proc;
+use util::chat::LineClient as Client;
+use util::process::{self, Proc};
 
 use mio_selectors::{
     ChatConfig, ChatServer, CloseReason, ConnId, Context, Handle, Handler, InBuf, PeerAddr, Reactor,
@@ -178,186 +178,21 @@ impl Drop for Server {
 // Clients
 // ---------------------------------------------------------------------------
 
-/// Why a read ended without a line.
-#[derive(Debug)]
-enum End {
-    Eof,
-    Timeout,
-    Io(io::Error),
+/// Connects, and reads nothing. It gives up on anything after [`TEST`].
+fn connect(addr: SocketAddr) -> Client {
+    Client::connect(addr).give_up_after(TEST)
 }
 
-/// A blocking chat client whose every read and write has a deadline.
-struct Client {
-    stream: TcpStream,
-    /// The name the server gives it: its address, `ip:port` or `[ip]:port`.
-    name: String,
-    buf: Vec<u8>,
-    start: usize,
-    /// It gives up on anything after this.
-    deadline: Instant,
-}
-
-impl Client {
-    /// Connects, and reads nothing.
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, STEP).expect("connect");
-        stream.set_write_timeout(Some(STEP)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        let name = stream.local_addr().unwrap().to_string();
-        Client {
-            stream,
-            name,
-            buf: Vec::new(),
-            start: 0,
-            deadline: Instant::now() + TEST,
-        }
-    }
-
-    /// Connects and checks the welcome: first, naming the client and `/help`.
-    fn join(addr: SocketAddr) -> Client {
-        let mut c = Client::connect(addr);
-        let welcome = c.line();
-        assert!(
-            welcome.starts_with("* welcome")
-                && welcome.contains(&c.name)
-                && welcome.contains("/help"),
-            "{}: first line is not a welcome naming it and /help: {welcome:?}",
-            c.name
-        );
-        c
-    }
-
-    fn step(&self) -> Instant {
-        (Instant::now() + STEP).min(self.deadline)
-    }
-
-    fn send(&mut self, data: impl AsRef<[u8]>) {
-        let name = &self.name;
-        self.stream
-            .write_all(data.as_ref())
-            .unwrap_or_else(|e| panic!("{name}: write failed: {e}"));
-    }
-
-    /// Reads more into `buf`: `Ok(n)` bytes, or why not.
-    fn fill(&mut self, until: Instant) -> Result<usize, End> {
-        if self.start > 0 && self.start * 2 >= self.buf.len() {
-            self.buf.drain(..self.start);
-            self.start = 0;
-        }
-        loop {
-            let now = Instant::now();
-            if now >= until {
-                return Err(End::Timeout);
-            }
-            let wait = (until - now).max(Duration::from_millis(1));
-            self.stream.set_read_timeout(Some(wait)).unwrap();
-            let len = self.buf.len();
-            self.buf.resize(len + 64 * 1024, 0);
-            let result = self.stream.read(&mut self.buf[len..]);
-            self.buf.truncate(len + *result.as_ref().unwrap_or(&0));
-            match result {
-                Ok(0) => return Err(End::Eof),
-                Ok(n) => return Ok(n),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(End::Io(e)),
-            }
-        }
-    }
-
-    /// The next line, without its `\n`, as raw bytes.
-    fn raw_line_until(&mut self, until: Instant) -> Result<Vec<u8>, End> {
-        loop {
-            if let Some(i) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
-                let line = self.buf[self.start..self.start + i].to_vec();
-                self.start += i + 1;
-                return Ok(line);
-            }
-            self.fill(until)?;
-        }
-    }
-
-    /// The next line, checked against the framing rules: UTF-8, and either
-    /// a notice (`* `) or a relayed line (`<`).
-    fn line_until(&mut self, until: Instant) -> Result<String, End> {
-        let raw = self.raw_line_until(until)?;
-        let line = String::from_utf8(raw)
-            .unwrap_or_else(|e| panic!("{}: line is not UTF-8: {e}", self.name));
-        assert!(
-            line.starts_with("* ") || line.starts_with('<'),
-            "{}: a line that is neither a notice nor relayed: {line:?}",
-            self.name
-        );
-        Ok(line)
-    }
-
-    fn line(&mut self) -> String {
-        let until = self.step();
-        self.line_until(until)
-            .unwrap_or_else(|e| panic!("{}: no line: {e:?}", self.name))
-    }
-
-    fn expect(&mut self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "{}: unexpected line", self.name);
-    }
-
-    /// `* NAME left`, with or without a reason.
-    fn expect_left(&mut self, name: &str) {
-        let got = self.line();
-        let rest = got.strip_prefix(&format!("* {name} left"));
-        assert!(
-            rest.is_some_and(|r| r.is_empty() || (r.starts_with(" (") && r.ends_with(')'))),
-            "{}: expected `* {name} left`, got {got:?}",
-            self.name
-        );
-    }
-
-    /// Exactly `n` more bytes.
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let until = self.step();
-        while self.buf.len() - self.start < n {
-            if let Err(e) = self.fill(until) {
-                let got = String::from_utf8_lossy(&self.buf[self.start..]).into_owned();
-                panic!("{}: {e:?} after {got:?}", self.name);
-            }
-        }
-        let out = self.buf[self.start..self.start + n].to_vec();
-        self.start += n;
-        out
-    }
-
-    /// Everything up to EOF (a reset counts as EOF: the server may close
-    /// a socket with unread input).
-    fn until_eof(&mut self) -> Vec<u8> {
-        let until = self.step();
-        loop {
-            match self.fill(until) {
-                Ok(_) => {}
-                Err(End::Eof) => break,
-                Err(End::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("{}: no EOF: {e:?}", self.name),
-            }
-        }
-        let rest = self.buf[self.start..].to_vec();
-        self.start = self.buf.len();
-        rest
-    }
-
-    fn expect_eof(&mut self) {
-        let rest = self.until_eof();
-        assert!(
-            rest.is_empty(),
-            "{}: bytes before EOF: {:?}",
-            self.name,
-            String::from_utf8_lossy(&rest)
-        );
-    }
+/// Connects and checks the welcome: first, naming the client and `/help`.
+fn join(addr: SocketAddr) -> Client {
+    let mut c = connect(addr);
+    let welcome = c.line();
+    assert!(
+        welcome.starts_with("* welcome") && welcome.contains(&c.name) && welcome.contains("/help"),
+        "{}: first line is not a welcome naming it and /help: {welcome:?}",
+        c.name
+    );
+    c
 }
 
 /// `* online: A, B, C` as a set of names.
@@ -414,10 +249,10 @@ impl<T> Worker<T> {
 #[test]
 fn three_clients_follow_the_protocol() {
     let server = Server::start("127.0.0.1:0", ChatConfig::default());
-    let mut a = Client::join(server.addr);
-    let mut b = Client::join(server.addr);
+    let mut a = join(server.addr);
+    let mut b = join(server.addr);
     a.expect(&format!("* {} joined", b.name));
-    let mut c = Client::join(server.addr);
+    let mut c = join(server.addr);
     a.expect(&format!("* {} joined", c.name));
     b.expect(&format!("* {} joined", c.name));
     let (an, bn, cn) = (a.name.clone(), b.name.clone(), c.name.clone());
@@ -547,8 +382,8 @@ fn three_clients_follow_the_protocol() {
 #[test]
 fn ipv6_names_print_as_bracketed_addresses() {
     let server = Server::start("[::1]:0", ChatConfig::default());
-    let mut a = Client::join(server.addr);
-    let mut b = Client::join(server.addr);
+    let mut a = join(server.addr);
+    let mut b = join(server.addr);
     let (an, bn) = (a.name.clone(), b.name.clone());
     assert!(an.starts_with("[::1]:"), "{an}");
     a.expect(&format!("* {bn} joined"));
@@ -621,7 +456,7 @@ fn two_hundred_clients_get_every_line_once_in_one_order() {
         gos.push(go_tx);
         workers.push(spawn(move || {
             // Say so at once if joining fails, so the test fails fast.
-            let joined = panic::catch_unwind(|| Client::join(addr));
+            let joined = panic::catch_unwind(|| join(addr));
             let _ = ready_tx.send(joined.as_ref().ok().map(|c| (me, c.name.clone())));
             let mut c = joined.unwrap_or_else(|e| panic::resume_unwind(e));
             let names = go.recv_timeout(TEST).expect("start signal");
@@ -716,14 +551,14 @@ fn a_client_that_never_reads_is_cut_off_and_nobody_misses_a_line() {
             ..ChatConfig::default()
         },
     );
-    let mut s = Client::join(server.addr);
-    let mut readers = vec![Client::join(server.addr)];
+    let mut s = join(server.addr);
+    let mut readers = vec![join(server.addr)];
     s.expect(&format!("* {} joined", readers[0].name));
-    readers.push(Client::join(server.addr));
+    readers.push(join(server.addr));
     s.expect(&format!("* {} joined", readers[1].name));
     let second = readers[1].name.clone();
     readers[0].expect(&format!("* {second} joined"));
-    let mut z = Client::join(server.addr); // never reads again until cut off
+    let mut z = join(server.addr); // never reads again until cut off
     let zn = z.name.clone();
     s.expect(&format!("* {zn} joined"));
     for r in &mut readers {
@@ -836,8 +671,8 @@ fn a_client_that_never_reads_is_cut_off_and_nobody_misses_a_line() {
 #[test]
 fn bad_input_is_sanitised_or_refused_and_the_server_goes_on() {
     let server = Server::start("127.0.0.1:0", ChatConfig::default());
-    let mut s = Client::join(server.addr);
-    let mut r = Client::join(server.addr);
+    let mut s = join(server.addr);
+    let mut r = join(server.addr);
     s.expect(&format!("* {} joined", r.name));
     let sn = s.name.clone();
     let relayed = |text: &str| format!("<{sn}> {text}\n").into_bytes();
@@ -914,7 +749,7 @@ fn bad_input_is_sanitised_or_refused_and_the_server_goes_on() {
         "sender"
     );
     // Still serving: a newcomer is welcomed and heard.
-    let mut t = Client::join(server.addr);
+    let mut t = join(server.addr);
     s.expect(&format!("* {} joined", t.name));
     r.expect(&format!("* {} joined", t.name));
     t.send("fine\n");
@@ -937,10 +772,10 @@ fn a_flooder_is_slowed_down_not_dropped_and_delays_nobody() {
             ..ChatConfig::default()
         },
     );
-    let mut f = Client::join(server.addr);
-    let mut p = Client::join(server.addr);
+    let mut f = join(server.addr);
+    let mut p = join(server.addr);
     f.expect(&format!("* {} joined", p.name));
-    let mut r = Client::join(server.addr);
+    let mut r = join(server.addr);
     f.expect(&format!("* {} joined", r.name));
     p.expect(&format!("* {} joined", r.name));
     let (fname, pname) = (f.name.clone(), p.name.clone());
@@ -1011,10 +846,10 @@ fn server_full_refuses_newcomers_and_only_them() {
             ..ChatConfig::default()
         },
     );
-    let mut a = Client::join(server.addr);
-    let mut b = Client::join(server.addr);
+    let mut a = join(server.addr);
+    let mut b = join(server.addr);
     a.expect(&format!("* {} joined", b.name));
-    let mut c = Client::connect(server.addr);
+    let mut c = connect(server.addr);
     c.expect("* error: server full");
     c.expect_eof();
     // Unaffected, and told nothing: A's next line is B's.
@@ -1026,7 +861,7 @@ fn server_full_refuses_newcomers_and_only_them() {
     let bn = b.name.clone();
     drop(b);
     a.expect_left(&bn);
-    let d = Client::join(server.addr);
+    let d = join(server.addr);
     a.expect(&format!("* {} joined", d.name));
     server.stop();
 }
@@ -1041,10 +876,10 @@ fn a_partial_line_times_out() {
             ..ChatConfig::default()
         },
     );
-    let mut a = Client::join(server.addr);
-    let mut b = Client::join(server.addr);
+    let mut a = join(server.addr);
+    let mut b = join(server.addr);
     a.expect(&format!("* {} joined", b.name));
-    let mut c = Client::join(server.addr);
+    let mut c = join(server.addr);
     a.expect(&format!("* {} joined", c.name));
     b.expect(&format!("* {} joined", c.name));
     let (an, bn) = (a.name.clone(), b.name.clone());
@@ -1089,8 +924,8 @@ fn whole_lines_in_odd_pieces_do_not_time_out() {
             ..ChatConfig::default()
         },
     );
-    let mut a = Client::join(server.addr);
-    let mut b = Client::join(server.addr);
+    let mut a = join(server.addr);
+    let mut b = join(server.addr);
     a.expect(&format!("* {} joined", b.name));
     let an = a.name.clone();
     // Each piece ends a line and starts the next, so the server always
@@ -1138,10 +973,10 @@ fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
 #[test]
 fn chatroom_binary_says_goodbye_on_sigterm_and_exits_0() {
     let (server, addr) = chatroom(&["--max-clients", "10", "--rate", "500", "--burst", "50"]);
-    let mut a = Client::join(addr);
-    let mut b = Client::join(addr);
+    let mut a = join(addr);
+    let mut b = join(addr);
     a.expect(&format!("* {} joined", b.name));
-    let mut c = Client::join(addr);
+    let mut c = join(addr);
     a.expect(&format!("* {} joined", c.name));
     b.expect(&format!("* {} joined", c.name));
     a.send("before the end\n");
