@@ -195,6 +195,23 @@ fn join(addr: SocketAddr) -> Client {
     c
 }
 
+/// `N` clients joined in turn, each earlier one told of each newcomer
+/// (and that notice read, so each one's next line is what follows).
+fn join_all<const N: usize>(addr: SocketAddr) -> [Client; N] {
+    let mut joined: Vec<Client> = Vec::with_capacity(N);
+    for _ in 0..N {
+        let c = join(addr);
+        for earlier in &mut joined {
+            earlier.expect(&format!("* {} joined", c.name));
+        }
+        joined.push(c);
+    }
+    match joined.try_into() {
+        Ok(all) => all,
+        Err(_) => unreachable!("{N} clients joined"),
+    }
+}
+
 /// `* online: A, B, C` as a set of names.
 fn online(line: &str) -> BTreeSet<String> {
     let list = line
@@ -249,12 +266,7 @@ impl<T> Worker<T> {
 #[test]
 fn three_clients_follow_the_protocol() {
     let server = Server::start("127.0.0.1:0", ChatConfig::default());
-    let mut a = join(server.addr);
-    let mut b = join(server.addr);
-    a.expect(&format!("* {} joined", b.name));
-    let mut c = join(server.addr);
-    a.expect(&format!("* {} joined", c.name));
-    b.expect(&format!("* {} joined", c.name));
+    let [mut a, mut b, mut c] = join_all(server.addr);
     let (an, bn, cn) = (a.name.clone(), b.name.clone(), c.name.clone());
 
     // Relay with the sender's name, to everyone but the sender: A's next
@@ -671,9 +683,7 @@ fn a_client_that_never_reads_is_cut_off_and_nobody_misses_a_line() {
 #[test]
 fn bad_input_is_sanitised_or_refused_and_the_server_goes_on() {
     let server = Server::start("127.0.0.1:0", ChatConfig::default());
-    let mut s = join(server.addr);
-    let mut r = join(server.addr);
-    s.expect(&format!("* {} joined", r.name));
+    let [mut s, mut r] = join_all(server.addr);
     let sn = s.name.clone();
     let relayed = |text: &str| format!("<{sn}> {text}\n").into_bytes();
     let too_long = b"* error: line too long (max 4096 bytes)\n".to_vec();
@@ -772,12 +782,7 @@ fn a_flooder_is_slowed_down_not_dropped_and_delays_nobody() {
             ..ChatConfig::default()
         },
     );
-    let mut f = join(server.addr);
-    let mut p = join(server.addr);
-    f.expect(&format!("* {} joined", p.name));
-    let mut r = join(server.addr);
-    f.expect(&format!("* {} joined", r.name));
-    p.expect(&format!("* {} joined", r.name));
+    let [mut f, mut p, mut r] = join_all(server.addr);
     let (fname, pname) = (f.name.clone(), p.name.clone());
     let flood: String = (0..FLOOD)
         .map(|i| format!("flood {i:04} {}\n", "f".repeat(40)))
@@ -846,9 +851,7 @@ fn server_full_refuses_newcomers_and_only_them() {
             ..ChatConfig::default()
         },
     );
-    let mut a = join(server.addr);
-    let mut b = join(server.addr);
-    a.expect(&format!("* {} joined", b.name));
+    let [mut a, mut b] = join_all(server.addr);
     let mut c = connect(server.addr);
     c.expect("* error: server full");
     c.expect_eof();
@@ -876,12 +879,7 @@ fn a_partial_line_times_out() {
             ..ChatConfig::default()
         },
     );
-    let mut a = join(server.addr);
-    let mut b = join(server.addr);
-    a.expect(&format!("* {} joined", b.name));
-    let mut c = join(server.addr);
-    a.expect(&format!("* {} joined", c.name));
-    b.expect(&format!("* {} joined", c.name));
+    let [mut a, mut b, mut c] = join_all(server.addr);
     let (an, bn) = (a.name.clone(), b.name.clone());
 
     // B starts a line first and finishes it: its timer must be cancelled.
@@ -924,9 +922,7 @@ fn whole_lines_in_odd_pieces_do_not_time_out() {
             ..ChatConfig::default()
         },
     );
-    let mut a = join(server.addr);
-    let mut b = join(server.addr);
-    a.expect(&format!("* {} joined", b.name));
+    let [mut a, mut b] = join_all(server.addr);
     let an = a.name.clone();
     // Each piece ends a line and starts the next, so the server always
     // holds a fresh partial line, never one older than a round trip.
@@ -973,12 +969,7 @@ fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
 #[test]
 fn chatroom_binary_says_goodbye_on_sigterm_and_exits_0() {
     let (server, addr) = chatroom(&["--max-clients", "10", "--rate", "500", "--burst", "50"]);
-    let mut a = join(addr);
-    let mut b = join(addr);
-    a.expect(&format!("* {} joined", b.name));
-    let mut c = join(addr);
-    a.expect(&format!("* {} joined", c.name));
-    b.expect(&format!("* {} joined", c.name));
+    let [mut a, mut b, mut c] = join_all(addr);
     a.send("before the end\n");
     b.expect(&format!("<{}> before the end", a.name));
     c.expect(&format!("<{}> before the end", a.name));
