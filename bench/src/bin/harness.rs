@@ -89,6 +89,10 @@ struct Opts {
     chat: Vec<ChatScenario>,
     cross_check: bool,
     python: bool,
+    idle: bool,
+    /// What was measured: the commit, and whether src/ or examples/ had
+    /// uncommitted changes when the binaries were built.
+    tree: String,
 }
 
 fn opts() -> Opts {
@@ -137,6 +141,21 @@ fn opts() -> Opts {
         ];
         (echo.clone(), echo, chat)
     };
+    // `--only a,b`: keep the scenarios whose id contains one of the words
+    // (ids: echo-n100-s64-d1, chat-k100, ...; "idle" keeps the memory meter).
+    let only: Option<Vec<String>> =
+        val("--only").map(|v| v.split(',').map(str::to_string).collect());
+    let keep = |id: &str| {
+        only.as_ref()
+            .is_none_or(|w| w.iter().any(|w| id.contains(w.as_str())))
+    };
+    let echo: Vec<EchoScenario> = echo.into_iter().filter(|s| keep(&s.id())).collect();
+    let meter_echo: Vec<EchoScenario> = meter_echo.into_iter().filter(|s| keep(&s.id())).collect();
+    let chat: Vec<ChatScenario> = chat
+        .into_iter()
+        .filter(|s| keep(&format!("chat-k{}", s.clients)))
+        .collect();
+    let idle = keep("idle");
     let root = std::env::current_dir().expect("cwd");
     let out_dir = val("--out").map(PathBuf::from).unwrap_or_else(|| {
         if smoke {
@@ -166,7 +185,19 @@ fn opts() -> Opts {
         echo,
         meter_echo,
         chat,
-        cross_check: !smoke && !has("--no-cross-check"),
+        cross_check: !smoke && !has("--no-cross-check") && only.is_none(),
+        idle,
+        tree: {
+            let head = sh("git rev-parse --short HEAD 2>/dev/null");
+            let dirty = sh("git status --porcelain -- src examples 2>/dev/null | wc -l");
+            match (head.is_empty(), dirty.trim()) {
+                (true, _) => "unknown (not a git checkout)".into(),
+                (false, "0") => format!("commit `{head}`"),
+                (false, n) => format!(
+                    "commit `{head}` plus uncommitted changes to {n} files under src/ or examples/"
+                ),
+            }
+        },
         python: !has("--no-python"),
     }
 }
@@ -1271,7 +1302,7 @@ fn run(o: &Opts) -> Res<()> {
 
     // Memory per idle connection.
     let mut idle = BTreeMap::new();
-    for s in &servers {
+    for s in servers.iter().filter(|_| o.idle) {
         match idle_rss(o, s) {
             Ok(r) => {
                 eprintln!(
@@ -1375,6 +1406,11 @@ fn report(
         o.command
     );
     let _ = writeln!(w, "| | |\n|---|---|");
+    let _ = writeln!(
+        w,
+        "| measured | {} (binaries built when the run started) |",
+        o.tree
+    );
     let _ = writeln!(w, "| date | {} |", sh("date -u '+%Y-%m-%d %H:%M UTC'"));
     let _ = writeln!(
         w,
