@@ -18,8 +18,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
+use mio_selectors::reactor::SourceId;
 use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, SourceId, EVENT_READ,
+    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, EVENT_READ,
 };
 
 /// Chat client: prints what the server sends, sends what you type.

@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, UdpId};
+use mio_selectors::reactor::UdpId;
+use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// UDP echo server: every datagram is sent back to its sender.
 #[derive(Parser)]

@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mio_selectors::reactor::{Idle, ListenOptions, TimerId, UdpId};
 use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Error, Handle, Handler, Idle, InBuf, ListenOptions,
-    PeerAddr, Reactor, TimerId, UdpId,
+    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
 };
 use util::{
     accept_within, check_bytes, connect, read_exact_deadline, read_to_eof_deadline, with_deadline,

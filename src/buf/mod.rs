@@ -4,6 +4,10 @@
 use std::fmt;
 use std::ops::Deref;
 
+mod outbuf;
+
+pub(crate) use outbuf::OutBuf;
+
 /// A FIFO of bytes over a `Vec` that stays fully initialised (`len ==
 /// capacity`), so reading into it needs neither `unsafe` nor a memset.
 /// Consumed bytes are skipped by `start`; the live bytes are moved to the

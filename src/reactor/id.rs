@@ -89,7 +89,7 @@ impl fmt::Display for ConnId {
 ///
 /// ```
 /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
-/// let timer: mio_selectors::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
+/// let timer: mio_selectors::reactor::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
 /// cx.cancel_timer(timer);
 /// # }
 /// ```
@@ -142,7 +142,7 @@ endpoint_id! {
     /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
-    /// let udp: mio_selectors::UdpId = reactor.bind_udp("127.0.0.1:0")?;
+    /// let udp: mio_selectors::reactor::UdpId = reactor.bind_udp("127.0.0.1:0")?;
     /// assert_ne!(reactor.udp_addr(udp)?.port(), 0);
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
@@ -164,7 +164,7 @@ endpoint_id! {
     /// use std::os::unix::io::AsRawFd;
     /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
     /// let mut reactor = Reactor::new(App, Config::default())?;
-    /// let source: mio_selectors::SourceId = reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
+    /// let source: mio_selectors::reactor::SourceId = reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     SourceId

@@ -1,89 +1,25 @@
-//! [`ChatServer`]: the tutorials' chatroom as a [`Handler`], to the wire
-//! protocol in `chat-protocol.md`: relay each line to everyone else as
+//! [`ChatServer`]: the chatroom as a [`Handler`], to the wire protocol in
+//! `docs/chat-protocol.md`: relay each line to everyone else as
 //! `<NAME> TEXT`, notices as `* ...`, `/nick`, `/who`, `/quit`, `/help`,
 //! and a limit with a policy for everything a hostile client can do.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use crate::{
-    terminal_safe, CloseReason, Config, ConnId, Context, Handler, InBuf, Line, LineFramer,
-    PeerAddr, TimerId, TokenBucket,
-};
+use mio_selectors::codec::{terminal_safe, Decoder, LineCodec};
+use mio_selectors::reactor::{TimerId, TokenBucket};
+use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
+
+use super::ChatConfig;
 
 const THROTTLE: u64 = 1;
 const PARTIAL: u64 = 2;
 const MAX_NICK: usize = 32;
 
-/// The chatroom's limits; each is a flag of `examples/chatroom.rs`.
-///
-/// ```
-/// let config = mio_selectors::ChatConfig { max_clients: 10, ..Default::default() };
-/// assert_eq!(config.max_line, 4096);
-/// ```
-#[derive(Debug, Clone)]
-pub struct ChatConfig {
-    /// Longest line, bytes before the terminator. Longer: `* error: line
-    /// too long (max N bytes)` to the sender, the line is discarded up to its
-    /// next `\n`, the connection stays. Default 4096.
-    pub max_line: usize,
-    /// Pending output per client. Past it the client is disconnected and the
-    /// others get `* NAME left (too slow)`. Default 1 MiB.
-    pub max_output: usize,
-    /// Connected clients. Past it a newcomer gets `* error: server full`
-    /// and is closed. Default 10,000.
-    pub max_clients: usize,
-    /// Lines read per client per second. Over budget, the client is not read
-    /// until the budget refills (TCP pushes back); nothing is dropped.
-    /// Default 100.
-    pub lines_per_sec: f64,
-    /// Lines a client may send at once before the rate applies. Default 200.
-    pub burst: f64,
-    /// How long a partial line (no `\n`) may wait. Past it the client is
-    /// disconnected and the others get `* NAME left (timeout)`. Default 60 s.
-    pub partial_timeout: Duration,
-}
-
-impl Default for ChatConfig {
-    fn default() -> Self {
-        ChatConfig {
-            max_line: 4096,
-            max_output: 1024 * 1024,
-            max_clients: 10_000,
-            lines_per_sec: 100.0,
-            burst: 200.0,
-            partial_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl ChatConfig {
-    /// The reactor limits that carry these: output capped at `max_output`,
-    /// input room for one whole line, reading paused while the client's own
-    /// output backs up.
-    ///
-    /// ```
-    /// let chat = mio_selectors::ChatConfig::default();
-    /// assert_eq!(chat.reactor_config().max_outb, chat.max_output);
-    /// ```
-    pub fn reactor_config(&self) -> Config {
-        let base = Config::default();
-        let high_water = base.high_water.min(self.max_output);
-        Config {
-            max_outb: self.max_output,
-            max_inb: base.max_inb.max(self.max_line.saturating_add(2)),
-            high_water,
-            low_water: base.low_water.min(high_water / 2),
-            ..base
-        }
-    }
-}
-
 /// One chat client: its name and where it is in the protocol.
 #[derive(Debug)]
 pub struct Client {
     name: String,
-    framer: LineFramer,
+    framer: LineCodec,
     bucket: TokenBucket,
     throttled: bool,
     partial_timer: Option<TimerId>,
@@ -91,31 +27,8 @@ pub struct Client {
     announced: bool,
 }
 
-impl Client {
-    /// Its name: the peer address until it takes a nick.
-    ///
-    /// ```
-    /// # fn f(client: &mio_selectors::chat::Client) {
-    /// println!("{}", client.name());
-    /// # }
-    /// ```
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// The chat server: a [`Handler`] for a [`Reactor`](crate::Reactor).
-///
-/// ```no_run
-/// use mio_selectors::{ChatConfig, ChatServer, Reactor};
-///
-/// let config = ChatConfig::default();
-/// let mut reactor = Reactor::new(ChatServer::new(config.clone()), config.reactor_config())?;
-/// reactor.listen("127.0.0.1:8000")?;
-/// reactor.stop_on_signals()?;
-/// reactor.run()?;
-/// # Ok::<(), mio_selectors::Error>(())
-/// ```
+/// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
+/// (`main.rs` runs one).
 #[derive(Debug)]
 pub struct ChatServer {
     config: ChatConfig,
@@ -126,26 +39,12 @@ pub struct ChatServer {
 
 impl ChatServer {
     /// A chat server with these limits.
-    ///
-    /// ```
-    /// let server = mio_selectors::ChatServer::new(Default::default());
-    /// assert_eq!(server.clients(), 0);
-    /// ```
     pub fn new(config: ChatConfig) -> Self {
         ChatServer {
             config,
             clients: 0,
             nicks: HashMap::new(),
         }
-    }
-
-    /// How many clients are connected.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::ChatServer::new(Default::default()).clients(), 0);
-    /// ```
-    pub fn clients(&self) -> usize {
-        self.clients
     }
 
     fn name(cx: &Context<'_, Client>, id: ConnId) -> String {
@@ -290,7 +189,7 @@ impl Handler for ChatServer {
         let config = &self.config;
         Some(Client {
             name,
-            framer: LineFramer::new(config.max_line),
+            framer: LineCodec::new(config.max_line),
             bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
             throttled: false,
             partial_timer: None,
@@ -310,12 +209,12 @@ impl Handler for ChatServer {
             match line {
                 None if used == 0 => break,
                 None => {}
-                Some(Line::TooLong) => {
+                Some(Err(_too_long)) => {
                     let max = framer.max_len();
                     notice(cx, id, &format!("error: line too long (max {max} bytes)"));
                 }
-                Some(Line::Text(b"")) => {} // empty lines are ignored
-                Some(Line::Text(text)) => {
+                Some(Ok(b"")) => {} // empty lines are ignored
+                Some(Ok(text)) => {
                     let Some(client) = cx.data_mut(id) else {
                         return;
                     };

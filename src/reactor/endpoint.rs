@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use mio::net::{TcpListener, UdpSocket, UnixListener};
 
-use crate::stream::Stream;
+use super::stream::Stream;
 use crate::{EventMask, PeerAddr};
 
 pub(crate) enum Endpoint {

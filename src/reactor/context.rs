@@ -9,16 +9,14 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use crate::buffer::{BufPool, ByteBuf};
-use crate::conn::{later, Conn, IdleWatch, State};
-use crate::endpoint::{Endpoint, Udp};
-use crate::handle::Loop;
-use crate::id::GEN_MASK;
-use crate::stream::Stream;
-use crate::{
-    CloseReason, Config, ConnId, Error, Handle, Idle, InBuf, PeerAddr, Result, SourceId, TimerId,
-    UdpId,
-};
+use super::conn::{later, Conn, IdleWatch, State};
+use super::endpoint::{Endpoint, Udp};
+use super::handle::Loop;
+use super::id::GEN_MASK;
+use super::stream::Stream;
+use super::{Idle, SourceId, TimerId, UdpId};
+use crate::buf::{BufPool, ByteBuf};
+use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a due timer does.
 #[derive(Debug, Clone, Copy)]
@@ -417,7 +415,7 @@ impl<D> Context<'_, D> {
     /// refuses it (too big for the socket, no route).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::UdpId, from: std::net::SocketAddr) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::reactor::UdpId, from: std::net::SocketAddr) {
     /// let _ = cx.send_to(udp, b"pong", from);
     /// # }
     /// ```
@@ -522,7 +520,7 @@ impl<D> Context<'_, D> {
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-    /// use mio_selectors::Idle;
+    /// use mio_selectors::reactor::Idle;
     /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
     /// # }
     /// ```
@@ -610,7 +608,7 @@ impl<D> Context<'_, D> {
     /// The descriptor itself stays open: it is the caller's.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::SourceId) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::reactor::SourceId) {
     /// cx.unregister_source(stdin);
     /// # }
     /// ```
@@ -795,7 +793,7 @@ pub(crate) fn send_datagram(
         }
     }
     // Each datagram is charged its slot too, so empty ones cannot pile up.
-    let cost = data.len() + crate::endpoint::DATAGRAM_OVERHEAD;
+    let cost = data.len() + super::endpoint::DATAGRAM_OVERHEAD;
     if sock.queued_bytes + cost > cap {
         log::debug!("udp: send queue full, datagram to {addr} dropped");
         return Err(Error::QueueFull);
@@ -843,7 +841,7 @@ mod tests {
         let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut udp = Udp::new(sock);
         udp.writable = false;
-        let cap = 4 * (10 + crate::endpoint::DATAGRAM_OVERHEAD);
+        let cap = 4 * (10 + crate::reactor::endpoint::DATAGRAM_OVERHEAD);
         for i in 0..4u8 {
             send_datagram(&mut udp, &[i; 10], to, cap).unwrap();
         }

@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::buffer::ByteBuf;
-use crate::outbuf::OutBuf;
-use crate::stream::Stream;
-use crate::{CloseReason, PeerAddr, TimerId};
+use super::stream::Stream;
+use super::TimerId;
+use crate::buf::ByteBuf;
+use crate::buf::OutBuf;
+use crate::{CloseReason, PeerAddr};
 
 /// `now + d`, or a time a century away if that overflows (`Duration::MAX`
 /// is a fair way to say "never").
@@ -46,7 +47,7 @@ pub(crate) enum State {
 ///
 /// ```
 /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-/// use mio_selectors::Idle;
+/// use mio_selectors::reactor::Idle;
 /// cx.set_idle_timeout(id, Idle::Read, Some(std::time::Duration::from_secs(300)));
 /// # }
 /// ```

@@ -16,16 +16,17 @@ use mio::{Events, Interest, Poll, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::buffer::BufPool;
-use crate::conn::{later, State};
-use crate::context::{Core, Timer};
-use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
-use crate::handle::Shared;
-use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
-use crate::listen::bind_unix;
+use super::conn::{later, State};
+use super::context::{Core, Timer};
+use super::endpoint::{Endpoint, ListenSock, Listener, Udp};
+use super::handle::Shared;
+use super::id::{ENDPOINT_BIT, SIGNALS, WAKER};
+use super::listen::bind_unix;
+use super::{ListenOptions, ListenerId, SourceId, UdpId};
+use crate::buf::BufPool;
 use crate::{
-    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
-    ListenerId, PeerAddr, Result, SourceId, UdpId,
+    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, PeerAddr,
+    Result,
 };
 
 /// Accepts per listener per pass before the other work gets a turn.
@@ -215,7 +216,8 @@ impl<H: Handler> Reactor<H> {
     /// As [`listen`](Self::listen).
     ///
     /// ```
-    /// # use mio_selectors::{Config, ListenOptions, Reactor};
+    /// # use mio_selectors::{Config, Reactor};
+    /// # use mio_selectors::reactor::ListenOptions;
     #[doc = doc_app!()]
     /// let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
     /// let mut a = Reactor::new(App, Config::default())?;
@@ -814,7 +816,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Registers an accepted socket and asks the handler about it.
-    fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+    fn admit(&mut self, stream: super::stream::Stream, peer: PeerAddr) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);

@@ -5,7 +5,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use crate::{ConnId, Context, EventMask, InBuf, PeerAddr, SourceId, UdpId};
+use super::{SourceId, UdpId};
+use crate::{ConnId, Context, EventMask, InBuf, PeerAddr};
 
 /// The application side of a [`Reactor`](crate::Reactor): the tutorial's
 /// `accept_wrapper` and `service_connection`, plus asyncio's `eof_received`
