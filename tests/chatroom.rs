@@ -77,13 +77,25 @@ impl Handler for Watched {
         data
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.service_connection(cx, id, inb);
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.service_connection(cx, id, data, inb);
         self.check(cx);
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.eof_received(cx, id, inb);
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.eof_received(cx, id, data, inb);
         self.check(cx);
     }
 
@@ -98,7 +110,12 @@ impl Handler for Watched {
         self.check(cx);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ChatData>, conn: Option<ConnId>, tag: u64) {
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        conn: Option<(ConnId, &mut ChatData)>,
+        tag: u64,
+    ) {
         self.inner.on_timer(cx, conn, tag);
         self.check(cx);
     }

@@ -319,11 +319,17 @@ impl Handler for Echo {
         Some(())
     }
 
-    fn connection_made(&mut self, _: &mut Context<'_, ()>, id: ConnId) {
+    fn connection_made(&mut self, _: &mut Context<'_, ()>, id: ConnId, _: &mut ()) {
         let _ = self.ev.send(Ev::Made(id));
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let _ = cx.send_from(id, inb);
     }
 
@@ -331,7 +337,7 @@ impl Handler for Echo {
         lost(&self.ev, reason);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<ConnId>, tag: u64) {
+    fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<(ConnId, &mut ())>, tag: u64) {
         if let Some(fired) = &self.yields {
             fired.fetch_add(1, Ordering::Relaxed);
             cx.call_later(Duration::ZERO, None, tag); // asyncio's call_soon: "yield"
@@ -413,7 +419,13 @@ impl Handler for Producer {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
             if cx.is_writing_paused(id) {
                 return; // the rest waits for resume_writing
@@ -423,7 +435,7 @@ impl Handler for Producer {
         }
     }
 
-    fn resume_writing(&mut self, _: &mut Context<'_, ()>, _: ConnId) {
+    fn resume_writing(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut ()) {
         self.resumed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -508,7 +520,14 @@ impl Handler for Bulk {
         Some(())
     }
 
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
+    fn service_connection(
+        &mut self,
+        _: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        _: &mut InBuf,
+    ) {
+    }
 
     fn connection_lost(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: (), reason: &CloseReason) {
         lost(&self.ev, reason);
@@ -652,7 +671,13 @@ impl Handler for Refuser {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         if !inb.contains(&b'\n') && inb.len() >= SMALL_INB {
             let _ = cx.send(id, b"error: request too large\n");
             cx.close(id);
@@ -918,6 +943,11 @@ fn idle_timeout_of_duration_max_does_not_overflow() {
         if let Err(e) = echo_round_trip(addr, WAIT) {
             panic!("{e}: {}", running.why_silent());
         }
+        // An accepted connection gets connection_made too (issue 9).
+        match next_event(&rx, &mut running, WAIT, "connection_made") {
+            Ev::Made(_) => {}
+            other => panic!("expected connection_made, got {other:?}"),
+        }
         match next_event(&rx, &mut running, WAIT, "connection_lost") {
             Ev::Lost { reason, .. } => assert_eq!(reason, CloseReason::PeerClosed.to_string()),
             other => panic!("expected connection_lost, got {other:?}"),
@@ -992,15 +1022,27 @@ impl Handler for Watched {
         data
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.service_connection(cx, id, inb);
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.service_connection(cx, id, data, inb);
         if let (Some(&peer), Some(pending)) = (self.peers.get(&id), cx.pending_output(id)) {
             let _ = self.ev.send(ChatEv::Served(peer, pending));
         }
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.eof_received(cx, id, inb);
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.eof_received(cx, id, data, inb);
     }
 
     fn connection_lost(
@@ -1016,7 +1058,12 @@ impl Handler for Watched {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ChatData>, conn: Option<ConnId>, tag: u64) {
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        conn: Option<(ConnId, &mut ChatData)>,
+        tag: u64,
+    ) {
         self.inner.on_timer(cx, conn, tag);
     }
 

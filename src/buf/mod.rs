@@ -155,7 +155,7 @@ impl BufPool {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mio_selectors::PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         // Echo whole lines only; keep a partial line for later.
 ///         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
 ///             let _ = cx.send(id, &inb[..=end]);

@@ -238,8 +238,9 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 /// `inb` for next time), or after the frame for which `f` returns
 /// [`ControlFlow::Break`]; that frame is consumed, the rest is left.
 ///
-/// The decoder is usually kept in the connection's data; take it out for
-/// the call, since `f` will want the [`Context`](crate::Context):
+/// The decoder is usually kept in the connection's data, which
+/// [`Handler::service_connection`](crate::Handler::service_connection) is
+/// lent, beside the [`Context`](crate::Context) that `f` will want:
 ///
 /// ```
 /// use mio_selectors::{ConnId, Context, InBuf};
@@ -248,10 +249,9 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 ///
 /// // The body of `Handler::service_connection`, with `LineCodec` as the
 /// // connection's data: answer each line with its length.
-/// fn service_connection(cx: &mut Context<'_, LineCodec>, id: ConnId, inb: &mut InBuf) {
-///     let Some(mut dec) = cx.data(id).cloned() else { return };
+/// fn service_connection(cx: &mut Context<'_, LineCodec>, id: ConnId, dec: &mut LineCodec, inb: &mut InBuf) {
 ///     let enc = LineCodec::new(dec.max_len());
-///     for_each_frame(&mut dec, inb, |line| {
+///     for_each_frame(dec, inb, |line| {
 ///         let reply = match line {
 ///             Ok(line) => format!("{} bytes", line.len()),
 ///             Err(e) => format!("error: {e}"),
@@ -262,9 +262,6 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 ///         }
 ///         ControlFlow::Continue(())
 ///     });
-///     if let Some(data) = cx.data_mut(id) {
-///         *data = dec;
-///     }
 /// }
 /// ```
 ///
@@ -275,9 +272,8 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 /// use mio_selectors::codec::{for_each_frame, LengthPrefixedCodec};
 /// use std::ops::ControlFlow;
 ///
-/// fn service_connection(cx: &mut Context<'_, LengthPrefixedCodec>, id: ConnId, inb: &mut InBuf) {
-///     let Some(mut dec) = cx.data(id).cloned() else { return };
-///     for_each_frame(&mut dec, inb, |frame| match frame {
+/// fn service_connection(cx: &mut Context<'_, LengthPrefixedCodec>, id: ConnId, dec: &mut LengthPrefixedCodec, inb: &mut InBuf) {
+///     for_each_frame(dec, inb, |frame| match frame {
 ///         Ok(payload) => {
 ///             let _ = payload; // handle it
 ///             ControlFlow::Continue(())
@@ -287,9 +283,6 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 ///             ControlFlow::Break(())
 ///         }
 ///     });
-///     if let Some(data) = cx.data_mut(id) {
-///         *data = dec;
-///     }
 /// }
 /// ```
 pub fn for_each_frame<D: Decoder>(

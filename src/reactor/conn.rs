@@ -95,8 +95,13 @@ pub(crate) struct Conn<D> {
     pub(crate) gen: u32,
     pub(crate) inb: ByteBuf,
     pub(crate) outb: OutBuf,
-    /// `None` only while `accept_wrapper` runs.
+    /// `None` while `accept_wrapper` runs, and while a callback about this
+    /// connection has it lent.
     pub(crate) data: Option<D>,
+    /// `connection_made` was called: `connection_lost` is owed.
+    pub(crate) made: bool,
+    /// `pause_writing` was called and `resume_writing` is owed.
+    pub(crate) pause_told: bool,
     pub(crate) state: State,
     pub(crate) idle: Option<Box<IdleWatch>>,
     /// The socket may hold unread input (set by a readable event, cleared by
@@ -138,6 +143,8 @@ impl<D> Conn<D> {
             inb: ByteBuf::default(),
             outb: OutBuf::default(),
             data: None,
+            made: false,
+            pause_told: false,
             state,
             idle: None,
             readable: false,

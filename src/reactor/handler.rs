@@ -9,34 +9,71 @@ use super::{SourceId, UdpId};
 use crate::{ConnId, Context, EventMask, InBuf, PeerAddr};
 
 /// The application side of a [`Reactor`](crate::Reactor): the tutorial's
-/// `accept_wrapper` and `service_connection`, plus asyncio's `eof_received`
-/// and `connection_lost`.
+/// `accept_wrapper` and `service_connection`, plus asyncio's `Protocol`
+/// callbacks.
 ///
 /// The reactor does the I/O (accepting until `WouldBlock`, reading into
 /// `inb`, writing `outb` as the socket allows); the handler only decides what
 /// to send. Every callback gets a [`Context`] to queue output to any
-/// connection, close one, or stop the reactor.
+/// connection, close one, or stop the reactor. The callbacks about one
+/// connection also get that connection's own data (Python's `key.data`),
+/// lent out of the reactor for the call: use the argument, not
+/// [`Context::data`], which gives `None` for that connection meanwhile.
+///
+/// Every callback has a default, so a program implements only what it
+/// cares about: a UDP-only server implements
+/// [`datagram_received`](Self::datagram_received), a client
+/// [`service_connection`](Self::service_connection) and perhaps
+/// [`connection_lost`](Self::connection_lost).
+///
+/// # The order of calls
+///
+/// For each connection, as asyncio's `Protocol` states it (CM
+/// `connection_made`, DR `service_connection`, ER `eof_received`, CL
+/// `connection_lost`):
+///
+/// ```text
+/// accepted:   accept_wrapper -> Some(data) -> CM [-> DR*] [-> ER?] -> CL
+///             accept_wrapper -> None        (nothing more: it is closed)
+/// outgoing:   Context::connect -> CM [-> DR*] [-> ER?] -> CL
+///             Context::connect -> connect_failed   (it never became a connection)
+/// ```
+///
+/// Between CM and CL come, any number of times, the connection's
+/// [`on_timer`](Self::on_timer) calls and paired
+/// [`pause_writing`](Self::pause_writing) / [`resume_writing`](Self::resume_writing)
+/// (a pause is always reported before its resume; a connection may end
+/// paused). No DR follows ER. CL is called exactly once for every
+/// connection that got CM, whatever ends it.
+///
+/// Callbacks never nest: each runs to completion before the loop makes the
+/// next, and one caused by a [`Context`] call (a pause caused by a `send`,
+/// say) comes after the callback that made it returns.
 ///
 /// # Examples
 ///
-/// The tutorial's multiconn echo server, whole:
+/// The tutorial's multiconn echo server, whole (it is
+/// `examples/multiconn_echo.rs`'s handler):
 ///
 /// ```no_run
-/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
+/// use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 ///
 /// struct Echo;
 ///
 /// impl Handler for Echo {
-///     type Data = ();
+///     type Data = PeerAddr;
 ///
-///     fn accept_wrapper(&mut self, _cx: &mut Context<'_, ()>, _id: ConnId, peer: &PeerAddr) -> Option<()> {
+///     fn accept_wrapper(&mut self, _: &mut Context<'_, PeerAddr>, _: ConnId, peer: &PeerAddr) -> Option<PeerAddr> {
 ///         println!("Accepted connection from {peer}");
-///         Some(())
+///         Some(peer.clone()) // the connection's data: Python's `key.data`
 ///     }
 ///
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
-///         // data.outb += recv_data
-///         let _ = cx.send_from(id, inb);
+///     fn service_connection(&mut self, cx: &mut Context<'_, PeerAddr>, id: ConnId, _: &mut PeerAddr, inb: &mut InBuf) {
+///         let _ = cx.send_from(id, inb); // Python: data.outb += recv_data
+///     }
+///
+///     fn connection_lost(&mut self, _: &mut Context<'_, PeerAddr>, _: ConnId, peer: PeerAddr, why: &CloseReason) {
+///         println!("Closing connection to {peer} ({why})");
 ///     }
 /// }
 ///
@@ -54,39 +91,70 @@ pub trait Handler {
     /// `accept_wrapper(sock)`). The socket is already non-blocking and
     /// registered. Return its data, or `None` to refuse it: output queued
     /// here with [`Context::send`] is still flushed, then the connection is
-    /// closed without a [`connection_lost`](Self::connection_lost) call.
+    /// closed with no further call. Accepted, it gets
+    /// [`connection_made`](Self::connection_made) next.
+    ///
+    /// The default refuses every connection: a program that listens
+    /// implements this.
     fn accept_wrapper(
         &mut self,
         cx: &mut Context<'_, Self::Data>,
         id: ConnId,
         peer: &PeerAddr,
-    ) -> Option<Self::Data>;
+    ) -> Option<Self::Data> {
+        let _ = cx;
+        log::debug!("{id}: {peer} refused: the handler has no accept_wrapper");
+        None
+    }
 
-    /// An outgoing connection made with [`Context::connect`] is established
-    /// (asyncio: `connection_made`). Output queued before it is sent now. A
-    /// connect that fails ends in [`connection_lost`](Self::connection_lost)
-    /// with [`CloseReason::ConnectFailed`].
-    fn connection_made(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId) {
-        let _ = (cx, id);
+    /// `id` is a connection now (asyncio: `connection_made`): accepted, right
+    /// after [`accept_wrapper`](Self::accept_wrapper) returned its data, or
+    /// outgoing ([`Context::connect`]) and established. Output queued before
+    /// is sent now.
+    fn connection_made(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: &mut Self::Data,
+    ) {
+        let _ = (cx, id, data);
     }
 
     /// Bytes arrived on `id` (Python: `service_connection(key, mask)` with
     /// `mask & EVENT_READ`). `inb` holds every byte received and not yet
     /// consumed; consume what you have dealt with. Writing is the reactor's
     /// job: queue output with [`Context::send`].
-    fn service_connection(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId, inb: &mut InBuf);
+    ///
+    /// The default discards the input.
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: &mut Self::Data,
+        inb: &mut InBuf,
+    ) {
+        let _ = (cx, id, data);
+        inb.clear();
+    }
 
     /// The peer shut down its sending side (Python: `recv` returned `b""`;
     /// asyncio: `eof_received`). `inb` holds what is left unconsumed. The
     /// default closes the connection gracefully: pending output is sent
     /// first. Override it to keep sending on a half-closed connection.
-    fn eof_received(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId, inb: &mut InBuf) {
-        let _ = inb;
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: &mut Self::Data,
+        inb: &mut InBuf,
+    ) {
+        let _ = (data, inb);
         cx.close(id);
     }
 
     /// The connection is gone and its socket closed; `data` is handed back.
-    /// Called once for every connection that `accept_wrapper` accepted.
+    /// Called once for every connection that got
+    /// [`connection_made`](Self::connection_made).
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, Self::Data>,
@@ -97,12 +165,52 @@ pub trait Handler {
         let _ = (cx, id, data, reason);
     }
 
-    /// `id`'s pending output, which had passed [`Config::high_water`](crate::Config::high_water),
+    /// An outgoing connection from [`Context::connect`] ended before it was
+    /// made, so it gets no [`connection_made`](Self::connection_made) and no
+    /// [`connection_lost`](Self::connection_lost); `data` is handed back.
+    /// `reason` is [`CloseReason::ConnectFailed`] when the connect was
+    /// refused, unreachable or timed out
+    /// ([`Config::connect_timeout`](crate::Config::connect_timeout)), or
+    /// another reason when it was closed while connecting (an
+    /// [`abort`](Context::abort), a shutdown).
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: Self::Data,
+        reason: &CloseReason,
+    ) {
+        let _ = (cx, data);
+        log::debug!("{id}: connect failed ({reason})");
+    }
+
+    /// `id`'s pending output has passed [`Config::high_water`](crate::Config::high_water)
+    /// (asyncio: `pause_writing`): a producer should stop until
+    /// [`resume_writing`](Self::resume_writing). The reactor itself stops
+    /// reading `id` meanwhile. Called when the pass in which the output
+    /// passed the mark writes to `id`, after the callback that queued it has
+    /// returned; if that write already brought it down to
+    /// [`Config::low_water`](crate::Config::low_water),
+    /// [`resume_writing`](Self::resume_writing) follows at once.
+    fn pause_writing(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: &mut Self::Data,
+    ) {
+        let _ = (cx, id, data);
+    }
+
+    /// `id`'s pending output, after a [`pause_writing`](Self::pause_writing),
     /// is down to [`Config::low_water`](crate::Config::low_water): a producer
-    /// that stopped at [`Context::is_writing_paused`] may go on (asyncio:
-    /// `resume_writing`).
-    fn resume_writing(&mut self, cx: &mut Context<'_, Self::Data>, id: ConnId) {
-        let _ = (cx, id);
+    /// may go on (asyncio: `resume_writing`).
+    fn resume_writing(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        id: ConnId,
+        data: &mut Self::Data,
+    ) {
+        let _ = (cx, id, data);
     }
 
     /// A datagram arrived on a UDP socket (asyncio: `datagram_received`).
@@ -129,9 +237,16 @@ pub trait Handler {
         let _ = (cx, source, events);
     }
 
-    /// A timer set with [`Context::call_later`] is due. `conn` is the
-    /// connection it was set for (still open), or `None` for a loop timer.
-    fn on_timer(&mut self, cx: &mut Context<'_, Self::Data>, conn: Option<ConnId>, tag: u64) {
+    /// A timer set with [`Context::call_later`] or [`Context::call_every`]
+    /// is due, with its `tag`. `conn` is the connection it was set for
+    /// (still open) with that connection's data lent, or `None` for a loop
+    /// timer.
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        conn: Option<(ConnId, &mut Self::Data)>,
+        tag: u64,
+    ) {
         let _ = (cx, conn, tag);
     }
 
@@ -166,7 +281,8 @@ pub enum CloseReason {
     InputOverflow,
     /// The reactor was stopped.
     Shutdown,
-    /// An outgoing connect failed: refused, unreachable, or timed out
+    /// An outgoing connect failed: refused, unreachable, or timed out; given
+    /// to [`Handler::connect_failed`]
     /// ([`Config::connect_timeout`](crate::Config::connect_timeout)).
     ConnectFailed(io::Error),
     /// No activity for longer than its idle timeout ([`Context::set_idle_timeout`]).

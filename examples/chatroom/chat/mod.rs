@@ -3,6 +3,7 @@
 //! tests run it in-process (they include this directory by path), and
 //! `main.rs` runs it from the command line.
 
+mod commands;
 mod config;
 mod server;
 

@@ -1,30 +1,31 @@
 //! [`ChatServer`]: the chatroom as a [`Handler`], to the wire protocol in
 //! `docs/chat-protocol.md`: relay each line to everyone else as
-//! `<NAME> TEXT`, notices as `* ...`, `/nick`, `/who`, `/quit`, `/help`,
-//! and a limit with a policy for everything a hostile client can do.
+//! `<NAME> TEXT`, notices as `* ...`, and a limit with a policy for
+//! everything a hostile client can do. The commands are in `commands.rs`.
 
 use std::collections::HashMap;
 
-use mio_selectors::codec::{terminal_safe, Decoder, LineCodec};
+use mio_selectors::codec::{Decoder, LineCodec};
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
+use super::commands::{announce_leave, leave, notice};
 use super::ChatConfig;
 
+/// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
 const THROTTLE: u64 = 1;
 const PARTIAL: u64 = 2;
-const MAX_NICK: usize = 32;
 
 /// One chat client: its name and where it is in the protocol.
 #[derive(Debug)]
 pub struct Client {
-    name: String,
+    pub(super) name: String,
     framer: LineCodec,
     bucket: TokenBucket,
     throttled: bool,
     partial_timer: Option<TimerId>,
     /// `* NAME left ...` was said already (the server closed it).
-    announced: bool,
+    pub(super) announced: bool,
 }
 
 /// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
@@ -34,7 +35,7 @@ pub struct ChatServer {
     config: ChatConfig,
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
-    nicks: HashMap<String, ConnId>,
+    pub(super) nicks: HashMap<String, ConnId>,
 }
 
 impl ChatServer {
@@ -47,73 +48,6 @@ impl ChatServer {
         }
     }
 
-    fn name(cx: &Context<'_, Client>, id: ConnId) -> String {
-        cx.data(id).map(|c| c.name.clone()).unwrap_or_default()
-    }
-
-    /// Acts on one whole, non-empty line from `id`.
-    fn line(&mut self, cx: &mut Context<'_, Client>, id: ConnId, raw: &[u8]) {
-        let text = terminal_safe(raw);
-        let Some(command) = text.strip_prefix('/') else {
-            let name = Self::name(cx, id);
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
-            return;
-        };
-        let (word, arg) = command
-            .split_once(char::is_whitespace)
-            .unwrap_or((command, ""));
-        match word {
-            "nick" => self.nick(cx, id, arg.trim()),
-            "who" => {
-                let names: Vec<String> = cx.ids().map(|other| Self::name(cx, other)).collect();
-                notice(cx, id, &format!("online: {}", names.join(", ")));
-            }
-            "quit" => {
-                notice(cx, id, "bye");
-                leave(cx, id, Some("quit"));
-            }
-            "help" => {
-                for line in [
-                    "commands:",
-                    "/nick NEW  take the name NEW (1-32 of A-Z a-z 0-9 _ -)",
-                    "/who       list who is online",
-                    "/quit      leave",
-                    "/help      this help",
-                    "anything else is sent to everyone else",
-                ] {
-                    notice(cx, id, line);
-                }
-            }
-            _ => notice(cx, id, &format!("error: unknown command /{word}")),
-        }
-    }
-
-    fn nick(&mut self, cx: &mut Context<'_, Client>, id: ConnId, new: &str) {
-        let valid = (1..=MAX_NICK).contains(&new.len())
-            && new
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            let why = "error: a nick is 1 to 32 of A-Z a-z 0-9 _ - (usage: /nick NEW)";
-            return notice(cx, id, why);
-        }
-        let key = new.to_ascii_lowercase();
-        if self.nicks.get(&key).is_some_and(|&owner| owner != id) {
-            return notice(cx, id, &format!("error: nick {new} is taken"));
-        }
-        let old = Self::name(cx, id);
-        self.nicks.remove(&old.to_ascii_lowercase());
-        self.nicks.insert(key, id);
-        if let Some(client) = cx.data_mut(id) {
-            client.name = new.to_string();
-        }
-        notice(cx, id, &format!("you are now {new}"));
-        cx.broadcast(
-            format!("* {old} is now known as {new}\n").as_bytes(),
-            Some(id),
-        );
-    }
-
     /// Starts or stops the partial-line timer to match what `inb` holds.
     /// After a whole line, what is left is a new partial line, timed afresh:
     /// a client streaming whole lines whose reads never end on a line
@@ -122,12 +56,10 @@ impl ChatServer {
         &self,
         cx: &mut Context<'_, Client>,
         id: ConnId,
+        client: &mut Client,
         partial: bool,
         line_ended: bool,
     ) {
-        let Some(client) = cx.data_mut(id) else {
-            return;
-        };
         let running = client.partial_timer;
         let keep = partial && !line_ended;
         if let (Some(timer), false) = (running, keep) {
@@ -136,36 +68,9 @@ impl ChatServer {
         }
         if partial && !(keep && running.is_some()) {
             let delay = self.config.partial_timeout;
-            let timer = cx.call_later(delay, Some(id), PARTIAL);
-            if let Some(client) = cx.data_mut(id) {
-                client.partial_timer = Some(timer);
-            }
+            client.partial_timer = Some(cx.call_later(delay, Some(id), PARTIAL));
         }
     }
-}
-
-/// Closes `id` gracefully and tells the others now, not when the socket
-/// is finally gone.
-fn leave(cx: &mut Context<'_, Client>, id: ConnId, why: Option<&str>) {
-    let Some(client) = cx.data_mut(id) else {
-        return;
-    };
-    client.announced = true;
-    let name = client.name.clone();
-    cx.close(id);
-    announce_leave(cx, &name, why);
-}
-
-/// `* NAME left` or `* NAME left (why)` to everyone still open.
-fn announce_leave(cx: &mut Context<'_, Client>, name: &str, why: Option<&str>) {
-    let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
-    log::info!("{name} left{suffix}");
-    cx.broadcast(format!("* {name} left{suffix}\n").as_bytes(), None);
-}
-
-/// Sends the notice `* TEXT` to one client.
-fn notice(cx: &mut Context<'_, Client>, id: ConnId, text: &str) {
-    let _ = cx.send(id, format!("* {text}\n").as_bytes());
 }
 
 impl Handler for ChatServer {
@@ -197,27 +102,26 @@ impl Handler for ChatServer {
         })
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, Client>, id: ConnId, inb: &mut InBuf) {
-        let Some(client) = cx.data_mut(id) else {
-            return;
-        };
-        let mut framer = client.framer.clone();
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        client: &mut Client,
+        inb: &mut InBuf,
+    ) {
         let now = cx.now();
         let mut line_ended = false;
         loop {
-            let (used, line) = framer.decode(inb);
+            let (used, line) = client.framer.decode(inb);
             match line {
                 None if used == 0 => break,
                 None => {}
-                Some(Err(_too_long)) => {
-                    let max = framer.max_len();
+                Some(Err(too_long)) => {
+                    let max = too_long.max;
                     notice(cx, id, &format!("error: line too long (max {max} bytes)"));
                 }
                 Some(Ok(b"")) => {} // empty lines are ignored
                 Some(Ok(text)) => {
-                    let Some(client) = cx.data_mut(id) else {
-                        return;
-                    };
                     if let Err(wait) = client.bucket.take(now) {
                         // Over budget: leave the line in inb, stop reading.
                         client.throttled = true;
@@ -225,7 +129,7 @@ impl Handler for ChatServer {
                         cx.call_later(wait, Some(id), THROTTLE);
                         break;
                     }
-                    self.line(cx, id, text);
+                    self.line(cx, id, client, text);
                 }
             }
             line_ended |= inb[..used].ends_with(b"\n");
@@ -234,22 +138,20 @@ impl Handler for ChatServer {
                 break; // it quit, or was closed as too slow
             }
         }
-        let throttled = match cx.data_mut(id) {
-            Some(client) => {
-                client.framer = framer.clone();
-                client.throttled
-            }
-            None => return,
-        };
-        let partial = !throttled && (!inb.is_empty() || framer.is_discarding());
-        self.watch_partial(cx, id, partial, line_ended);
+        if !cx.is_open(id) {
+            return;
+        }
+        let partial = !client.throttled && (!inb.is_empty() || client.framer.is_discarding());
+        self.watch_partial(cx, id, client, partial, line_ended);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, Client>, conn: Option<ConnId>, tag: u64) {
-        let Some(id) = conn else {
-            return;
-        };
-        let Some(client) = cx.data_mut(id) else {
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        conn: Option<(ConnId, &mut Client)>,
+        tag: u64,
+    ) {
+        let Some((id, client)) = conn else {
             return;
         };
         match tag {
@@ -259,7 +161,7 @@ impl Handler for ChatServer {
             }
             PARTIAL => {
                 client.partial_timer = None;
-                leave(cx, id, Some("timeout"));
+                leave(cx, id, client, Some("timeout"));
             }
             _ => {}
         }
