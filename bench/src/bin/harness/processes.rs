@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use crate::config::Server;
+use crate::config::{Cpus, Server};
 use crate::Res;
 
 pub fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
@@ -72,12 +72,13 @@ pub struct Running {
     pub label: String,
 }
 
-pub fn start_server(s: &Server, log: &Path) -> Res<Running> {
+/// Starts `s` on its cores and waits for its readiness line.
+pub fn start_server(s: &Server, cpus: &Cpus, log: &Path) -> Res<Running> {
     if let Some(f) = &s.alloc_file {
         let _ = std::fs::remove_file(f); // a snapshot of the last process is stale
     }
     let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "0"])
+    cmd.args(["-c", &cpus.server(s.reactors)])
         .args(&s.argv)
         .args(["127.0.0.1", "0"])
         .stdin(Stdio::null())
@@ -120,9 +121,9 @@ pub struct Load {
 }
 
 impl Load {
-    pub fn start(bin: &Path, args: &[String]) -> Res<Load> {
+    pub fn start(bin: &Path, cpus: &str, args: &[String]) -> Res<Load> {
         let mut child = Command::new("taskset")
-            .args(["-c", "1"])
+            .args(["-c", cpus])
             .arg(bin.join("load"))
             .args(args)
             .stdin(Stdio::piped())
@@ -162,4 +163,30 @@ impl Load {
 
 pub fn num(m: &BTreeMap<String, String>, k: &str) -> f64 {
     m.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// Whether `bin --help` mentions `flag` (and exits within 10 s).
+pub fn help_mentions(bin: &Path, flag: &str) -> bool {
+    let Ok(mut child) = Command::new(bin)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    let out = lines_of(child.stdout.take().expect("stdout"));
+    let err = lines_of(child.stderr.take().expect("stderr"));
+    if wait_exit(&mut child, Duration::from_secs(10)).is_none() {
+        return false;
+    }
+    // The readers end at EOF, which follows the exit.
+    let drain = |rx: Receiver<String>| -> Vec<String> {
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(2)).ok()).collect()
+    };
+    drain(out)
+        .into_iter()
+        .chain(drain(err))
+        .any(|l| l.contains(flag))
 }

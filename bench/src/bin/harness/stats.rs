@@ -2,7 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::runs::Run;
+use std::time::Instant;
+
+use crate::passes::PassStats;
+use crate::runs::{Idle, Run};
+use crate::Res;
 
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
@@ -21,6 +25,9 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 /// Runs of one server in one scenario, in round order (None: that run failed).
 pub type Runs = Vec<Option<Run>>;
 
+/// Every run of one kind (echo, chat, group), by (scenario id, server key):
+/// the untraced rounds, and the one traced run.
+#[derive(Default)]
 pub struct Table {
     pub runs: BTreeMap<(String, &'static str), Runs>,
     pub meter: BTreeMap<(String, &'static str), Run>,
@@ -37,13 +44,17 @@ impl Table {
     }
     /// Median over rounds of ours / peer (both from the same round).
     pub fn ratio(&self, sc: &str, peer: &str, f: impl Fn(&Run) -> f64) -> f64 {
-        let get = |k: &str| {
+        self.ratio_of(sc, "ours", sc, peer, f)
+    }
+    /// Median over rounds of (`sa`, `a`) / (`sb`, `b`), round by round.
+    pub fn ratio_of(&self, sa: &str, a: &str, sb: &str, b: &str, f: impl Fn(&Run) -> f64) -> f64 {
+        let get = |sc: &str, k: &str| {
             self.runs
                 .iter()
                 .find(|((s, kk), _)| s == sc && *kk == k)
                 .map(|(_, r)| r.clone())
         };
-        let (Some(a), Some(b)) = (get("ours"), get(peer)) else {
+        let (Some(a), Some(b)) = (get(sa, a), get(sb, b)) else {
             return f64::NAN;
         };
         median(
@@ -59,4 +70,20 @@ impl Table {
             .find(|((s, k), _)| s == sc && *k == key)
             .map(|(_, r)| r)
     }
+}
+
+/// Everything one harness run measured, for the report.
+pub struct Results {
+    pub echo: Table,
+    pub chat: Table,
+    /// Ours as a group of reactors: echo and chat, per reactor count.
+    pub group: Table,
+    /// Reactor counts the group runs skipped, and why.
+    pub group_skipped: Vec<(usize, String)>,
+    pub idle: BTreeMap<&'static str, Idle>,
+    pub xcheck: Vec<(String, Res<String>)>,
+    pub passes: Vec<(String, usize, Res<PassStats>)>,
+    pub tracer_note: String,
+    pub failures: Vec<String>,
+    pub started: Instant,
 }
