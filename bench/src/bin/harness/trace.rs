@@ -418,13 +418,17 @@ fn parse_perf(text: &str, named: &[&str], with_wakes: bool) -> Res<Syscalls> {
     if with_wakes {
         c.wakes = Some(counts[want - 1].1);
     }
-    if c.by_name.values().sum::<u64>() > c.total {
+    // perf enables and disables its events one after another, so a server
+    // that makes calls at that moment (Python's busy loop) can show a named
+    // count a call or two above the total; more than that is an error.
+    let named_sum = c.by_name.values().sum::<u64>();
+    if named_sum > c.total + 2 + c.total / 1000 {
         return Err(format!(
-            "perf: the named counts exceed the total ({} > {})",
-            c.by_name.values().sum::<u64>(),
+            "perf: the named counts exceed the total ({named_sum} > {})",
             c.total
         ));
     }
+    c.total = c.total.max(named_sum);
     Ok(c)
 }
 
@@ -542,6 +546,8 @@ mod tests {
         assert!(parse_perf(&bad, &named, false).is_err());
         assert!(parse_perf(ok, &["read", "write", "close"], false).is_err());
         let over = ok.replace("100,,raw", "10,,raw");
+        let skew = ok.replace("100,,raw", "39,,raw");
+        assert_eq!(parse_perf(&skew, &named, false).unwrap().total, 40);
         assert!(parse_perf(&over, &named, false).is_err());
     }
 }
