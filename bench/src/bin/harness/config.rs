@@ -483,3 +483,31 @@ pub fn group_servers(o: &Opts, n: usize) -> (Server, Server) {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{json_string, Cpus};
+
+    #[test]
+    fn target_directory_is_read_with_its_escapes() {
+        let j = r#"{"packages":[],"target_directory":"/tmp/a \"b\"\\c","version":1}"#;
+        assert_eq!(
+            json_string(j, "target_directory").unwrap(),
+            r#"/tmp/a "b"\c"#
+        );
+        assert_eq!(json_string(j, "workspace_root"), None);
+    }
+
+    #[test]
+    fn cores_split_between_server_and_load() {
+        let c = |n| Cpus { n };
+        assert_eq!((c(1).server(1), c(1).load()), ("0".into(), "0".into()));
+        assert_eq!((c(2).server(4), c(2).load()), ("0".into(), "1".into()));
+        assert_eq!(
+            (c(16).server(4), c(16).load()),
+            ("0-3".into(), "8-15".into())
+        );
+        assert_eq!(c(16).server(64), "0-7");
+        assert_eq!(c(3).load(), "2");
+    }
+}

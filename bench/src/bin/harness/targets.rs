@@ -344,3 +344,44 @@ fn group_targets(o: &Opts, r: &Results, v: &mut Vec<Target>) {
 pub fn key(kind: &str, n: usize) -> String {
     format!("group-{kind}-r{n}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(reads: u64, writes: u64, ctl: u64, other: u64) -> Syscalls {
+        let mut c = Syscalls::default();
+        c.by_name.insert("recvfrom".into(), reads);
+        c.by_name.insert("sendto".into(), writes);
+        c.by_name.insert("epoll_ctl".into(), ctl);
+        c.total = reads + writes + ctl + other;
+        c
+    }
+
+    #[test]
+    fn a_second_read_per_echo_misses_a_gate() {
+        let mut v = Vec::new();
+        echo_syscall_targets(&PP100, 1000.0, &counts(1000, 1000, 0, 50), &mut v);
+        assert!(missed_gates(&v).is_empty());
+        assert!(v.iter().any(|t| !t.gate && t.ok == Some(true))); // 2.05 per message
+        let mut v = Vec::new();
+        echo_syscall_targets(&PP100, 1000.0, &counts(2000, 1000, 0, 0), &mut v);
+        assert_eq!(missed_gates(&v).len(), 1);
+        let mut v = Vec::new();
+        echo_syscall_targets(&PP100, 1000.0, &counts(1000, 1000, 3, 0), &mut v);
+        assert_eq!(missed_gates(&v).len(), 1);
+    }
+
+    #[test]
+    fn the_read_chunk_miss_is_reported_not_gated() {
+        let big = EchoScenario {
+            conns: 100,
+            size: 16384,
+            depth: 1,
+        };
+        let mut v = Vec::new();
+        echo_syscall_targets(&big, 1000.0, &counts(2000, 1000, 0, 0), &mut v);
+        assert!(missed_gates(&v).is_empty());
+        assert!(v.iter().any(|t| t.ok == Some(false)));
+    }
+}
