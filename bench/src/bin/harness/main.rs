@@ -242,7 +242,7 @@ fn group(o: &Opts, tracer: &Tracer, r: &mut Results) {
                 .map(|(p, _)| format!("`{}`", p.file_name().unwrap_or_default().to_string_lossy()))
                 .collect();
             let why = format!(
-                "{} has no `--reactors` in its `--help` yet",
+                "no `--reactors` in the `--help` of {} yet",
                 lacking.join(" and ")
             );
             eprintln!("note: {n} reactors skipped: {why}");
