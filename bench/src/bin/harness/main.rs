@@ -67,6 +67,7 @@ fn main() {
 }
 
 fn run(o: &Opts) -> Res<()> {
+    fresh(o)?;
     std::fs::create_dir_all(o.out_dir.join("tmp")).map_err(|e| e.to_string())?;
     let (tracer, tracer_note) = tracer();
     let servers = echo_servers_here(o);
@@ -91,6 +92,26 @@ fn run(o: &Opts) -> Res<()> {
     idle(o, &servers, &mut r);
     cross_checks(o, &servers, &mut r);
     finish(o, &servers, &chat, &r)
+}
+
+/// Every binary to be measured must be at least as new as its sources.
+fn fresh(o: &Opts) -> Res<()> {
+    let bins = [
+        "ours_echo",
+        "raw_mio_echo",
+        "tokio_echo",
+        "epoll_echo",
+        "tokio_chat",
+        "load",
+    ];
+    for b in bins {
+        processes::check_fresh(&o.bin.join(b))?;
+    }
+    processes::check_fresh(&o.chatroom)?;
+    if !o.reactors.is_empty() {
+        processes::check_fresh(&o.echo_example)?;
+    }
+    Ok(())
 }
 
 /// The echo servers, less Python where there is no python3.

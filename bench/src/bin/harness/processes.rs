@@ -190,3 +190,35 @@ pub fn help_mentions(bin: &Path, flag: &str) -> bool {
         .chain(drain(err))
         .any(|l| l.contains(flag))
 }
+
+/// Fails if `bin` is older than a source file cargo built it from (its
+/// dep-info `BIN.d` beside it lists them): a binary the tree has moved past
+/// would be measured under the wrong stamp. `bench/run.sh` builds first, so
+/// this only trips when the harness is run by hand.
+pub fn check_fresh(bin: &Path) -> Res<()> {
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{}: {e} (build it, or run bench/run.sh)", bin.display()))?;
+    let mut dep_info = bin.as_os_str().to_owned();
+    dep_info.push(".d");
+    let Ok(text) = std::fs::read_to_string(&dep_info) else {
+        return Ok(()); // not built by cargo (python3): nothing to compare
+    };
+    // `target: dep dep ...`, spaces inside a path escaped as `\ `.
+    let deps = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(": "))
+        .map_or("", |d| d.1);
+    let spaced = deps.replace("\\ ", "\u{0}");
+    for dep in spaced.split_whitespace().map(|d| d.replace('\u{0}', " ")) {
+        let changed = std::fs::metadata(&dep).and_then(|m| m.modified());
+        if changed.is_ok_and(|t| t > built) {
+            return Err(format!(
+                "{} is older than {dep}: stale, rebuild it (bash bench/run.sh builds everything it measures)",
+                bin.display()
+            ));
+        }
+    }
+    Ok(())
+}
