@@ -898,3 +898,41 @@ pub fn shutdown_write(s: &TcpStream) -> io::Result<()> {
         other => other,
     }
 }
+
+/// The next read fails with `ECONNRESET`: the server reset the connection
+/// (it dropped input or output), as opposed to [`expect_eof`]'s FIN. Data
+/// before the reset is an error too.
+pub fn expect_reset(s: &TcpStream, deadline: Instant) -> io::Result<()> {
+    match read_to_eof_deadline(s, 0, deadline) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
+        Ok(_) => Err(io::Error::other("expected a reset, got a clean EOF (FIN)")),
+        Err(e) => Err(io::Error::new(e.kind(), format!("expected a reset: {e}"))),
+    }
+}
+
+/// Whether `tool` can be run (`tool --version` exits at all). When it
+/// cannot: under `CI=true` the calling test fails (the machine is not set
+/// up, and a skipped check must not pass as green); elsewhere it says on
+/// stderr that the check was skipped, and the caller returns.
+pub fn need_tool(tool: &str, why: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        require_in_ci(&format!("{tool} not found ({why})"));
+    }
+    found
+}
+
+/// A test's precondition `what` does not hold on this machine: fail under
+/// `CI=true` (where every check must run), otherwise note the skip on
+/// stderr. The caller returns after this.
+pub fn require_in_ci(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true: {what}; install it (.ci/run does) instead of skipping this test");
+    }
+    eprintln!("SKIPPED (not CI): {what}");
+}
