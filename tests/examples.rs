@@ -147,7 +147,7 @@ fn echo_prints_one_readiness_line_and_echoes_ipv4() {
 #[test]
 fn echo_listens_on_ipv6() {
     if !ipv6_loopback() {
-        eprintln!("skipped: no IPv6 loopback");
+        process::require_in_ci("no IPv6 loopback");
         return;
     }
     let server = Server::start("::1");
@@ -325,9 +325,7 @@ fn client_bad_arguments_are_usage_errors() {
 
 #[test]
 fn python_client_echoes_through_echo_server() {
-    let python = Command::new("python3").arg("--version").output();
-    if !python.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: no python3");
+    if !process::need_tool("python3", "it runs the tutorial's client") {
         return;
     }
     let server = Server::start("127.0.0.1");

@@ -80,7 +80,10 @@ fn count_calls(log: &str) -> Result<Calls, String> {
             continue;
         }
         let Some(fd) = fd else { continue };
-        let on_fd = rest.split(',').next().and_then(|a| a.trim().parse::<i32>().ok());
+        let on_fd = rest
+            .split(',')
+            .next()
+            .and_then(|a| a.trim().parse::<i32>().ok());
         if on_fd != Some(fd) {
             continue;
         }
@@ -268,7 +271,9 @@ fn small_inb() -> Config {
 /// bytes were dropped: a clean close would say they were taken).
 fn overflows(server: fault::Running, lost: mpsc::Receiver<Reason>, c: &TcpStream, input: &[u8]) {
     write_all_deadline(c, input, soon()).expect("write");
-    let reason = lost.recv_timeout(STEP).expect("connection_lost within STEP");
+    let reason = lost
+        .recv_timeout(STEP)
+        .expect("connection_lost within STEP");
     assert_eq!(reason, Reason::InputOverflow);
     expect_reset(c, soon()).expect("the client is told with a reset");
     server.stop().expect("the reactor");
@@ -385,7 +390,10 @@ fn a_burst_bigger_than_the_read_budget_is_echoed_whole_without_another_event() {
     release.send(()).expect("release the reactor");
     let mut back = vec![0; BURST];
     read_exact_deadline(&c, &mut back, soon()).unwrap_or_else(|e| {
-        let echoed = server.stats().conn_of(c.local_addr().unwrap()).map(|s| s.echoed);
+        let echoed = server
+            .stats()
+            .conn_of(c.local_addr().unwrap())
+            .map(|s| s.echoed);
         panic!("echo of the burst: {e} (server echoed {echoed:?} of {BURST} bytes)")
     });
     util::check_bytes("echo", &back, &burst).unwrap();
@@ -407,8 +415,9 @@ fn round_trip(c: &TcpStream, msg: &[u8]) {
 }
 
 /// A connection closes; the next one takes its slab slot. On every accept
-/// and read the handler calls `send`, `close`, `abort`, `data`,
-/// `pending_output` and `peer_addr` with the closed connection's id, and
+/// and read the handler calls `send`, `close`, `abort`, `pause_reading`,
+/// `write_eof`, `data`, `data_mut`, `pending_output` and `peer_addr` with
+/// the closed connection's id, and
 /// another thread sends to it through the `Handle`: all of them must miss,
 /// and the new occupant must get exactly its own echo and stay open.
 #[test]
@@ -442,7 +451,11 @@ fn a_closed_connections_id_never_reaches_the_connection_reusing_its_slot() {
     round_trip(&b, b"and once more");
     {
         let stats = server.stats();
-        let probes: Vec<_> = stats.stale_probes.iter().filter(|p| p.stale == old).collect();
+        let probes: Vec<_> = stats
+            .stale_probes
+            .iter()
+            .filter(|p| p.stale == old)
+            .collect();
         assert!(
             probes.iter().filter(|p| p.during == new).count() >= 3,
             "the handler probed A's id while serving B: {probes:?}"
@@ -450,11 +463,14 @@ fn a_closed_connections_id_never_reaches_the_connection_reusing_its_slot() {
         for p in probes {
             assert!(p.send_is_no_such_connection, "send to a stale id: {p:?}");
             assert_eq!(p.pending_output, None, "{p:?}");
-            assert!(!p.has_data, "{p:?}");
+            assert!(!p.has_data && !p.has_data_mut, "{p:?}");
             assert_eq!(p.peer_addr, None, "{p:?}");
         }
         assert!(stats.aborted.is_empty());
-        assert!(stats.lost_of(new).is_none(), "B was not closed by a stale close/abort");
+        assert!(
+            stats.lost_of(new).is_none(),
+            "B was not closed by a stale close/abort"
+        );
     }
     b.shutdown(Shutdown::Write).unwrap();
     expect_eof(&b, soon()).expect("B closed by its own FIN");

@@ -212,6 +212,8 @@ pub struct StaleProbe {
     pub send_is_no_such_connection: bool,
     pub pending_output: Option<usize>,
     pub has_data: bool,
+    /// `data_mut` found something (it goes through the mutable lookup).
+    pub has_data_mut: bool,
     pub peer_addr: Option<SocketAddr>,
 }
 
@@ -315,10 +317,13 @@ impl Echo {
                 send: send.map_err(|e| e.to_string()),
                 pending_output: cx.pending_output(stale),
                 has_data: cx.data(stale).is_some(),
+                has_data_mut: cx.data_mut(stale).is_some(),
                 peer_addr: cx.peer_addr(stale).and_then(PeerAddr::inet),
             };
-            // Both must be no-ops: if either reached the slot's new
-            // occupant, that client would lose its echo.
+            // All must be no-ops: if one reached the slot's new occupant,
+            // that client would lose its echo, stall (paused) or get EOF.
+            cx.pause_reading(stale);
+            cx.write_eof(stale);
             cx.close(stale);
             cx.abort(stale);
             probes.push(probe);
@@ -910,29 +915,5 @@ pub fn expect_reset(s: &TcpStream, deadline: Instant) -> io::Result<()> {
     }
 }
 
-/// Whether `tool` can be run (`tool --version` exits at all). When it
-/// cannot: under `CI=true` the calling test fails (the machine is not set
-/// up, and a skipped check must not pass as green); elsewhere it says on
-/// stderr that the check was skipped, and the caller returns.
-pub fn need_tool(tool: &str, why: &str) -> bool {
-    let found = std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        require_in_ci(&format!("{tool} not found ({why})"));
-    }
-    found
-}
-
-/// A test's precondition `what` does not hold on this machine: fail under
-/// `CI=true` (where every check must run), otherwise note the skip on
-/// stderr. The caller returns after this.
-pub fn require_in_ci(what: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("CI=true: {what}; install it (.ci/run does) instead of skipping this test");
-    }
-    eprintln!("SKIPPED (not CI): {what}");
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use process::{need_tool, require_in_ci};
