@@ -1186,20 +1186,18 @@ fn connect_to_a_closed_port_fails_at_once_with_connection_refused() {
                 emit.note("connections after", cx.connection_count());
             }
         });
-        let start = Instant::now();
         let (mut rig, id) = Rig::start(spec, move |r| {
             let id = r.connect(addr, ())?;
             r.with_context(|cx| cx.send(id, b"never sent"))?;
             Ok(id)
         });
-        let (_, at, ev) = rig.wait(WAIT, "connection_lost", |ev| matches!(ev, Ev::Lost(..)));
+        let (_, _, ev) = rig.wait(WAIT, "connection_lost", |ev| matches!(ev, Ev::Lost(..)));
         assert!(
             matches!(ev, Ev::Lost(i, Why::ConnectFailed(io::ErrorKind::ConnectionRefused)) if i == id),
             "{ev:?}"
         );
-        // Far below the 10 s connect timeout: the refusal itself was seen.
-        let took = at - start;
-        assert!(took < Duration::from_secs(2), "refusal took {took:?}");
+        // The reason is the refusal itself (ConnectionRefused), not the 10 s
+        // connect timeout (TimedOut): no clock needed to tell them apart.
         rig.stop();
         assert_eq!(rig.count(|ev| matches!(ev, Ev::Made(_))), 0);
         assert_eq!(rig.note("connections after"), Some(0));
@@ -1247,9 +1245,11 @@ fn connect_that_never_completes_fails_after_connect_timeout() {
             matches!(ev, Ev::Lost(i, Why::ConnectFailed(io::ErrorKind::TimedOut)) if i == id),
             "{ev:?}"
         );
+        // Not before the timeout (an ordering); the upper bound only says it
+        // came at all, generously (timing is measured in bench/, not here).
         let took = at - start;
         assert!(
-            took >= Duration::from_millis(240) && took < Duration::from_secs(3),
+            took >= Duration::from_millis(240) && took < WAIT,
             "timed out after {took:?}, connect_timeout 250 ms"
         );
         rig.stop();
@@ -1400,7 +1400,7 @@ fn a_connections_timers_go_with_it() {
             r.local_addr(id)
         });
         let a = connect(addr);
-        let (_, accepted_at, acc) = rig.wait(WAIT, "accept", is_accepted);
+        let (_, _, acc) = rig.wait(WAIT, "accept", is_accepted);
         let a_id = accepted_id(acc);
         rig.wait(
             WAIT,
@@ -1408,15 +1408,18 @@ fn a_connections_timers_go_with_it() {
             |ev| matches!(ev, Ev::Timer(Some(i), 9) if *i == a_id),
         );
         drop(a);
-        let (lost, lost_at, _) = rig.wait(
+        let (lost, _, _) = rig.wait(
             WAIT,
             "a closed",
             |ev| matches!(ev, Ev::Lost(i, _) if *i == a_id),
         );
-        assert!(
-            lost_at - accepted_at < Duration::from_millis(600),
-            "too slow to close before the 600 ms timer: {:?}",
-            lost_at - accepted_at
+        // An ordering, not a clock: A closed before its one-shot was due
+        // (else it fired on A, legitimately, and this test checks nothing).
+        assert_eq!(
+            rig.count(|ev| is_timer(ev, 8)),
+            0,
+            "the 600 ms one-shot fired while A was open: {}",
+            rig.dump()
         );
         // A new connection may take the slot: the old timers must not reach it.
         let b = connect(addr);
@@ -1572,14 +1575,13 @@ fn idle_case(kind: Idle, echo_input: bool, kept_alive: bool) {
         );
         let idle_for = eof_time(client) - last;
         assert!(
-            idle_for >= timeout - Duration::from_millis(20)
-                && idle_for < timeout + Duration::from_secs(3),
+            idle_for >= timeout - Duration::from_millis(20) && idle_for < timeout + WAIT,
             "{kind:?}: closed {idle_for:?} after the last byte, timeout {timeout:?}"
         );
     } else {
         let took = eof.expect("closed while the client was active") - start;
         assert!(
-            took >= timeout - Duration::from_millis(20) && took < timeout + Duration::from_secs(3),
+            took >= timeout - Duration::from_millis(20) && took < timeout + WAIT,
             "{kind:?}: closed after {took:?}, timeout {timeout:?}"
         );
         drop(client);
@@ -1713,14 +1715,10 @@ fn handle_task_submitted_before_run_runs_and_stop_from_another_thread_ends_run()
         });
         assert_eq!(rx.recv_timeout(WAIT).expect("task queued before run"), 0);
         let handle = rig.handle.clone();
-        let stopped = Instant::now();
         thread::spawn(move || handle.stop()).join().unwrap();
         rig.join();
-        let took = stopped.elapsed();
-        assert!(
-            took < Duration::from_secs(2),
-            "run returned {took:?} after stop"
-        );
+        // `rig.join` waits for `run` to return within WAIT: that it returned
+        // at all after a stop from another thread is the check.
         assert_eq!(rig.count(|ev| matches!(ev, Ev::ShuttingDown)), 1);
     });
 }
