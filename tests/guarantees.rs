@@ -53,6 +53,7 @@ struct Calls {
     reads: usize,
     reads_would_block: usize,
     writes: usize,
+    writes_would_block: usize,
 }
 
 const READS: [&str; 4] = ["read", "recvfrom", "recvmsg", "readv"];
@@ -95,6 +96,7 @@ fn count_calls(log: &str) -> Result<Calls, String> {
             calls.reads_would_block += usize::from(result.contains("EAGAIN"));
         } else if WRITES.contains(&name) {
             calls.writes += 1;
+            calls.writes_would_block += usize::from(result.contains("EAGAIN"));
         }
     }
     if fd.is_none() {
@@ -115,33 +117,66 @@ fn only_child(pid: u32) -> u32 {
     kids[0]
 }
 
+/// The `multiconn_echo` example running under `strace -f`, tracing the
+/// reads, writes and accepts of every thread into a log of its own.
+struct Traced {
+    proc: process::Proc,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Traced {
+    /// Starts the traced echo example; `None` when strace is missing
+    /// outside CI (under `CI=true` that fails instead).
+    fn start(tag: &str, flags: &[&str]) -> Option<Traced> {
+        if !util::need_tool("strace", "it counts the example's system calls") {
+            return None;
+        }
+        let example = process::example(&["multiconn_echo"], "multiconn_echo");
+        let log =
+            std::env::temp_dir().join(format!("guarantees-{tag}-{}.strace", std::process::id()));
+        let mut cmd = Command::new("strace");
+        cmd.arg("-f")
+            .arg("-qq")
+            .arg("-o")
+            .arg(&log)
+            .arg("-e")
+            .arg("trace=accept,accept4,read,recvfrom,recvmsg,readv,write,sendto,sendmsg,writev")
+            .arg(example.get_program())
+            .args(["127.0.0.1", "0"])
+            .args(flags)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let (proc, addr) = process::Proc::start_ready("strace multiconn_echo", cmd, STEP);
+        let addr = addr.parse().expect("an address");
+        Some(Traced { proc, addr, log })
+    }
+
+    /// Stops the server (SIGTERM to strace's tracee, so strace ends with
+    /// it) and counts the calls on the first accepted connection.
+    fn finish(self) -> Calls {
+        let server = only_child(self.proc.child.id());
+        assert!(process::signal(server, "-TERM"), "SIGTERM the server");
+        let (status, _, stderr) = self.proc.finish();
+        assert!(status.success(), "server exit {status}, stderr:\n{stderr}");
+        let text = std::fs::read_to_string(&self.log).expect("read the trace");
+        let _ = std::fs::remove_file(&self.log);
+        count_calls(&text).unwrap_or_else(|e| panic!("trace: {e}"))
+    }
+}
+
 /// The `multiconn_echo` example under `strace`: `N` ping-pongs of one
 /// small message each must cost the server `N` reads and `N` writes (plus
 /// the read that sees EOF), not a second read per message that returns
 /// `EAGAIN`: a read shorter than the buffer proves the socket drained.
 #[test]
 fn an_echo_costs_one_read_and_one_write_per_message() {
-    if !util::need_tool("strace", "it counts the example's system calls") {
-        return;
-    }
     const N: usize = 200;
-    let example = process::example(&["multiconn_echo"], "multiconn_echo");
-    let log = std::env::temp_dir().join(format!("guarantees-{}.strace", std::process::id()));
-    let mut cmd = Command::new("strace");
-    cmd.arg("-f")
-        .arg("-qq")
-        .arg("-o")
-        .arg(&log)
-        .arg("-e")
-        .arg("trace=accept,accept4,read,recvfrom,recvmsg,readv,write,sendto,sendmsg,writev")
-        .arg(example.get_program())
-        .args(["127.0.0.1", "0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let (proc, addr) = process::Proc::start_ready("strace multiconn_echo", cmd, STEP);
-    let addr: SocketAddr = addr.parse().expect("an address");
-    let c = connect(addr);
+    let Some(traced) = Traced::start("pingpong", &[]) else {
+        return;
+    };
+    let c = connect(traced.addr);
     let mut rng = Rng::new(util::seed(15));
     for i in 0..N {
         let msg = rng.bytes(1 + i % 100);
@@ -152,13 +187,7 @@ fn an_echo_costs_one_read_and_one_write_per_message() {
     }
     c.shutdown(Shutdown::Write).unwrap();
     expect_eof(&c, soon()).expect("FIN after the last echo");
-    let server = only_child(proc.child.id());
-    assert!(process::signal(server, "-TERM"), "SIGTERM the server");
-    let (status, _, stderr) = proc.finish();
-    assert!(status.success(), "server exit {status}, stderr:\n{stderr}");
-    let text = std::fs::read_to_string(&log).expect("read the trace");
-    let _ = std::fs::remove_file(&log);
-    let calls = count_calls(&text).unwrap_or_else(|e| panic!("trace: {e}"));
+    let calls = traced.finish();
     eprintln!("{N} messages: {calls:?}");
     // Sanity first: the tracer saw the traffic (a detached or broken trace
     // must not pass as "few system calls").
