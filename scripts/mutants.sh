@@ -29,41 +29,41 @@ IDS=() FILES=() FROMS=() TOS=() TESTSETS=() WHATS=()
 mutant() {
   IDS+=("$1") FILES+=("$2") FROMS+=("$3") TOS+=("$4") TESTSETS+=("$5") WHATS+=("$6")
 }
-mutant 1 src/reactor.rs 'if n < want && !conn.hup {' 'if false {' "$REACTOR" \
+mutant 1 src/reactor/conn.rs 'if n < want && !self.hup {' 'if false {' "$REACTOR" \
   "a short read no longer proves the socket drained (a second read per message)"
-mutant 2 src/reactor.rs 'if stuck && conn.is_open() && !conn.read_paused && !conn.paused {' 'if false {' "$REACTOR" \
+mutant 2 src/reactor/conn.rs 'stuck && self.is_open() && !self.read_paused && !self.paused' 'false' "$REACTOR" \
   "a full, unconsumed inb is never closed as InputOverflow"
-mutant 3 src/reactor.rs 'self.core.queue_ready(id); // fairness: the rest next pass' '// mutant: not re-queued' "$REACTOR" \
+mutant 3 src/reactor/pass.rs 'self.core.conns.queue_ready(id); // fairness: the rest next pass' '// mutant: not re-queued' "$REACTOR" \
   "a connection out of read budget is not re-queued (lost readiness)"
-mutant 4 src/context.rs 'self.conns.get(id.key()).filter(|c| c.gen == id.gen())' 'self.conns.get(id.key())' "$REACTOR" \
-  "no generation check in Core::get"
-mutant 5 src/context.rs $'self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())\n' $'self.conns.get_mut(id.key())\n' "$REACTOR" \
-  "no generation check in Core::get_mut"
-mutant 6 src/context.rs 'self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;' 'self.conns.get_mut(id.key())?;' "$REACTOR" \
-  "no generation check in Core::conn_and_pool"
-mutant 7 src/reactor.rs 'if mem::take(&mut conn.fin_pending) {' 'if false {' "$REACTOR" \
+mutant 4 src/reactor/conns.rs 'self.slab.get(id.key()).filter(|c| c.gen == id.gen())' 'self.slab.get(id.key())' "$REACTOR" \
+  "no generation check in Conns::get"
+mutant 5 src/reactor/conns.rs $'self.slab.get_mut(id.key()).filter(|c| c.gen == id.gen())\n' $'self.slab.get_mut(id.key())\n' "$REACTOR" \
+  "no generation check in Conns::get_mut"
+mutant 6 src/reactor/conns.rs 'self.slab.get_mut(id.key()).filter(|c| c.gen == id.gen())?;' 'self.slab.get_mut(id.key())?;' "$REACTOR" \
+  "no generation check in Conns::entry"
+mutant 7 src/reactor/conn.rs 'if mem::take(&mut self.fin_pending) {' 'if false {' "$REACTOR" \
   "write_eof never sends FIN"
-mutant 8 src/reactor.rs 'if conn.paused && conn.outb.len() <= low {' 'if false {' "$REACTOR" \
+mutant 8 src/reactor/conn.rs 'if !self.paused || self.outb.len() > low {' 'if true {' "$REACTOR" \
   "reading never resumes after backpressure"
-mutant 9 src/reactor.rs 'if !conn.outb.is_empty() || matches!(conn.state, State::Closing { .. }) {' 'if false {' "$REACTOR" \
+mutant 9 src/reactor/conn.rs 'noted.flush = !self.outb.is_empty() || closing;' 'noted.flush = false && closing;' "$REACTOR" \
   "a writable event does not restart a blocked flush"
-mutant 10 src/reactor.rs 'if count >= max {' 'if count > max {' "$LIMITS" \
+mutant 10 src/reactor/pass.rs 'if count >= max {' 'if count > max {' "$LIMITS" \
   "max_per_ip lets one connection too many in"
-mutant 11 src/reactor.rs '*e.get_mut() -= 1;' '*e.get_mut() -= 0;' "$LIMITS" \
+mutant 11 src/reactor/conns.rs '*e.get_mut() -= 1;' '*e.get_mut() -= 0;' "$LIMITS" \
   "a closed connection is never taken off its IP's count"
-mutant 12 src/reactor.rs 'if n < offered {' 'if false {' "$REACTOR" \
+mutant 12 src/reactor/conn.rs 'if n < offered {' 'if false {' "$REACTOR" \
   "a short write no longer ends the flush (an extra write that returns EAGAIN)"
-mutant 13 src/reactor.rs $'(see `State::Lingering`).\n            let _ = conn.stream.shutdown(Shutdown::Write);' '(mutant: no FIN before lingering).' "$REACTOR" \
+mutant 13 src/reactor/conn.rs $'(see `State::Lingering`).\n        let _ = self.stream.shutdown(Shutdown::Write);' '(mutant: no FIN before lingering).' "$REACTOR" \
   "a graceful close sends no FIN until the linger runs out"
-mutant 14 src/codec.rs 'if len > self.max_len {' 'if len > self.max_len + 1 {' "$CODEC" \
+mutant 14 src/codec/length.rs 'if len > self.max_len {' 'if len > self.max_len + 1 {' "$CODEC" \
   "LengthPrefixedCodec accepts one byte more than its maximum"
-mutant 15 src/codec.rs 'Some(payload) => (HEADER + len, Some(Ok(payload))),' 'Some(payload) => (len, Some(Ok(payload))),' "$CODEC" \
+mutant 15 src/codec/length.rs 'Some(payload) => (HEADER + len, Some(Ok(payload))),' 'Some(payload) => (len, Some(Ok(payload))),' "$CODEC" \
   "LengthPrefixedCodec consumes too little"
-mutant 16 src/line.rs 'if line.len() > self.max_len {' 'if line.len() >= self.max_len {' "$CODEC" \
+mutant 16 src/codec/line.rs 'if line.len() > max {' 'if line.len() >= max {' "$CODEC" \
   "a line of exactly max_len is refused"
-mutant 17 src/line.rs 'self.discarding = false;' 'self.discarding = true;' "$CODEC" \
+mutant 17 src/codec/line.rs 'self.discarding = false;' 'self.discarding = true;' "$CODEC" \
   "an over-long line is skipped forever"
-mutant 18 src/codec.rs "if frame.last() == Some(&b'\\r') {" 'if false {' "$CODEC" \
+mutant 18 src/codec/line.rs "if frame.last() == Some(&b'\\r') {" 'if false {' "$CODEC" \
   "LineCodec encodes a frame ending in CR"
 
 timeout_secs=${MUTANT_TIMEOUT:-300}

@@ -17,6 +17,8 @@
 
 mod fault;
 mod util;
+#[path = "../examples/chatroom/chat/mod.rs"]
+mod chat;
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::ops::ControlFlow;
@@ -24,10 +26,9 @@ use std::process::Command;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};
 
-use mio_selectors::{
-    for_each_frame, ChatConfig, ChatServer, CloseReason, Config, ConnId, Context, Encoder, Handler,
-    InBuf, LengthPrefixedCodec, PeerAddr,
-};
+use chat::{ChatConfig, ChatServer};
+use mio_selectors::codec::{for_each_frame, Encoder, LengthPrefixedCodec};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr};
 
 use util::chat::LineClient;
 use util::{
@@ -226,7 +227,9 @@ impl Handler for Hoard {
         Some(())
     }
 
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
+    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut (), _: &mut InBuf) {
+        // never consumes
+    }
 
     fn connection_lost(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: (), r: &CloseReason) {
         let _ = self.lost.send(r.into());
@@ -256,13 +259,11 @@ impl Handler for Frames {
         &mut self,
         cx: &mut Context<'_, LengthPrefixedCodec>,
         id: ConnId,
+        dec: &mut LengthPrefixedCodec,
         inb: &mut InBuf,
     ) {
-        let Some(mut dec) = cx.data(id).cloned() else {
-            return;
-        };
         let enc = dec.clone();
-        for_each_frame(&mut dec, inb, |frame| {
+        for_each_frame(dec, inb, |frame| {
             if let Ok(payload) = frame {
                 let mut out = Vec::new();
                 enc.encode(payload, &mut out).expect("encode");
@@ -270,9 +271,6 @@ impl Handler for Frames {
             }
             ControlFlow::Continue(()) // the error is ignored on purpose
         });
-        if let Some(data) = cx.data_mut(id) {
-            *data = dec;
-        }
     }
 
     fn connection_lost(
