@@ -68,6 +68,8 @@ mod outbuf;
 mod peer;
 mod rate;
 mod reactor;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod sanitize;
 mod selector;
 mod stream;
