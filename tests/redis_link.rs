@@ -6,93 +6,19 @@
 
 #![cfg(feature = "redis")]
 
+#[path = "util/blocking_link.rs"]
+mod blocking_link;
 #[path = "util/redis.rs"]
 mod redis_server;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use mio_selectors::redis::{Event, LinkConfig, RedisConn, RedisError, RedisUrl, Reply, Value};
+use blocking_link::{Link, TIMEOUT};
+use mio_selectors::redis::{Event, LinkConfig, RedisError, Value};
 use redis_server::{free_port, RedisServer};
-
-/// Longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The link over a blocking socket: the smallest possible driver.
-#[derive(Debug)]
-struct Link {
-    stream: TcpStream,
-    conn: RedisConn<u32>,
-    buf: Vec<u8>,
-}
-
-impl Link {
-    fn connect(url: &str) -> Result<Link, RedisError> {
-        Link::connect_with(url, LinkConfig::default())
-    }
-
-    /// Connects and waits for the handshake.
-    fn connect_with(url: &str, config: LinkConfig) -> Result<Link, RedisError> {
-        let url = RedisUrl::parse(url)?;
-        let addr = url.socket_addrs()?[0];
-        let stream =
-            TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| url.connect_error(e))?;
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.set_write_timeout(Some(TIMEOUT))?;
-        let mut link = Link {
-            stream,
-            conn: RedisConn::new(&url, config),
-            buf: vec![0; 64 * 1024],
-        };
-        link.flush()?;
-        match link.next()? {
-            Event::Ready => Ok(link),
-            other => panic!("expected Ready first, got {other:?}"),
-        }
-    }
-
-    fn flush(&mut self) -> Result<(), RedisError> {
-        let out = self.conn.to_send();
-        let n = out.len();
-        self.stream.write_all(out)?;
-        self.conn.sent(n);
-        Ok(())
-    }
-
-    /// The next event, reading as needed (each read times out).
-    fn next(&mut self) -> Result<Event<u32>, RedisError> {
-        loop {
-            if let Some(event) = self.conn.next_event() {
-                return Ok(event);
-            }
-            let n = match self.stream.read(&mut self.buf) {
-                Ok(0) => return Err(RedisError::Closed),
-                Ok(n) => n,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(RedisError::Timeout(TIMEOUT))
-                }
-                Err(e) => return Err(e.into()),
-            };
-            self.conn.feed(&self.buf[..n])?;
-        }
-    }
-
-    fn reply(&mut self) -> (u32, Reply) {
-        match self.next().expect("a reply") {
-            Event::Reply { tag, reply } => (tag, reply),
-            other => panic!("expected a reply, got {other:?}"),
-        }
-    }
-
-    /// One command, sent and answered.
-    fn call(&mut self, args: &[&str]) -> Reply {
-        self.conn.command(0, args).expect("queue");
-        self.flush().expect("write");
-        self.reply().1
-    }
-}
 
 fn bulk(s: &str) -> Value {
     Value::Bulk(s.as_bytes().to_vec())
@@ -101,7 +27,7 @@ fn bulk(s: &str) -> Value {
 #[test]
 fn pipelined_replies_come_back_in_order_with_their_tags() {
     let redis = RedisServer::start();
-    let mut link = Link::connect(&redis.url()).unwrap();
+    let mut link = Link::<u32>::connect(&redis.url()).unwrap();
     const N: u32 = 2000;
     for i in 0..N {
         link.conn
@@ -133,8 +59,8 @@ fn pipelined_replies_come_back_in_order_with_their_tags() {
 #[test]
 fn pubsub_between_two_connections_keeps_order() {
     let redis = RedisServer::start();
-    let mut sub = Link::connect(&redis.url()).unwrap();
-    let mut publisher = Link::connect(&redis.url()).unwrap();
+    let mut sub = Link::<u32>::connect(&redis.url()).unwrap();
+    let mut publisher = Link::<u32>::connect(&redis.url()).unwrap();
     sub.conn.subscribe(1, &["room:a", "room:b"]).unwrap();
     sub.flush().unwrap();
     let (tag, confirmed) = sub.reply();
@@ -201,7 +127,7 @@ fn pubsub_between_two_connections_keeps_order() {
 #[test]
 fn error_replies_are_values_and_the_link_goes_on() {
     let redis = RedisServer::start();
-    let mut link = Link::connect(&redis.url()).unwrap();
+    let mut link = Link::<u32>::connect(&redis.url()).unwrap();
     let e = link.call(&["NOSUCHCOMMAND", "x"]).unwrap_err();
     assert_eq!(e.code(), "ERR");
     assert!(e.message().contains("unknown command"), "{e}");
@@ -223,32 +149,34 @@ fn error_replies_are_values_and_the_link_goes_on() {
 #[test]
 fn the_url_database_is_selected() {
     let redis = RedisServer::start();
-    let mut db3 = Link::connect(&format!("{}/3", redis.url())).unwrap();
+    let mut db3 = Link::<u32>::connect(&format!("{}/3", redis.url())).unwrap();
     db3.call(&["SET", "where", "three"]).unwrap();
-    let mut db0 = Link::connect(&redis.url()).unwrap();
+    let mut db0 = Link::<u32>::connect(&redis.url()).unwrap();
     assert_eq!(db0.call(&["GET", "where"]), Ok(Value::Nil));
     assert_eq!(db3.call(&["GET", "where"]), Ok(bulk("three")));
-    let e = Link::connect(&format!("{}/999", redis.url())).unwrap_err();
+    let e = Link::<u32>::connect(&format!("{}/999", redis.url())).unwrap_err();
     assert!(matches!(e, RedisError::Select { db: 999, .. }), "{e}");
 }
 
 #[test]
 fn passwords_noauth_and_wrongpass() {
     let redis = RedisServer::start_with(&["--requirepass", "s3cret"]);
-    let e = Link::connect(&redis.url()).unwrap_err();
+    let e = Link::<u32>::connect(&redis.url()).unwrap_err();
     assert!(matches!(e, RedisError::NoAuth(_)), "{e}");
     assert!(!e.is_retryable());
     assert!(e.to_string().contains("redis://:PASSWORD@"), "{e}");
 
-    let e = Link::connect(&format!("redis://:wrong@127.0.0.1:{}", redis.port())).unwrap_err();
+    let e =
+        Link::<u32>::connect(&format!("redis://:wrong@127.0.0.1:{}", redis.port())).unwrap_err();
     assert!(
         matches!(e, RedisError::Auth(ref s) if s.code() == "WRONGPASS"),
         "{e}"
     );
 
-    let mut link = Link::connect(&format!("redis://:s3cret@127.0.0.1:{}", redis.port())).unwrap();
+    let mut link =
+        Link::<u32>::connect(&format!("redis://:s3cret@127.0.0.1:{}", redis.port())).unwrap();
     assert_eq!(link.call(&["PING"]), Ok(Value::Status("PONG".into())));
-    let mut link = Link::connect(&format!(
+    let mut link = Link::<u32>::connect(&format!(
         "redis://default:s3cret@127.0.0.1:{}",
         redis.port()
     ))
@@ -257,7 +185,7 @@ fn passwords_noauth_and_wrongpass() {
 
     // A password given to a server that has none.
     let open = RedisServer::start();
-    let e = Link::connect(&format!("redis://:pw@127.0.0.1:{}", open.port())).unwrap_err();
+    let e = Link::<u32>::connect(&format!("redis://:pw@127.0.0.1:{}", open.port())).unwrap_err();
     assert!(matches!(e, RedisError::Auth(_)), "{e}");
 }
 
@@ -280,7 +208,7 @@ fn http_peer() -> (u16, thread::JoinHandle<()>) {
 #[test]
 fn a_peer_that_is_not_redis_is_a_protocol_error() {
     let (port, t) = http_peer();
-    let e = Link::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
+    let e = Link::<u32>::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
     assert!(
         matches!(e, RedisError::Protocol(ref m) if m.contains("cannot start")),
         "{e}"
@@ -292,7 +220,7 @@ fn a_peer_that_is_not_redis_is_a_protocol_error() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let t = thread::spawn(move || drop(listener.accept().unwrap()));
-    let e = Link::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
+    let e = Link::<u32>::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
     assert!(matches!(e, RedisError::Closed | RedisError::Io(_)), "{e}");
     t.join().unwrap();
 }
@@ -301,7 +229,7 @@ fn a_peer_that_is_not_redis_is_a_protocol_error() {
 fn a_refused_port_is_a_typed_connect_error() {
     let port = free_port();
     let started = Instant::now();
-    let e = Link::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
+    let e = Link::<u32>::connect(&format!("redis://127.0.0.1:{port}")).unwrap_err();
     assert!(matches!(e, RedisError::Connect { .. }), "{e}");
     assert!(e.is_refused() && e.is_retryable(), "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
@@ -311,13 +239,13 @@ fn a_refused_port_is_a_typed_connect_error() {
 #[test]
 fn a_reply_over_the_cap_breaks_the_link() {
     let redis = RedisServer::start();
-    let mut link = Link::connect(&redis.url()).unwrap();
+    let mut link = Link::<u32>::connect(&redis.url()).unwrap();
     link.call(&["SET", "big", &"y".repeat(100_000)]).unwrap();
     let config = LinkConfig {
         max_reply: 10_000,
         ..LinkConfig::default()
     };
-    let mut small = Link::connect_with(&redis.url(), config).unwrap();
+    let mut small = Link::<u32>::connect_with(&redis.url(), config).unwrap();
     small.conn.command(1, &["GET", "big"]).unwrap();
     small.flush().unwrap();
     let e = small.next().unwrap_err();
@@ -335,7 +263,7 @@ fn output_toward_a_redis_that_does_not_read_is_capped() {
         max_pending_output: 64 * 1024,
         ..LinkConfig::default()
     };
-    let mut link = Link::connect_with(&redis.url(), config).unwrap();
+    let mut link = Link::<u32>::connect_with(&redis.url(), config).unwrap();
     // Nothing is flushed: the queue grows until the cap refuses a command.
     let line = "z".repeat(1000);
     let mut queued = 0;
