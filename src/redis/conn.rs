@@ -800,4 +800,76 @@ mod tests {
         assert!(c.to_send().is_empty());
         assert_eq!(c.pending_output(), 0);
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A RESP2 reply and its value, nested a little.
+        fn frame() -> impl Strategy<Value = (Vec<u8>, Value)> {
+            let leaf = prop_oneof![
+                any::<i64>().prop_map(|i| (format!(":{i}\r\n").into_bytes(), Value::Int(i))),
+                proptest::collection::vec(any::<u8>(), 0..40).prop_map(|b| {
+                    let mut wire = format!("${}\r\n", b.len()).into_bytes();
+                    wire.extend_from_slice(&b);
+                    wire.extend_from_slice(b"\r\n");
+                    (wire, Value::Bulk(b))
+                }),
+                "[a-zA-Z ]{0,20}"
+                    .prop_map(|s| (format!("+{s}\r\n").into_bytes(), Value::Status(s))),
+                Just((b"$-1\r\n".to_vec(), Value::Nil)),
+            ];
+            leaf.prop_recursive(3, 24, 5, |inner| {
+                proptest::collection::vec(inner, 0..5).prop_map(|items| {
+                    let mut wire = format!("*{}\r\n", items.len()).into_bytes();
+                    let mut values = Vec::new();
+                    for (w, v) in items {
+                        wire.extend_from_slice(&w);
+                        values.push(v);
+                    }
+                    (wire, Value::Array(values))
+                })
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+            /// Pipelined replies decode to the same values however the reads split them.
+            #[test]
+            fn replies_survive_any_split(frames in proptest::collection::vec(frame(), 1..8), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6)) {
+                let mut c = conn();
+                let mut wire = Vec::new();
+                for (i, (w, _)) in frames.iter().enumerate() {
+                    c.command(i as u32, &["X"]).unwrap();
+                    wire.extend_from_slice(w);
+                }
+                let mut points: Vec<usize> = cuts.iter().map(|ix| ix.index(wire.len() + 1)).collect();
+                points.sort_unstable();
+                let mut at = 0;
+                for p in points.into_iter().chain([wire.len()]) {
+                    c.feed(&wire[at..p]).unwrap();
+                    at = p;
+                }
+                for (i, (_, v)) in frames.into_iter().enumerate() {
+                    prop_assert_eq!(c.next_event(), Some(Event::Reply { tag: i as u32, reply: Ok(v) }));
+                }
+                prop_assert_eq!(c.next_event(), None);
+            }
+
+            /// Arbitrary bytes from the peer never panic: a result, always.
+            #[test]
+            fn garbage_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..6)) {
+                let mut c = conn();
+                c.subscribe(0, &["ch"]).unwrap();
+                for chunk in chunks {
+                    if c.feed(&chunk).is_err() {
+                        prop_assert!(c.is_broken());
+                        break;
+                    }
+                }
+                while c.next_event().is_some() {}
+            }
+        }
+    }
 }
