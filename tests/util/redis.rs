@@ -58,6 +58,22 @@ impl RedisServer {
         panic!("could not start redis-server: {last}");
     }
 
+    /// A server on `port`, which must be free.
+    ///
+    /// # Panics
+    /// If it does not come up there.
+    pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, dir) =
+            launch(port, &extra).unwrap_or_else(|e| panic!("start redis-server: {e}"));
+        RedisServer {
+            child: Some(child),
+            port,
+            extra,
+            dir,
+        }
+    }
+
     /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
