@@ -46,6 +46,7 @@
 mod backoff;
 mod conn;
 mod error;
+mod link;
 mod scan;
 mod url;
 mod value;
@@ -53,5 +54,6 @@ mod value;
 pub use backoff::Backoff;
 pub use conn::{Event, LinkConfig, RedisConn};
 pub use error::{RedisError, ServerError};
+pub use link::Link;
 pub use url::{RedisUrl, DEFAULT_PORT};
 pub use value::{Reply, Value};
