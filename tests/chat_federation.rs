@@ -237,7 +237,7 @@ fn a_killed_instance_is_announced_within_15_s_and_its_nicks_freed() {
     doomed.signal("-KILL");
     for c in [&mut on_a, &mut on_b] {
         let want: HashSet<String> = [
-            format!("* carol left (server lost)"),
+            "* carol left (server lost)".to_string(),
             format!("* {c2} left (server lost)"),
         ]
         .into();
@@ -272,7 +272,6 @@ fn redis_going_away_and_coming_back() {
     let mut a1 = Client::join(addr_a);
     let mut a2 = Client::join(addr_a);
     let mut b1 = Client::join(addr_b);
-    until_line(&mut b1, &format!("* {} joined", a2.name), STEP);
     until_line(&mut a1, &format!("* {} joined", b1.name), STEP);
     until_line(&mut a2, &format!("* {} joined", b1.name), STEP);
     a1.send("before\n");
@@ -333,7 +332,6 @@ fn a_client_that_never_reads_is_cut_without_slowing_the_room() {
     let sleeper_name = sleeper.name.clone();
     let mut reader_a = Client::join(addr_a);
     let mut talker = Client::join(addr_b);
-    until_line(&mut talker, &format!("* {} joined", reader_a.name), STEP);
     until_line(&mut reader_a, &format!("* {} joined", talker.name), STEP);
 
     // Lines go out in windows far below the cap, so only the client that

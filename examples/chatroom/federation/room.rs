@@ -456,6 +456,14 @@ impl<C: Copy + Eq + Hash> Room<C> {
         &self.id
     }
 
+    /// No link yet after the start-up wait: the clients welcomed meanwhile
+    /// will be told when the link comes.
+    pub fn mark_lost(&mut self) {
+        if self.link != Link::Up {
+            self.told_lost = true;
+        }
+    }
+
     /// Whether lines currently go through Redis.
     pub fn is_linked(&self) -> bool {
         self.link == Link::Up
@@ -469,12 +477,6 @@ impl<C: Copy + Eq + Hash> Room<C> {
     /// What the chat must do, oldest first.
     pub fn take_actions(&mut self) -> Vec<Action<C>> {
         std::mem::take(&mut self.actions)
-    }
-
-    /// The name a connected client goes by here (until it leaves).
-    pub fn name_of(&self, conn: C) -> Option<&str> {
-        let m = self.by_conn.get(&conn)?;
-        self.members.get(m).map(|l| l.name.as_str())
     }
 
     // ---- from the chat -------------------------------------------------
