@@ -142,8 +142,23 @@ enum Bus {
 }
 
 impl Bus {
+    /// Decodes a bus message. Whoever else can publish on the channel, what
+    /// reaches a client stays one safe line: control characters, bidi
+    /// overrides and line separators become U+FFFD, as the chat's own
+    /// sanitising does for what its clients type.
     fn parse(payload: &[u8]) -> Option<Bus> {
         let text = std::str::from_utf8(payload).ok()?;
+        let unsafe_char = |c: char| {
+            (c.is_control() && c != '\t')
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        };
+        let cleaned;
+        let text = if text.contains(unsafe_char) {
+            cleaned = text.replace(unsafe_char, "\u{FFFD}");
+            cleaned.as_str()
+        } else {
+            text
+        };
         let (kind, rest) = text.split_once('\t')?;
         let field = |n: usize| -> Option<Vec<&str>> {
             let parts: Vec<&str> = rest.splitn(n, '\t').collect();
@@ -1219,6 +1234,10 @@ mod tests {
             assert_eq!(Bus::parse(msg.encode().as_bytes()), Some(msg));
         }
         assert_eq!(Bus::parse(b"line\tonly"), None);
+        let evil = Bus::parse("line\ta\t1\t2\tn\tx\x1b[2J\ny\u{202E}".as_bytes());
+        assert!(
+            matches!(evil, Some(Bus::Line { text, .. }) if text == "x\u{FFFD}[2J\u{FFFD}y\u{FFFD}")
+        );
         assert_eq!(Bus::parse(b"\xff\xfe"), None);
     }
 
