@@ -182,6 +182,23 @@ fn three_instances_thirty_clients_one_order_nothing_lost_or_doubled() {
 }
 
 #[test]
+fn a_line_sent_before_the_welcome_is_relayed_not_lost() {
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", &[]);
+    let (_b, addr_b) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut on_b = Client::join(addr_b);
+    // Connect and talk at once, before the join has come back from Redis.
+    let mut eager = Client::connect(addr_a);
+    eager.send("too early?\n");
+    eager.expect(&format!(
+        "* welcome {}! /help lists the commands",
+        eager.name
+    ));
+    until_line(&mut on_b, &format!("<{}> too early?", eager.name), STEP);
+}
+
+#[test]
 fn nicks_are_unique_across_instances_and_freed_when_their_owner_leaves() {
     let redis = RedisServer::start();
     let (_a, addr_a) = instance(&redis, "lobby", &[]);
