@@ -478,3 +478,56 @@ fn a_bad_redis_url_is_a_usage_error() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_redis_that_refuses_the_credentials_stops_the_chatroom_with_a_clear_error() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    for (url, want) in [
+        (redis.url(), "requires a password"),
+        (
+            format!("redis://:wrong@127.0.0.1:{}", redis.port()),
+            "rejected",
+        ),
+    ] {
+        let mut cmd = process::example(&["chatroom"], "chatroom");
+        cmd.args(["127.0.0.1", "0", "--redis", &url]);
+        let proc = Proc::spawn("chatroom", cmd, STEP);
+        let (status, lines, stderr) = proc.finish();
+        assert_eq!(status.code(), Some(1), "{url}: stderr {stderr}");
+        assert!(lines.is_empty(), "{url}: no readiness line: {lines:?}");
+        assert!(stderr.contains(want), "{url}: {stderr}");
+        assert!(
+            !stderr.contains("s3cret") && !stderr.contains("wrong@"),
+            "password shown: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let good = format!("redis://:s3cret@127.0.0.1:{}", redis.port());
+    let mut cmd = process::example(&["chatroom"], "chatroom");
+    cmd.args(["127.0.0.1", "0", "--redis", &good]);
+    let (_ok, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let _ = addr;
+    wait_instances_auth(&redis, "s3cret", 1);
+}
+
+/// As [`wait_instances`], on a server with a password.
+fn wait_instances_auth(redis: &RedisServer, password: &str, n: usize) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let got = redis.cli(&[
+            "-a",
+            password,
+            "--no-auth-warning",
+            "SCARD",
+            "chatroom:lobby:inst",
+        ]);
+        if got == n.to_string() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} instances registered, want {n}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -45,6 +45,11 @@ pub struct Federation<D> {
     subscribed: bool,
     /// The readiness line, until printed.
     ready_line: Option<String>,
+    /// Linked at least once since the start.
+    ever_linked: bool,
+    /// A configuration error before the first link (rejected password,
+    /// bad database, unresolvable host): the process stops with it.
+    fatal: Option<String>,
     retry_pending: bool,
 }
 
@@ -67,6 +72,8 @@ impl<D> Federation<D> {
             make,
             subscribed: false,
             ready_line: Some(ready_line),
+            ever_linked: false,
+            fatal: None,
             retry_pending: false,
         }
     }
@@ -76,6 +83,12 @@ impl<D> Federation<D> {
         cx.call_every(TICK_EVERY, None, TICK);
         cx.call_later(READY_WAIT, None, READY);
         self.connect(cx);
+    }
+
+    /// Why the process should exit with status 1, if it should: Redis
+    /// refused this configuration before the room ever linked.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     // ---- the chat's events ------------------------------------------------
@@ -287,6 +300,12 @@ impl<D> Federation<D> {
         if self.retry_pending {
             return;
         }
+        if !e.is_retryable() && !self.ever_linked {
+            // Retrying cannot fix a wrong password or database: say so and stop.
+            self.fatal = Some(format!("{} (--redis {})", e, self.cmd.url()));
+            cx.stop();
+            return;
+        }
         log::warn!("room: link to Redis lost: {e}");
         let delay = self.cmd.lost(cx).max(self.sub.lost(cx));
         self.subscribed = false;
@@ -316,6 +335,9 @@ impl<D> Federation<D> {
     }
 
     fn actions(&mut self) -> Vec<Action<ConnId>> {
+        if self.room.is_linked() {
+            self.ever_linked = true;
+        }
         if self.room.is_linked() && self.ready_line.is_some() {
             log::info!("room: linked through {}", self.cmd.url());
             self.print_ready();
