@@ -531,3 +531,35 @@ fn wait_instances_auth(redis: &RedisServer, password: &str, n: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_redis_that_stops_answering_counts_as_a_lost_link() {
+    let redis = RedisServer::start();
+    let (_a, addr) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 1);
+    let mut x = Client::join(addr);
+    let mut y = Client::join(addr);
+    until_line(&mut x, &format!("* {} joined", y.name), STEP);
+    let pid = redis.pid().unwrap();
+    assert!(process::signal(pid, "-STOP"));
+    // Redis behind is the link lost: replies overdue past 5 s.
+    let stopped = Instant::now();
+    until_line(
+        &mut x,
+        "* link to other servers lost",
+        Duration::from_secs(15),
+    );
+    eprintln!("lost noticed {:?} after SIGSTOP", stopped.elapsed());
+    y.send("meanwhile\n");
+    until_line(&mut x, &format!("<{}> meanwhile", y.name), STEP);
+    assert!(process::signal(pid, "-CONT"));
+    until_line(&mut y, "* link to other servers lost", STEP);
+    until_line(
+        &mut x,
+        "* link to other servers restored",
+        Duration::from_secs(15),
+    );
+    until_line(&mut y, "* link to other servers restored", STEP);
+    x.send("through redis again\n");
+    until_line(&mut y, &format!("<{}> through redis again", x.name), STEP);
+}
