@@ -708,7 +708,9 @@ impl<C: Copy + Eq + Hash> Room<C> {
         for m in waiting {
             self.welcome_locally(m);
         }
-        if was_up || self.told_lost {
+        // Told once per outage: a reconnect that fails again while
+        // restoring says nothing new.
+        if was_up {
             self.told_lost = true;
             self.actions
                 .push(Action::NoticeAll("link to other servers lost".into()));
@@ -1317,6 +1319,27 @@ mod tests {
         let cmds = room.take_commands();
         assert_eq!(cmds.len(), 1, "only b:2 is news to the others");
         assert!(String::from_utf8_lossy(&cmds[0].1[2]).starts_with("join\tme\t0\t"));
+    }
+
+    #[test]
+    fn one_lost_notice_per_outage_however_many_retries_fail() {
+        let mut room: Room<u32> = Room::new("lobby", "me");
+        up(&mut room);
+        room.link_lost();
+        room.link_up(); // reconnected, register out...
+        room.take_commands();
+        room.link_lost(); // ...and lost again before it answered
+        room.link_lost();
+        let lost = room.take_actions();
+        assert_eq!(
+            lost,
+            vec![Action::NoticeAll("link to other servers lost".into())]
+        );
+        up(&mut room);
+        assert_eq!(
+            room.take_actions(),
+            vec![Action::NoticeAll("link to other servers restored".into())]
+        );
     }
 
     #[test]
