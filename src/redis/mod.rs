@@ -17,6 +17,11 @@
 //!   order, pub/sub messages as events, caps on output and in-flight
 //!   commands ([`LinkConfig`]) whose breach is [`RedisError::LinkOverflow`]:
 //!   treat the link as lost rather than let Redis slow anyone down.
+//! - [`Link`]: a `RedisConn` carried by a reactor: connected with the
+//!   reactor's own connect as an outgoing connection like any other, its
+//!   output bounded against the reactor's pending bytes, a reply deadline,
+//!   and the backoff delay when it is lost. The handler keeps it and routes
+//!   the connection's callbacks to it.
 //! - [`Backoff`]: the delay before the next connect, at most its cap.
 //! - [`RedisError`]: refused connects, `-NOAUTH`, rejected passwords,
 //!   peers that are not Redis; [`ServerError`] for `-ERR` replies.
