@@ -435,6 +435,8 @@ pub struct Room<C> {
     unacked: VecDeque<Unacked>,
     /// What the other instances were last told about our clients.
     announced: HashMap<Member, String>,
+    /// `/who` queries out to Redis, answered here if the link goes first.
+    pending_who: Vec<Member>,
     /// Heartbeats sent, to refresh the claims every `REFRESH_BEATS`.
     beats: u64,
     commands: Vec<Command>,
@@ -455,6 +457,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
             by_conn: HashMap::new(),
             unacked: VecDeque::new(),
             announced: HashMap::new(),
+            pending_who: Vec::new(),
             beats: 0,
             commands: Vec::new(),
             actions: Vec::new(),
@@ -590,6 +593,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
         };
         if self.link == Link::Up {
             let args = self.script(lua::WHO, &[]);
+            self.pending_who.push(member);
             self.commands.push((Tag::Who { member }, args));
         } else {
             self.answer_who_locally(conn);
@@ -698,6 +702,12 @@ impl<C: Copy + Eq + Hash> Room<C> {
         for u in std::mem::take(&mut self.unacked) {
             self.deliver_own_locally(u.msg);
         }
+        // A `/who` still out is answered with who is here.
+        for member in std::mem::take(&mut self.pending_who) {
+            if let Some(conn) = self.members.get(&member).map(|l| l.conn) {
+                self.answer_who_locally(conn);
+            }
+        }
         // Anyone still waiting for their join is welcomed as a local client.
         let waiting: Vec<Member> = self
             .members
@@ -734,6 +744,9 @@ impl<C: Copy + Eq + Hash> Room<C> {
                 }
             }
             Tag::Who { member } => {
+                if let Some(i) = self.pending_who.iter().position(|m| *m == member) {
+                    self.pending_who.remove(i);
+                }
                 let Some(conn) = self.members.get(&member).map(|l| l.conn) else {
                     return;
                 };
@@ -1319,6 +1332,26 @@ mod tests {
         let cmds = room.take_commands();
         assert_eq!(cmds.len(), 1, "only b:2 is news to the others");
         assert!(String::from_utf8_lossy(&cmds[0].1[2]).starts_with("join\tme\t0\t"));
+    }
+
+    #[test]
+    fn a_who_in_flight_when_the_link_goes_is_answered_here() {
+        let mut room = Room::new("lobby", "me");
+        up(&mut room);
+        room.connected(1, "a:1");
+        echo(&mut room);
+        room.take_actions();
+        room.who(1);
+        room.take_commands();
+        room.link_lost();
+        let got = room.take_actions();
+        assert!(
+            got.contains(&Action::Notice {
+                conn: 1,
+                text: "online: a:1".into()
+            }),
+            "{got:?}"
+        );
     }
 
     #[test]
