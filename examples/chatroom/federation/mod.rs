@@ -34,6 +34,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const READY_WAIT: Duration = Duration::from_secs(5);
 /// Output toward Redis before the link counts as fallen behind.
 const MAX_PENDING: usize = 4 << 20;
+/// Own messages Redis has not handed back yet, before the same verdict.
+const MAX_BACKLOG: usize = 65_536;
 
 /// The federation of one chatroom process. `D` is the chat's reactor data;
 /// `make` builds the value the chat wants for a Redis connection.
@@ -316,6 +318,13 @@ impl<D> Federation<D> {
 
     /// Sends the room's commands and gathers its actions.
     fn pump(&mut self, cx: &mut Context<'_, D>) -> Vec<Action<ConnId>> {
+        if self.room.backlog() > MAX_BACKLOG {
+            let e = RedisError::LinkOverflow {
+                what: "messages not yet back from the bus",
+                cap: MAX_BACKLOG,
+            };
+            self.fail(cx, &e);
+        }
         let commands = self.room.take_commands();
         if !commands.is_empty() {
             let mut result = Ok(());

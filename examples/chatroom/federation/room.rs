@@ -482,6 +482,13 @@ impl<C: Copy + Eq + Hash> Room<C> {
         }
     }
 
+    /// Own messages published and not yet handed back by the bus: if this
+    /// keeps growing the bus has stopped delivering, and the glue treats
+    /// the link as lost past a bound.
+    pub fn backlog(&self) -> usize {
+        self.unacked.len()
+    }
+
     /// Whether lines currently go through Redis.
     pub fn is_linked(&self) -> bool {
         self.link == Link::Up
