@@ -75,9 +75,9 @@ pub mod codec;
 mod error;
 mod events;
 pub mod reactor;
-pub mod selector;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod selector;
 
 pub use buf::InBuf;
 pub use error::{Error, Result};
