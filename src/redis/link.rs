@@ -23,6 +23,65 @@ use crate::{ConnId, Context, InBuf};
 /// [`Link::flush`] will not let pass [`LinkConfig::max_pending_output`]:
 /// a Redis that does not keep up is [`RedisError::LinkOverflow`], never a
 /// growing buffer.
+///
+/// A whole program: one `GET` through the reactor, against a stand-in for
+/// Redis that answers the handshake's `PING` and the `GET`.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+///
+/// use mio_selectors::redis::{Backoff, Event, Link, LinkConfig, RedisUrl};
+/// use mio_selectors::{Config, ConnId, Context, Handler, InBuf, Reactor};
+///
+/// struct App {
+///     link: Option<Link<&'static str>>,
+///     got: Option<Vec<u8>>,
+/// }
+///
+/// impl Handler for App {
+///     type Data = ();
+///     fn connection_made(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: &mut ()) {
+///         self.link.as_mut().unwrap().made(cx).unwrap();
+///     }
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: &mut (), inb: &mut InBuf) {
+///         for event in self.link.as_mut().unwrap().received(inb).unwrap() {
+///             if let Event::Reply { tag: "get", reply } = event {
+///                 self.got = reply.ok().and_then(|v| v.into_bytes());
+///                 cx.stop();
+///             }
+///         }
+///     }
+///     fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<(ConnId, &mut ())>, _: u64) {
+///         cx.stop(); // the deadline: never hang
+///     }
+/// }
+///
+/// let fake = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let url = RedisUrl::new("127.0.0.1", fake.local_addr()?.port());
+/// let redis = std::thread::spawn(move || {
+///     let (mut s, _) = fake.accept().unwrap();
+///     let mut buf = [0u8; 256];
+///     let _ = s.read(&mut buf);
+///     s.write_all(b"+PONG\r\n$2\r\nhi\r\n").unwrap();
+///     let _ = s.read(&mut buf); // until the reactor closes
+/// });
+///
+/// let mut link = Link::new(url, LinkConfig::default(), Duration::from_secs(5), Backoff::default());
+/// let mut reactor = Reactor::new(App { link: None, got: None }, Config::default())?;
+/// reactor.with_context(|cx| {
+///     cx.call_later(Duration::from_secs(10), None, 0);
+///     link.connect(cx, ())?;
+///     link.conn().unwrap().command("get", &["GET", "greeting"])?;
+///     link.flush(cx)
+/// })?;
+/// reactor.handler_mut().link = Some(link);
+/// reactor.run()?;
+/// assert_eq!(reactor.handler().got.as_deref(), Some(&b"hi"[..]));
+/// drop(reactor);
+/// redis.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Link<T> {
     url: RedisUrl,
     addr: Option<SocketAddr>,
