@@ -8,7 +8,6 @@ mod config;
 mod federated;
 // `--redis`: the room shared through Redis (its own directory, so the
 // tests that include this one by path get it too).
-#[allow(dead_code)] // some test binaries use only part of it
 #[path = "../federation/mod.rs"]
 pub mod federation;
 mod server;
