@@ -10,6 +10,10 @@
 //! nc 127.0.0.1 8000          # in two terminals, then type
 //! ```
 //!
+//! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
+//! processes form one room through Redis pub/sub (`federation/`,
+//! `docs/federation.md`).
+//!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.

@@ -6,8 +6,8 @@
 mod commands;
 mod config;
 mod federated;
-// `--redis`: the room shared through Redis (its own directory, so the
-// tests that include this one by path get it too).
+// `--redis`: the room shared through Redis. Declared here rather than in
+// main.rs so that the tests which include chat/ by path compile it too.
 #[path = "../federation/mod.rs"]
 pub mod federation;
 mod server;
