@@ -15,6 +15,7 @@
 //! | `reactor/` | the event loop, the connections it owns, timers, and what callbacks may do | [`Reactor`], [`Handler`], [`Context`], [`Handle`], [`Config`], [`ConnId`], [`CloseReason`], [`PeerAddr`] (root); ids, [`reactor::ListenOptions`], [`reactor::Idle`], [`reactor::Loop`], [`reactor::TokenBucket`] |
 //! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
+//! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //!
 //! `selector/` never imports `reactor/`, and the reactor never uses the
@@ -74,6 +75,8 @@ pub mod codec;
 mod error;
 mod events;
 pub mod reactor;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod selector;
 
 pub use buf::InBuf;
