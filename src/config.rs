@@ -67,8 +67,13 @@ pub struct Config {
     /// buffer is full. Past it [`send_to`](crate::Context::send_to) drops
     /// the datagram and says so. Default 1 MiB.
     pub udp_queue: usize,
-    /// Spare buffers kept in the pool. Default 1024.
-    pub pool_size: usize,
+    /// Most bytes of spare `read_chunk`-sized buffers kept per reactor for
+    /// reuse, so that the hot path does not allocate. Past it a returned
+    /// buffer goes back to the allocator; and spares left unused for a
+    /// quarter of a second go back too, so the memory a burst took returns
+    /// within half a second of the burst ending. Default 16 MiB
+    /// (1,024 buffers of 16 KiB).
+    pub pool_bytes: usize,
 }
 
 impl Default for Config {
@@ -89,7 +94,7 @@ impl Default for Config {
             keepalive: None,
             connect_timeout: Duration::from_secs(10),
             udp_queue: 1024 * 1024,
-            pool_size: 1024,
+            pool_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -157,7 +157,7 @@ impl<H: Handler> Reactor<H> {
             core: Core {
                 conns: Slab::new(),
                 endpoints: Slab::new(),
-                pool: BufPool::new(config.read_chunk, config.pool_size),
+                pool: BufPool::new(config.read_chunk, config.pool_bytes),
                 config,
                 registry: poll.registry().try_clone()?,
                 handle: Handle { shared },
@@ -579,6 +579,7 @@ impl<H: Handler> Reactor<H> {
         // 3. Deadlines, then write and close until nothing is left to do.
         self.expire();
         self.settle();
+        self.core.pool.trim(self.core.now);
         Ok(self.core.shutting_down && self.core.conns.is_empty())
     }
 
@@ -597,6 +598,7 @@ impl<H: Handler> Reactor<H> {
             self.core.timers.keys().next().map(|&(d, _)| d),
             self.accept_paused_until,
             self.shutdown_deadline,
+            self.core.pool.next_trim(),
         ]
         .into_iter()
         .flatten()
