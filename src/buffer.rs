@@ -296,13 +296,11 @@ impl BufPool {
     }
 
     /// Bytes held in spare buffers.
-    #[allow(dead_code)] // read by the metrics, which come next
     pub(crate) fn spare_bytes(&self) -> usize {
         self.free.len() * self.size
     }
 
     /// Buffers allocated on an empty pool and spare buffers freed, ever.
-    #[allow(dead_code)] // read by the metrics, which come next
     pub(crate) fn churn(&self) -> (u64, u64) {
         (self.allocated, self.freed)
     }

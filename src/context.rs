@@ -14,6 +14,7 @@ use crate::conn::{later, Conn, IdleWatch, State};
 use crate::endpoint::{Endpoint, Udp};
 use crate::handle::Loop;
 use crate::id::GEN_MASK;
+use crate::metrics::{Metrics, Snapshot};
 use crate::stream::Stream;
 use crate::{
     CloseReason, Config, ConnId, Error, Handle, Idle, InBuf, PeerAddr, Result, SourceId, TimerId,
@@ -63,6 +64,8 @@ pub(crate) struct Core<D> {
     pub(crate) next_gen: u32,
     /// Accepted connections per peer IP, kept only with `config.max_per_ip`.
     pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
+    /// The loop's own counters and the application's.
+    pub(crate) metrics: Metrics,
 }
 
 impl<D> Core<D> {
@@ -84,6 +87,31 @@ impl<D> Core<D> {
     pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn<D>, &mut BufPool)> {
         let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
         Some((conn, &mut self.pool))
+    }
+
+    /// The connection, the pool and the counters at once (disjoint borrows).
+    pub(crate) fn conn_pool_metrics(
+        &mut self,
+        id: ConnId,
+    ) -> Option<(&mut Conn<D>, &mut BufPool, &mut Metrics)> {
+        let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
+        Some((conn, &mut self.pool, &mut self.metrics))
+    }
+
+    /// A snapshot of the counters, with the gauges that describe every
+    /// connection and the pool filled in: one walk over the connections.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut s = self.metrics.snapshot();
+        s.active = self.conns.len() as u64;
+        for (_, conn) in self.conns.iter() {
+            let out = conn.outb.len() as u64;
+            s.output_pending += out;
+            s.output_pending_max = s.output_pending_max.max(out);
+            s.input_pending_max = s.input_pending_max.max(conn.inb.len() as u64);
+        }
+        s.pool_spare_bytes = self.pool.spare_bytes() as u64;
+        (s.pool_allocations, s.pool_frees) = self.pool.churn();
+        s
     }
 
     /// Registers `stream` and files it in the slab. The slot is reserved
@@ -223,7 +251,7 @@ impl<D> Core<D> {
     /// Queues `data` for `id`, or closes it if its output would pass the cap.
     fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
-        let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
+        let (conn, pool, metrics) = self.conn_pool_metrics(id).ok_or(Error::NoSuchConnection)?;
         if !matches!(
             conn.state,
             State::Open | State::Connecting { close: None, .. }
@@ -257,6 +285,7 @@ impl<D> Core<D> {
         if conn.outb.len() >= high {
             conn.paused = true;
         }
+        metrics.on_send(conn.outb.len());
         self.mark_dirty(id);
         Ok(())
     }
@@ -756,6 +785,32 @@ impl<D> Context<'_, D> {
         self.core.handle.stop();
     }
 
+    /// This reactor's counters, to add the application's own with
+    /// [`Metrics::counter`](crate::metrics::Metrics::counter) and
+    /// [`Metrics::add`](crate::metrics::Metrics::add).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) -> mio_selectors::Result<()> {
+    /// let jobs = cx.metrics().counter("jobs_total", "Jobs done.")?;
+    /// cx.metrics().add(jobs, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.core.metrics
+    }
+
+    /// A snapshot of this reactor's counters, taken now (one walk over the
+    /// connections, for the gauges that describe them).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let text = mio_selectors::metrics::render(&[cx.metrics_snapshot()]);
+    /// # }
+    /// ```
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        self.core.snapshot()
+    }
+
     /// A handle for other threads.
     ///
     /// ```
@@ -824,6 +879,10 @@ impl<D> Loop for Context<'_, D> {
 
     fn stop(&mut self) {
         Context::stop(self)
+    }
+
+    fn metrics_snapshot(&self) -> Snapshot {
+        Context::metrics_snapshot(self)
     }
 }
 

@@ -64,6 +64,7 @@ mod key;
 mod line;
 mod listen;
 mod map;
+pub mod metrics;
 mod outbuf;
 mod peer;
 mod rate;

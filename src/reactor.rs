@@ -23,6 +23,7 @@ use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
 use crate::handle::Shared;
 use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
 use crate::listen::bind_unix;
+use crate::metrics::Refusal;
 use crate::{
     CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
     ListenerId, PeerAddr, Result, SourceId, UdpId,
@@ -172,6 +173,7 @@ impl<H: Handler> Reactor<H> {
                 shutting_down: false,
                 next_gen: 1,
                 per_ip: Default::default(),
+                metrics: Default::default(),
             },
             poll,
             signals: None,
@@ -520,6 +522,36 @@ impl<H: Handler> Reactor<H> {
         self.core.conns.len()
     }
 
+    /// The reactor's counters, to register the application's own before
+    /// [`run`](Self::run) (see [`metrics`](crate::metrics)).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let lines = reactor.metrics().counter("lines_total", "Lines handled.")?;
+    /// reactor.metrics().add(lines, 2);
+    /// assert_eq!(reactor.metrics_snapshot().app("mio_selectors_lines_total"), Some(2));
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics(&mut self) -> &mut crate::metrics::Metrics {
+        &mut self.core.metrics
+    }
+
+    /// A snapshot of the counters (from another thread while it runs:
+    /// [`Handle::metrics`]).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let reactor = Reactor::new(App, Config::default())?;
+    /// assert_eq!(reactor.metrics_snapshot().accepted, 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        self.core.snapshot()
+    }
+
     /// Runs the loop until [`Handle::stop`] (or a signal, after
     /// [`stop_on_signals`](Self::stop_on_signals)) and the graceful shutdown
     /// that follows have finished.
@@ -555,7 +587,9 @@ impl<H: Handler> Reactor<H> {
         self.core.now = Instant::now();
         // 1. Note what the kernel said (events borrowed out so handlers can run).
         let events = mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut n_events = 0;
         for event in events.iter() {
+            n_events += 1;
             match event.token() {
                 WAKER => self.run_tasks(),
                 SIGNALS => self.on_signals(),
@@ -564,6 +598,7 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = events;
+        self.core.metrics.on_pass(n_events);
         if self.core.handle.is_stopping() && !self.core.shutting_down {
             self.begin_shutdown();
         }
@@ -806,6 +841,7 @@ impl<H: Handler> Reactor<H> {
                             log::warn!(
                                 "accept failed: {e}; pausing accepts for {backoff:?} at a time"
                             );
+                            self.core.metrics.on_accept_error_episode();
                         }
                         self.accept_paused_until = Some(later(Instant::now(), backoff));
                         return;
@@ -821,6 +857,7 @@ impl<H: Handler> Reactor<H> {
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);
             if count >= max {
+                self.core.metrics.on_refuse(Refusal::MaxPerIp);
                 // Dropping the stream closes it; one line per burst, not per client.
                 if !mem::replace(&mut self.full_logged, true) {
                     log::warn!("refusing {peer}: {count} connections from {ip} already");
@@ -831,6 +868,9 @@ impl<H: Handler> Reactor<H> {
         let id = match self.core.insert(stream, peer.clone(), State::Open) {
             Ok(id) => id,
             Err(e) => {
+                if matches!(e, Error::TooManyConnections(_)) {
+                    self.core.metrics.on_refuse(Refusal::MaxConnections);
+                }
                 // Dropping the stream closes it.
                 if !mem::replace(&mut self.full_logged, true) {
                     log::warn!("refusing {peer}: {e}");
@@ -839,6 +879,7 @@ impl<H: Handler> Reactor<H> {
             }
         };
         self.full_logged = false;
+        self.core.metrics.on_accept();
         log::debug!("{id}: accepted {peer}");
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             *self.core.per_ip.entry(ip).or_insert(0) += 1;
@@ -877,7 +918,7 @@ impl<H: Handler> Reactor<H> {
             self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
         }
         loop {
-            let Some((conn, pool)) = self.core.conn_and_pool(id) else {
+            let Some((conn, pool, metrics)) = self.core.conn_pool_metrics(id) else {
                 return;
             };
             let lingering = matches!(conn.state, State::Lingering { .. });
@@ -912,6 +953,7 @@ impl<H: Handler> Reactor<H> {
                         continue; // discard: the connection is closing
                     }
                     conn.inb.commit(n);
+                    metrics.on_read(n);
                     if let Some(idle) = &mut conn.idle {
                         idle.last_read = now;
                     }
@@ -1014,7 +1056,7 @@ impl<H: Handler> Reactor<H> {
     fn flush(&mut self, id: ConnId) {
         let (low, linger) = (self.core.config.low_water, self.core.config.linger);
         let now = self.core.now;
-        let Some((conn, pool)) = self.core.conn_and_pool(id) else {
+        let Some((conn, pool, metrics)) = self.core.conn_pool_metrics(id) else {
             return;
         };
         conn.dirty = false;
@@ -1030,6 +1072,7 @@ impl<H: Handler> Reactor<H> {
                 }
                 Ok((n, offered)) => {
                     conn.outb.consume(n, pool);
+                    metrics.on_write(n);
                     if let Some(idle) = &mut conn.idle {
                         idle.last_write = now;
                     }
@@ -1270,6 +1313,7 @@ impl<H: Handler> Reactor<H> {
         let State::Dead(reason) = conn.state else {
             unreachable!()
         };
+        self.core.metrics.on_close(&reason);
         log::debug!("{id}: {} closed ({reason})", conn.peer);
         drop(conn.stream);
         if let Some(data) = conn.data {
