@@ -66,6 +66,9 @@ pub(crate) struct Core<D> {
     pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
     /// The loop's own counters and the application's.
     pub(crate) metrics: Metrics,
+    /// Metrics scrapes being answered (a few at most; kept here, not as a
+    /// flag in every connection, which would cost each one 8 bytes).
+    pub(crate) scrapes: Vec<ConnId>,
 }
 
 impl<D> Core<D> {
@@ -89,6 +92,12 @@ impl<D> Core<D> {
         Some((conn, &mut self.pool))
     }
 
+    /// Whether `id` is a metrics scrape (one compare while none is).
+    #[inline]
+    pub(crate) fn is_scrape(&self, id: ConnId) -> bool {
+        !self.scrapes.is_empty() && self.scrapes.contains(&id)
+    }
+
     /// The connection, the pool and the counters at once (disjoint borrows).
     pub(crate) fn conn_pool_metrics(
         &mut self,
@@ -102,8 +111,9 @@ impl<D> Core<D> {
     /// connection and the pool filled in: one walk over the connections.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut s = self.metrics.snapshot();
-        s.active = self.conns.len() as u64;
-        for (_, conn) in self.conns.iter() {
+        let scrape = |key: usize, c: &Conn<D>| self.is_scrape(ConnId::new(key, c.gen));
+        for (_, conn) in self.conns.iter().filter(|&(k, c)| !scrape(k, c)) {
+            s.active += 1;
             let out = conn.outb.len() as u64;
             s.output_pending += out;
             s.output_pending_max = s.output_pending_max.max(out);
@@ -251,6 +261,7 @@ impl<D> Core<D> {
     /// Queues `data` for `id`, or closes it if its output would pass the cap.
     fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
+        let scrape = self.is_scrape(id);
         let (conn, pool, metrics) = self.conn_pool_metrics(id).ok_or(Error::NoSuchConnection)?;
         if !matches!(
             conn.state,
@@ -285,7 +296,9 @@ impl<D> Core<D> {
         if conn.outb.len() >= high {
             conn.paused = true;
         }
-        metrics.on_send(conn.outb.len());
+        if !scrape {
+            metrics.on_send(conn.outb.len());
+        }
         self.mark_dirty(id);
         Ok(())
     }

@@ -23,11 +23,17 @@ use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
 use crate::handle::Shared;
 use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
 use crate::listen::bind_unix;
-use crate::metrics::Refusal;
+use crate::metrics::{scrape, Refusal};
 use crate::{
-    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
-    ListenerId, PeerAddr, Result, SourceId, UdpId,
+    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, Idle, InBuf,
+    ListenOptions, ListenerId, PeerAddr, Result, SourceId, UdpId,
 };
+
+/// Most metrics scrapes answered at once; more are refused (closed at once).
+const MAX_SCRAPES: usize = 16;
+
+/// How long a metrics scrape may take to send its request head.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts per listener per pass before the other work gets a turn.
 const ACCEPT_BATCH: usize = 256;
@@ -174,6 +180,7 @@ impl<H: Handler> Reactor<H> {
                 next_gen: 1,
                 per_ip: Default::default(),
                 metrics: Default::default(),
+                scrapes: Vec::new(),
             },
             poll,
             signals: None,
@@ -236,6 +243,46 @@ impl<H: Handler> Reactor<H> {
         self.add_listener(sock)
     }
 
+    /// Binds a TCP listener on `addr` whose connections the reactor answers
+    /// itself: `GET /metrics` gets this reactor's counters in the Prometheus
+    /// text format 0.0.4 ([`metrics`](crate::metrics)), anything else its
+    /// HTTP error; one request per connection. The handler never sees these
+    /// connections, and the counters leave them out (a scrape does not move
+    /// `connections_active`). Returns the bound address.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let addr = reactor.serve_metrics("127.0.0.1:0")?;
+    /// let handle = reactor.handle();
+    /// let scraper = std::thread::spawn(move || {
+    ///     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    ///     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    ///     let mut text = String::new();
+    ///     s.read_to_string(&mut text).unwrap();
+    ///     handle.stop();
+    ///     text
+    /// });
+    /// reactor.run()?;
+    /// let text = scraper.join().unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+    /// assert!(text.contains("mio_selectors_connections_active{reactor=\"0\"} 0\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn serve_metrics(&mut self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        let id = self.listen(addr)?;
+        if let Some(Endpoint::Listener(l)) = self.core.endpoints.get_mut(id.0) {
+            l.scrape = true;
+        }
+        self.local_addr(id)
+    }
+
     /// Serves a TCP listener bound elsewhere.
     ///
     /// # Errors
@@ -294,7 +341,11 @@ impl<H: Handler> Reactor<H> {
             .registry
             .register(sock.source(), id.token(), Interest::READABLE)?;
         log::info!("listening on {}", sock.describe());
-        entry.insert(Endpoint::Listener(Listener { sock, ready: true }));
+        entry.insert(Endpoint::Listener(Listener {
+            sock,
+            ready: true,
+            scrape: false,
+        }));
         Ok(id)
     }
 
@@ -821,7 +872,12 @@ impl<H: Handler> Reactor<H> {
                 if !l.ready {
                     break;
                 }
+                let scrape = l.scrape;
                 match l.sock.accept() {
+                    Ok((stream, peer)) if scrape => {
+                        accepted += 1;
+                        self.admit_scrape(stream, peer);
+                    }
                     Ok((stream, peer)) => {
                         accepted += 1;
                         self.accept_failing = false;
@@ -907,6 +963,7 @@ impl<H: Handler> Reactor<H> {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
         let mut budget = self.core.config.read_budget;
         let now = self.core.now;
+        let scrape = self.core.is_scrape(id);
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
@@ -942,6 +999,8 @@ impl<H: Handler> Reactor<H> {
                     conn.inb.release_if_empty(pool);
                     if lingering {
                         self.core.finish(id);
+                    } else if scrape {
+                        self.core.close_gracefully(id, CloseReason::Closed);
                     } else {
                         self.with_inb(id, |h, cx, inb| h.eof_received(cx, id, inb));
                     }
@@ -953,6 +1012,10 @@ impl<H: Handler> Reactor<H> {
                         continue; // discard: the connection is closing
                     }
                     conn.inb.commit(n);
+                    if scrape {
+                        self.serve_scrape(id);
+                        continue;
+                    }
                     metrics.on_read(n);
                     if let Some(idle) = &mut conn.idle {
                         idle.last_read = now;
@@ -977,6 +1040,53 @@ impl<H: Handler> Reactor<H> {
                 }
             }
         }
+    }
+
+    /// Registers an accepted metrics scrape; the handler never sees it.
+    /// `max_connections` and `MAX_SCRAPES` apply, and an idle timeout, so
+    /// that a scraper that never sends cannot hold a slot.
+    fn admit_scrape(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+        if self.core.scrapes.len() >= MAX_SCRAPES {
+            log::warn!("refusing metrics scrape from {peer}: {MAX_SCRAPES} under way");
+            return;
+        }
+        match self.core.insert(stream, peer.clone(), State::Open) {
+            Ok(id) => {
+                self.core.scrapes.push(id);
+                log::debug!("{id}: metrics scrape from {peer}");
+                let cx = &mut Context {
+                    core: &mut self.core,
+                };
+                cx.set_idle_timeout(id, Idle::Read, Some(SCRAPE_TIMEOUT));
+            }
+            Err(e) => log::warn!("refusing metrics scrape from {peer}: {e}"),
+        }
+    }
+
+    /// Answers a scrape once its request head is complete, then closes it.
+    fn serve_scrape(&mut self, id: ConnId) {
+        let Some(conn) = self.core.get(id) else {
+            return;
+        };
+        let core = &self.core;
+        let answer = scrape::exchange(conn.inb.as_slice(), || {
+            crate::metrics::render(&[core.snapshot()])
+        });
+        let scrape::Exchange::Respond(response) = answer else {
+            return; // read the rest of the head
+        };
+        let Some((conn, pool)) = self.core.conn_and_pool(id) else {
+            return;
+        };
+        conn.inb.clear();
+        conn.inb.release_if_empty(pool);
+        let cx = &mut Context {
+            core: &mut self.core,
+        };
+        if let Err(e) = cx.send(id, &response) {
+            log::debug!("{id}: metrics response not queued: {e}");
+        }
+        self.core.close_gracefully(id, CloseReason::Closed);
     }
 
     /// Calls the handler with `id`'s input buffer lent out (so that the
@@ -1056,6 +1166,7 @@ impl<H: Handler> Reactor<H> {
     fn flush(&mut self, id: ConnId) {
         let (low, linger) = (self.core.config.low_water, self.core.config.linger);
         let now = self.core.now;
+        let scrape = self.core.is_scrape(id);
         let Some((conn, pool, metrics)) = self.core.conn_pool_metrics(id) else {
             return;
         };
@@ -1072,7 +1183,9 @@ impl<H: Handler> Reactor<H> {
                 }
                 Ok((n, offered)) => {
                     conn.outb.consume(n, pool);
-                    metrics.on_write(n);
+                    if !scrape {
+                        metrics.on_write(n);
+                    }
                     if let Some(idle) = &mut conn.idle {
                         idle.last_write = now;
                     }
@@ -1098,6 +1211,7 @@ impl<H: Handler> Reactor<H> {
             // Input held back while output was backed up gets its turn too.
             conn.reservice |= !conn.inb.is_empty();
             let (ready, open) = (conn.readable || conn.reservice, conn.is_open());
+            let open = open && !scrape;
             if ready {
                 self.core.queue_ready(id);
             }
@@ -1313,7 +1427,11 @@ impl<H: Handler> Reactor<H> {
         let State::Dead(reason) = conn.state else {
             unreachable!()
         };
-        self.core.metrics.on_close(&reason);
+        if self.core.is_scrape(id) {
+            self.core.scrapes.retain(|&s| s != id);
+        } else {
+            self.core.metrics.on_close(&reason);
+        }
         log::debug!("{id}: {} closed ({reason})", conn.peer);
         drop(conn.stream);
         if let Some(data) = conn.data {

@@ -43,6 +43,7 @@
 //! # Ok::<(), mio_selectors::Error>(())
 //! ```
 
+pub(crate) mod scrape;
 mod text;
 
 use std::sync::Arc;
