@@ -49,6 +49,9 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -72,5 +75,5 @@ fn main() -> ExitCode {
         ..config.reactor_config()
     };
     let reactor = Reactor::new(ChatServer::new(config), reactor_config);
-    common::serve("chatroom", reactor, &args.host, args.port)
+    common::serve_with_metrics("chatroom", reactor, &args.host, args.port, args.metrics)
 }

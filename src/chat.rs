@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::metrics::Counter;
 use crate::{
     terminal_safe, CloseReason, Config, ConnId, Context, Handler, InBuf, Line, LineFramer,
     PeerAddr, TimerId, TokenBucket,
@@ -122,6 +123,9 @@ pub struct ChatServer {
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
     nicks: HashMap<String, ConnId>,
+    /// `chat_lines_relayed_total` and `chat_deliveries_total` in the
+    /// reactor's metrics, registered on the first line relayed.
+    counters: Option<(Counter, Counter)>,
 }
 
 impl ChatServer {
@@ -136,6 +140,7 @@ impl ChatServer {
             config,
             clients: 0,
             nicks: HashMap::new(),
+            counters: None,
         }
     }
 
@@ -152,12 +157,33 @@ impl ChatServer {
         cx.data(id).map(|c| c.name.clone()).unwrap_or_default()
     }
 
+    /// Counts one chat line relayed to `delivered` members.
+    fn count_relay(&mut self, cx: &mut Context<'_, Client>, delivered: usize) {
+        if self.counters.is_none() {
+            let m = cx.metrics();
+            let lines = m.counter(
+                "chat_lines_relayed_total",
+                "Chat lines relayed to the room.",
+            );
+            let deliveries = m.counter(
+                "chat_deliveries_total",
+                "Chat lines queued to members (one per recipient).",
+            );
+            self.counters = lines.ok().zip(deliveries.ok());
+        }
+        if let Some((lines, deliveries)) = self.counters {
+            cx.metrics().add(lines, 1);
+            cx.metrics().add(deliveries, delivered as u64);
+        }
+    }
+
     /// Acts on one whole, non-empty line from `id`.
     fn line(&mut self, cx: &mut Context<'_, Client>, id: ConnId, raw: &[u8]) {
         let text = terminal_safe(raw);
         let Some(command) = text.strip_prefix('/') else {
             let name = Self::name(cx, id);
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            let delivered = cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            self.count_relay(cx, delivered);
             return;
         };
         let (word, arg) = command

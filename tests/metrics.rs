@@ -268,3 +268,141 @@ fn get_metrics_shows_the_counters_move_and_leaves_scrapes_out() {
     handle.stop();
     thread.join().unwrap();
 }
+
+/// An example started as a user would, with `--metrics 127.0.0.1:0`: the
+/// process, its main address and its metrics address, from its two
+/// readiness lines.
+fn example_with_metrics(
+    name: &str,
+) -> (
+    util::process::Proc,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    let mut cmd = util::process::example(&["multiconn_echo", "chatroom"], name);
+    cmd.args(["127.0.0.1", "0", "--metrics", "127.0.0.1:0"]);
+    let (proc, addr) = util::process::Proc::start_ready(name, cmd, STEP);
+    let line = proc.line().expect("a second readiness line");
+    let metrics = line
+        .strip_prefix("metrics on http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{name}: not a metrics line: {line:?}"));
+    (proc, addr.parse().unwrap(), metrics.parse().unwrap())
+}
+
+/// Scrapes `addr` until `series` reads `want`, within `STEP`; the text.
+fn scrape_until(addr: std::net::SocketAddr, series: &str, want: u64) -> String {
+    let until = Instant::now() + STEP;
+    loop {
+        let text = http(addr, b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        if value(&text, series) == want {
+            return text;
+        }
+        assert!(Instant::now() < until, "{series} never {want}:\n{text}");
+        std::thread::sleep(Duration::from_millis(10)); // polling, not a handshake
+    }
+}
+
+/// Reads lines until `want`, skipping server notices (`* X joined`).
+fn past_notices(c: &mut util::chat::LineClient, want: &str) {
+    loop {
+        let line = c.line();
+        if line == want {
+            return;
+        }
+        assert!(
+            line.starts_with("* "),
+            "{}: {line:?} before {want:?}",
+            c.name
+        );
+    }
+}
+
+fn stop(proc: util::process::Proc) {
+    proc.signal("-TERM");
+    let (status, _, stderr) = proc.finish();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn multiconn_echo_serves_metrics_that_follow_its_clients() {
+    let (proc, addr, metrics) = example_with_metrics("multiconn_echo");
+    let active = "mio_selectors_connections_active{reactor=\"0\"}";
+    scrape_until(metrics, active, 0);
+    let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+    for c in &mut clients {
+        c.write_all(b"Message 1 from client.").unwrap();
+        let mut back = [0u8; 22];
+        c.read_exact(&mut back).unwrap();
+    }
+    let text = scrape_until(metrics, active, 4);
+    assert_eq!(
+        value(
+            &text,
+            "mio_selectors_connections_accepted_total{reactor=\"0\"}"
+        ),
+        4
+    );
+    assert_eq!(
+        value(&text, "mio_selectors_bytes_received_total{reactor=\"0\"}"),
+        88
+    );
+    assert_eq!(
+        value(&text, "mio_selectors_bytes_sent_total{reactor=\"0\"}"),
+        88
+    );
+    assert_eq!(
+        value(
+            &text,
+            "mio_selectors_slow_consumer_disconnects_total{reactor=\"0\"}"
+        ),
+        0
+    );
+    drop(clients.pop());
+    scrape_until(metrics, active, 3);
+    drop(clients);
+    let text = scrape_until(metrics, active, 0);
+    assert_eq!(
+        value(
+            &text,
+            "mio_selectors_connections_accepted_total{reactor=\"0\"}"
+        ),
+        4
+    );
+    stop(proc);
+}
+
+#[test]
+fn chatroom_serves_metrics_with_lines_relayed_and_deliveries() {
+    let (proc, addr, metrics) = example_with_metrics("chatroom");
+    let active = "mio_selectors_connections_active{reactor=\"0\"}";
+    let mut alice = util::chat::LineClient::join(addr);
+    let mut bob = util::chat::LineClient::join(addr);
+    let mut carol = util::chat::LineClient::join(addr);
+    scrape_until(metrics, active, 3);
+    alice.send("hello, room\n");
+    let want = format!("<{}> hello, room", alice.name);
+    past_notices(&mut bob, &want);
+    past_notices(&mut carol, &want);
+    let relayed = "mio_selectors_chat_lines_relayed_total{reactor=\"0\"}";
+    let text = scrape_until(metrics, relayed, 1);
+    assert_eq!(
+        value(&text, "mio_selectors_chat_deliveries_total{reactor=\"0\"}"),
+        2
+    );
+    assert!(text.contains("# TYPE mio_selectors_chat_deliveries_total counter\n"));
+    bob.send("hi alice\n");
+    past_notices(&mut alice, &format!("<{}> hi alice", bob.name));
+    let text = scrape_until(metrics, relayed, 2);
+    assert_eq!(
+        value(&text, "mio_selectors_chat_deliveries_total{reactor=\"0\"}"),
+        4
+    );
+    drop((alice, bob));
+    scrape_until(metrics, active, 1);
+    drop(carol);
+    scrape_until(metrics, active, 0);
+    stop(proc);
+}
