@@ -131,6 +131,29 @@ impl ByteBuf {
         &mut self.buf[self.end..self.end + want]
     }
 
+    /// Room for between 1 and `max` more bytes at the tail, as much as the
+    /// storage has: storage from `pool` if this buffer has none, the live
+    /// bytes moved to the front when the tail is under half the storage,
+    /// and growth only when there is no room at all. Reading into this
+    /// rather than into [`spare`](Self::spare)`(max)` keeps a buffer that
+    /// holds a partial message on its pooled storage.
+    pub(crate) fn spare_up_to(&mut self, max: usize, pool: &mut BufPool) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = pool.get();
+        }
+        let len = self.buf.len();
+        if self.start > 0 && len - self.end < len / 2 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == len {
+            return self.spare(max, pool);
+        }
+        let room = (len - self.end).min(max);
+        &mut self.buf[self.end..self.end + room]
+    }
+
     pub(crate) fn commit(&mut self, n: usize) {
         assert!(self.end + n <= self.buf.len(), "commit past the spare room");
         self.end += n;
@@ -427,6 +450,33 @@ mod tests {
         b.extend(b"!", &mut pool);
         a.append(&mut b, &mut pool);
         assert_eq!(a.as_slice(), b"xyz!");
+    }
+
+    #[test]
+    fn spare_up_to_stays_on_the_pooled_storage() {
+        let mut pool = BufPool::new(8, 32);
+        let mut b = ByteBuf::default();
+        assert_eq!(
+            b.spare_up_to(100, &mut pool).len(),
+            8,
+            "what the storage has"
+        );
+        b.commit(3);
+        assert_eq!(b.spare_up_to(100, &mut pool).len(), 5);
+        assert_eq!(
+            b.spare_up_to(2, &mut pool).len(),
+            2,
+            "never more than asked"
+        );
+        b.commit(4);
+        b.consume(6); // one byte left, near the end: compacted
+        assert_eq!(b.spare_up_to(100, &mut pool).len(), 7);
+        assert_eq!(b.storage(), 8);
+        b.commit(7);
+        assert_eq!(b.len(), 8);
+        // Full: only now does it grow.
+        assert_eq!(b.spare_up_to(4, &mut pool).len(), 4);
+        assert!(b.storage() >= 12);
     }
 
     /// Takes `n` buffers at once and gives them all back, as a burst does.

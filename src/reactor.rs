@@ -29,6 +29,10 @@ use crate::{
     ListenOptions, ListenerId, PeerAddr, Result, SourceId, UdpId,
 };
 
+/// Longest [`Config::busy_poll`] accepted: a spin is meant to bridge a
+/// client's round trip, not to stand in for sleeping.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+
 /// Most metrics scrapes answered at once; more are refused (closed at once).
 const MAX_SCRAPES: usize = 16;
 
@@ -630,7 +634,7 @@ impl<H: Handler> Reactor<H> {
     /// One pass of the loop; `true` once shutdown has finished.
     fn turn(&mut self) -> Result<bool> {
         let timeout = self.poll_timeout();
-        match self.poll.poll(&mut self.events, timeout) {
+        match self.wait(timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
@@ -667,6 +671,31 @@ impl<H: Handler> Reactor<H> {
         self.settle();
         self.core.pool.trim(self.core.now);
         Ok(self.core.shutting_down && self.core.conns.is_empty())
+    }
+
+    /// Polls for events, blocking for up to `timeout`; with
+    /// [`Config::busy_poll`], first polls without blocking for up to that
+    /// long (never past `timeout`), so that a reply that comes soon is
+    /// seen without a sleep and a wake-up.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let spin = match self.core.config.busy_poll {
+            Some(spin) if timeout != Some(Duration::ZERO) => spin,
+            _ => return self.poll.poll(&mut self.events, timeout),
+        };
+        let spin = timeout.map_or(spin, |t| spin.min(t));
+        let start = Instant::now();
+        loop {
+            self.poll.poll(&mut self.events, Some(Duration::ZERO))?;
+            if !self.events.is_empty() {
+                return Ok(());
+            }
+            let spent = start.elapsed();
+            if spent >= spin {
+                let rest = timeout.map(|t| t.saturating_sub(spent));
+                return self.poll.poll(&mut self.events, rest);
+            }
+            std::hint::spin_loop();
+        }
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -991,7 +1020,10 @@ impl<H: Handler> Reactor<H> {
                 self.core.queue_ready(id); // fairness: the rest next pass
                 return;
             }
-            let spare = conn.inb.spare(want, pool);
+            // Into whatever room the buffer has (up to `want`): a partial
+            // line left in it does not make the buffer grow off the pool.
+            let spare = conn.inb.spare_up_to(want, pool);
+            let want = spare.len();
             match (&conn.stream).read(spare) {
                 Ok(0) => {
                     conn.eof = true;
@@ -1491,6 +1523,10 @@ fn check(c: &Config) -> Result<()> {
         (
             c.max_connections < 1 << 32,
             "max_connections must fit in 32 bits",
+        ),
+        (
+            c.busy_poll.is_none_or(|d| d <= MAX_BUSY_POLL),
+            "busy_poll must be at most 10 ms",
         ),
     ];
     match rules.into_iter().find(|(ok, _)| !ok) {
