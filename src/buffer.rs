@@ -196,7 +196,17 @@ impl ByteBuf {
 
 /// How long a spare buffer may sit unused in the pool before it goes back
 /// to the allocator.
-pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(250);
+pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(100);
+
+/// How many trim periods of demand the pool remembers: while busy, it
+/// keeps enough spares for the most buffers lent at once in any of the
+/// last `WINDOW` periods (two seconds).
+const WINDOW: usize = 20;
+
+/// How many trim periods of low demand mean that a burst is over (half a
+/// second: a busy closed-loop client can leave a reactor idle for a period
+/// or two between its rounds).
+const FALLEN: usize = 5;
 
 /// Spare buffers the pool keeps however long they sit unused, so that a
 /// reactor serving a trickle neither allocates per message nor wakes up
@@ -210,29 +220,39 @@ const KEEP: usize = 2;
 /// path allocation-free. Policy:
 ///
 /// - *Bound*: at most `max_bytes` of spare buffers; a buffer returned past
-///   it (or grown past the pool's size) goes back to the allocator.
-/// - *Shrink*: [`trim`](Self::trim), called once per loop pass, looks at
-///   the fewest spare buffers there were at any moment of the last
-///   [`TRIM_PERIOD`]: that many were not needed during the whole period, so
-///   they are freed (down to `KEEP`). The buffers a steady load cycles
-///   through are always taken at some point of a period, so they stay; a
-///   burst's surplus is gone at most two periods after the burst ends.
-///   While spare buffers are above `KEEP`, [`next_trim`](Self::next_trim)
-///   asks the loop to wake up for the trim even when it is otherwise idle.
+///   it (or grown past the pool's size) goes back to the system.
+/// - *Shrink*: the pool counts the buffers it has lent out and, per
+///   [`TRIM_PERIOD`], the most lent at once. [`trim`](Self::trim), called
+///   once per loop pass, compares the peak of the last `FALLEN` periods
+///   with the highest of the last `WINDOW`. Under a quarter of it, demand
+///   has fallen (a burst is over): spares beyond the recent need go at
+///   once, so a burst's memory is back `FALLEN` to `FALLEN + 1` periods
+///   after it ends (500–600 ms). Otherwise
+///   the pool keeps spares for the window's peak and lets any surplus over
+///   it go an eighth per period, so a busy load whose peak comes and goes
+///   keeps what it cycles through and allocates nothing. At least `KEEP`
+///   spares stay. While spares are above `KEEP`,
+///   [`next_trim`](Self::next_trim) asks the loop to wake up for the trim
+///   even when it is otherwise idle.
 pub(crate) struct BufPool {
     /// Spare buffers; only maps are kept (16 bytes a slot), a heap
     /// fallback goes back to the allocator.
     free: Vec<MmapMut>,
     size: usize,
     max_free: usize,
-    /// Fewest spare buffers since the last trim.
-    low: usize,
-    /// When the current trim period ends; `None` until the pool first holds
-    /// more than `KEEP` spare buffers.
+    /// Pool-sized buffers out of the pool now.
+    lent: usize,
+    /// Most lent at once since the current period began.
+    peak: usize,
+    /// The peaks of the last `WINDOW` periods, a ring.
+    peaks: [usize; WINDOW],
+    next_peak: usize,
+    /// When the current trim period ends; `None` while there is nothing
+    /// to trim (spares at or below `KEEP`).
     next_trim: Option<Instant>,
-    /// Buffers allocated by `get` on an empty pool, ever.
+    /// Buffers created by `get` on an empty pool, ever.
     allocated: u64,
-    /// Spare buffers given back to the allocator (past the cap or trimmed), ever.
+    /// Spare buffers given back to the system (past the cap or trimmed), ever.
     freed: u64,
 }
 
@@ -241,10 +261,13 @@ impl BufPool {
     pub(crate) fn new(size: usize, max_bytes: usize) -> Self {
         let max_free = max_bytes / size.max(1);
         BufPool {
-            free: Vec::with_capacity(max_free.min(1024)),
+            free: Vec::with_capacity(max_free.min(256)),
             size,
             max_free,
-            low: 0,
+            lent: 0,
+            peak: 0,
+            peaks: [0; WINDOW],
+            next_peak: 0,
             next_trim: None,
             allocated: 0,
             freed: 0,
@@ -252,13 +275,11 @@ impl BufPool {
     }
 
     fn get(&mut self) -> Storage {
+        self.lent += 1;
+        self.peak = self.peak.max(self.lent);
         match self.free.pop() {
-            Some(map) => {
-                self.low = self.low.min(self.free.len());
-                Storage::Mapped(map)
-            }
+            Some(map) => Storage::Mapped(map),
             None => {
-                self.low = 0;
                 self.allocated += 1;
                 Storage::new_pooled(self.size)
             }
@@ -266,49 +287,70 @@ impl BufPool {
     }
 
     fn put(&mut self, buf: Storage) {
-        // Grown buffers go back to the allocator, as do buffers past the cap.
+        if buf.len() != self.size {
+            return; // grown onto the heap: not the pool's
+        }
+        self.lent = self.lent.saturating_sub(1);
+        // Buffers past the cap go back to the system, as do heap fallbacks.
         match buf {
-            Storage::Mapped(map) if map.len() == self.size && self.free.len() < self.max_free => {
-                self.free.push(map)
-            }
-            _ if buf.len() == self.size => self.freed += 1,
-            _ => {}
+            Storage::Mapped(map) if self.free.len() < self.max_free => self.free.push(map),
+            _ => self.freed += 1,
         }
     }
 
-    /// Frees the spare buffers that were not needed during the last trim
-    /// period, if it has ended by `now`. Cheap when it has not: one compare.
+    /// Ends the current trim period if it is over by `now`, and frees the
+    /// spares that the last `WINDOW` periods did not need. Cheap when the
+    /// period is not over: one compare.
     pub(crate) fn trim(&mut self, now: Instant) {
-        match self.next_trim {
-            Some(due) if now < due => return,
-            Some(_) => {
-                let unused = self.low.min(self.free.len().saturating_sub(KEEP));
-                if unused > 0 {
-                    self.free.truncate(self.free.len() - unused);
-                    self.freed += unused as u64;
-                    log::debug!(
-                        "buffer pool: {unused} spare buffers unused for {TRIM_PERIOD:?} freed, {} kept",
-                        self.free.len()
-                    );
-                    if self.free.len() <= KEEP {
-                        // The burst is over. Swap the kept buffers for fresh
-                        // maps, whose pages are not resident until touched,
-                        // and let go of the stack's own room.
-                        let kept = self.free.len();
-                        self.free.clear();
-                        self.free.shrink_to(KEEP);
-                        for _ in 0..kept {
-                            match MmapOptions::new().len(self.size).map_anon() {
-                                Ok(map) => self.free.push(map),
-                                Err(_) => self.freed += 1,
-                            }
+        if self.next_trim.is_some_and(|due| now < due) {
+            return;
+        }
+        if self.next_trim.is_some() {
+            self.peaks[self.next_peak] = self.peak;
+            self.next_peak = (self.next_peak + 1) % WINDOW;
+            self.peak = self.lent;
+            let needed = self.peaks.iter().copied().max().unwrap_or(0);
+            let recent = (1..=FALLEN)
+                .map(|back| self.peaks[(self.next_peak + WINDOW - back) % WINDOW])
+                .max()
+                .unwrap_or(0);
+            let (keep, unused) = if recent * 4 <= needed {
+                // Demand stayed under a quarter of the window's peak for
+                // FALLEN periods: a burst is over, free what those periods
+                // did not need at once.
+                let keep = recent.saturating_sub(self.lent).max(KEEP);
+                (keep, self.free.len().saturating_sub(keep))
+            } else {
+                // Busy: keep the window's peak, and let a surplus over it
+                // go an eighth at a time, so that a load whose peak comes
+                // and goes does not free what it takes again.
+                let keep = needed.saturating_sub(self.lent).max(KEEP);
+                let over = self.free.len().saturating_sub(keep);
+                (keep, over.div_ceil(8))
+            };
+            if unused > 0 {
+                self.free.truncate(self.free.len() - unused);
+                self.freed += unused as u64;
+                log::debug!(
+                    "buffer pool: {unused} spare buffers freed, {} kept (wanted {keep})",
+                    self.free.len()
+                );
+                if self.free.len() <= KEEP {
+                    // The burst is over. Swap the kept buffers for fresh
+                    // maps, whose pages are not resident until touched,
+                    // and let go of the stack's own room.
+                    let kept = self.free.len();
+                    self.free.clear();
+                    self.free.shrink_to(KEEP);
+                    for _ in 0..kept {
+                        match MmapOptions::new().len(self.size).map_anon() {
+                            Ok(map) => self.free.push(map),
+                            Err(_) => self.freed += 1,
                         }
                     }
                 }
             }
-            None => {}
         }
-        self.low = self.free.len();
         self.next_trim = (self.free.len() > KEEP).then(|| now + TRIM_PERIOD);
     }
 
@@ -321,6 +363,11 @@ impl BufPool {
     /// Bytes held in spare buffers.
     pub(crate) fn spare_bytes(&self) -> usize {
         self.free.len() * self.size
+    }
+
+    /// Pool-sized buffers lent out now.
+    pub(crate) fn lent(&self) -> usize {
+        self.lent
     }
 
     /// Buffers allocated on an empty pool and spare buffers freed, ever.
@@ -496,43 +543,56 @@ mod tests {
     }
 
     #[test]
-    fn pool_frees_a_bursts_surplus_within_two_periods() {
-        let t0 = Instant::now();
+    fn pool_frees_a_bursts_surplus_once_the_window_has_passed() {
+        let mut now = Instant::now();
         let mut pool = BufPool::new(8, 1024);
         burst(&mut pool, 100);
-        pool.trim(t0); // the pass that ended the burst starts a period
+        pool.trim(now); // the pass that ended the burst starts a period
         assert_eq!(pool.spare_bytes(), 800);
-        assert_eq!(pool.next_trim(), Some(t0 + TRIM_PERIOD));
-        pool.trim(t0 + TRIM_PERIOD / 2); // not due: nothing happens
+        assert_eq!(pool.next_trim(), Some(now + TRIM_PERIOD));
+        pool.trim(now + TRIM_PERIOD / 2); // not due: nothing happens
         assert_eq!(pool.spare_bytes(), 800);
-        pool.trim(t0 + TRIM_PERIOD); // untouched for a whole period
-        assert_eq!(pool.free.len(), KEEP);
+        let mut periods = 0;
+        while pool.free.len() > KEEP {
+            now += TRIM_PERIOD;
+            pool.trim(now);
+            periods += 1;
+            assert!(periods <= FALLEN + 1, "still {} spares", pool.free.len());
+        }
         assert_eq!(pool.next_trim(), None, "nothing left to trim: no wake-ups");
         assert_eq!(pool.churn(), (100, 100 - KEEP as u64));
     }
 
     #[test]
-    fn pool_keeps_what_a_steady_load_cycles_through() {
+    fn pool_keeps_what_a_fluctuating_steady_load_cycles_through() {
         let mut now = Instant::now();
         let mut pool = BufPool::new(8, 1024);
         burst(&mut pool, 50);
         pool.trim(now);
-        // A steady load that needs 20 at a time, for many periods.
-        for _ in 0..10 {
-            for _ in 0..5 {
-                burst(&mut pool, 20);
-                now += TRIM_PERIOD / 4;
-                pool.trim(now);
+        // A steady load that needs 10 to 20 at a time, for many periods:
+        // its peak of 20 comes once per window, not in every period.
+        let mut settled = 0;
+        for round in 0..60 {
+            if round == 2 * WINDOW {
+                settled = pool.churn().0;
             }
+            let need = if round % WINDOW == 0 {
+                20
+            } else {
+                10 + round % 7
+            };
+            burst(&mut pool, need);
+            now += TRIM_PERIOD;
+            pool.trim(now);
         }
         assert_eq!(pool.free.len(), 20, "the surplus over 20 went back");
         let (allocated, _) = pool.churn();
-        assert_eq!(allocated, 50, "no allocation once the load was steady");
-        // The load stops: within two periods only KEEP remain.
-        now += TRIM_PERIOD;
-        pool.trim(now);
-        now += TRIM_PERIOD;
-        pool.trim(now);
+        assert_eq!(allocated, settled, "no allocation once the load was steady");
+        // The load stops: FALLEN quiet periods later only KEEP remain.
+        for _ in 0..=FALLEN {
+            now += TRIM_PERIOD;
+            pool.trim(now);
+        }
         assert_eq!(pool.free.len(), KEEP);
     }
 

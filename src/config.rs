@@ -75,11 +75,13 @@ pub struct Config {
     pub udp_queue: usize,
     /// Most bytes of spare `read_chunk`-sized buffers kept per reactor for
     /// reuse, so that the hot path does not allocate. Past it a returned
-    /// buffer goes back to the operating system; and spares left unused for
-    /// a quarter of a second go back too, so the memory a burst took returns
-    /// within half a second of the burst ending. Counted in whole buffers;
-    /// what is resident is only the pages that were touched. Default
-    /// 64 MiB (1,024 buffers of 64 KiB).
+    /// buffer goes back to the operating system; and the pool keeps only as
+    /// many spares as the most buffers lent at once in the last half
+    /// second, so the memory a burst took returns within 600 ms of the
+    /// burst ending. Counted in whole buffers; what is resident is only the
+    /// pages that were touched. Default 128 MiB (2,048 buffers of 64 KiB:
+    /// 1,000 connections each holding part of a message in and its echo
+    /// out need 2,000).
     pub pool_bytes: usize,
     /// Busy polling: before the loop would block waiting for events, poll
     /// without blocking for up to this long first. A reply that arrives
@@ -109,7 +111,7 @@ impl Default for Config {
             keepalive: None,
             connect_timeout: Duration::from_secs(10),
             udp_queue: 1024 * 1024,
-            pool_bytes: 64 * 1024 * 1024,
+            pool_bytes: 128 * 1024 * 1024,
             busy_poll: None,
         }
     }

@@ -120,6 +120,7 @@ impl<D> Core<D> {
             s.input_pending_max = s.input_pending_max.max(conn.inb.len() as u64);
         }
         s.pool_spare_bytes = self.pool.spare_bytes() as u64;
+        s.pool_lent = self.pool.lent() as u64;
         (s.pool_allocations, s.pool_frees) = self.pool.churn();
         s
     }

@@ -381,6 +381,7 @@ impl Metrics {
             output_pending_peak: self.output_peak,
             input_pending_max: 0,
             pool_spare_bytes: 0,
+            pool_lent: 0,
             pool_allocations: 0,
             pool_frees: 0,
             loop_passes: self.passes,
@@ -429,6 +430,8 @@ pub struct Snapshot {
     pub input_pending_max: u64,
     /// Bytes of spare buffers the pool holds for reuse.
     pub pool_spare_bytes: u64,
+    /// Pool buffers lent out now (held by connections).
+    pub pool_lent: u64,
     /// Buffers the pool had to create since the start.
     pub pool_allocations: u64,
     /// Spare buffers the pool gave back since the start (past its cap, or

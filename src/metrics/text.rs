@@ -191,6 +191,13 @@ pub fn render(snapshots: &[Snapshot]) -> String {
             |s| s.pool_spare_bytes,
         ),
         one(
+            "mio_selectors_buffer_pool_lent_buffers",
+            "Pool buffers lent out now (held by connections).",
+            Gauge,
+            true,
+            |s| s.pool_lent,
+        ),
+        one(
             "mio_selectors_buffer_pool_allocations_total",
             "Buffers the pool had to create.",
             Counter,

@@ -1,7 +1,7 @@
 //! Our echo: the Reactor with the handler of `examples/multiconn_echo.rs`
 //! (`cx.send_from(id, inb)`), plus a counting allocator.
 //!
-//! `ours_echo [HOST PORT] [--alloc-report FILE] [--busy-poll-us N]`
+//! `ours_echo [HOST PORT] [--alloc-report FILE] [--busy-poll-us N] [--metrics HOST:PORT]`
 //! (`Config::busy_poll`, off by default): prints `listening on ADDR`,
 //! stops on SIGTERM/SIGINT and then prints `allocs=N bytes=M` on stderr. With
 //! `--alloc-report`, each SIGUSR1 writes a snapshot `seq=K allocs=N bytes=M`
@@ -49,6 +49,10 @@ fn main() -> ExitCode {
     let result = Reactor::new(Echo, config).and_then(|mut reactor| {
         let id = reactor.listen((host.as_str(), port))?;
         let addr = reactor.local_addr(id)?;
+        if let Some(m) = mio_selectors_bench::flag("--metrics") {
+            let m = reactor.serve_metrics(m.as_str())?;
+            eprintln!("metrics on http://{m}/metrics");
+        }
         reactor.stop_on_signals()?;
         mio_selectors_bench::say_listening(addr);
         reactor.run()
