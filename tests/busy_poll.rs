@@ -64,21 +64,6 @@ fn busy_poll_past_10_ms_is_refused() {
     struct App;
     impl mio_selectors::Handler for App {
         type Data = ();
-        fn accept_wrapper(
-            &mut self,
-            _: &mut mio_selectors::Context<'_, ()>,
-            _: mio_selectors::ConnId,
-            _: &mio_selectors::PeerAddr,
-        ) -> Option<()> {
-            None
-        }
-        fn service_connection(
-            &mut self,
-            _: &mut mio_selectors::Context<'_, ()>,
-            _: mio_selectors::ConnId,
-            _: &mut mio_selectors::InBuf,
-        ) {
-        }
     }
     let config = Config {
         busy_poll: Some(Duration::from_millis(11)),

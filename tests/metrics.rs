@@ -150,6 +150,7 @@ impl mio_selectors::Handler for Echo {
         &mut self,
         cx: &mut mio_selectors::Context<'_, ()>,
         id: mio_selectors::ConnId,
+        _: &mut (),
         inb: &mut mio_selectors::InBuf,
     ) {
         let _ = cx.send_from(id, inb);

@@ -27,7 +27,7 @@ pub struct Config {
     /// While it is full the connection is not read; if the handler consumes
     /// nothing from a full buffer, the connection is closed with
     /// [`CloseReason::InputOverflow`](crate::CloseReason::InputOverflow).
-    /// Default 64 KiB.
+    /// At most 4 GiB. Default 64 KiB.
     pub max_inb: usize,
     /// Pending output above which a connection is no longer read (TCP then
     /// pushes back on the peer). Default 64 KiB.
@@ -37,7 +37,7 @@ pub struct Config {
     /// Hard cap on pending output per connection. A
     /// [`send`](crate::Context::send) that would pass it closes the
     /// connection with [`CloseReason::OutputOverflow`](crate::CloseReason::OutputOverflow)
-    /// (a slow consumer). Default 1 MiB.
+    /// (a slow consumer). At most 4 GiB. Default 1 MiB.
     pub max_outb: usize,
     /// Most connections at once; past it new connections are accepted and
     /// closed at once, with a warning in the log. Default 100,000.

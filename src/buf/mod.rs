@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use memmap2::{MmapMut, MmapOptions};
 
+mod outbuf;
+
+pub(crate) use outbuf::OutBuf;
+
 /// The bytes behind a [`ByteBuf`]: none (an empty `Vec`), a pool-sized map,
 /// or a heap `Vec` (grown past the pool's size, or a map was refused). Both
 /// are zero-filled when made, so the buffer stays fully initialised.
@@ -76,13 +80,30 @@ impl DerefMut for Storage {
 #[derive(Default)]
 pub(crate) struct ByteBuf {
     buf: Storage,
-    start: usize,
-    end: usize,
+    // u32, not usize: 8 bytes less in every connection (twice: `inb` and
+    // `outb`), which the 256-byte idle budget needs. The reactor's config
+    // check keeps `max_inb` and `max_outb`, the most a buffer holds, under
+    // 4 GiB.
+    start: u32,
+    end: u32,
+}
+
+/// `n` as an index into a buffer; buffers hold less than 4 GiB (see `ByteBuf`).
+fn idx(n: usize) -> u32 {
+    u32::try_from(n).expect("a buffer holds less than 4 GiB (Config check)")
 }
 
 impl ByteBuf {
+    fn start(&self) -> usize {
+        self.start as usize
+    }
+
+    fn end(&self) -> usize {
+        self.end as usize
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -90,12 +111,12 @@ impl ByteBuf {
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start()..self.end()]
     }
 
     pub(crate) fn consume(&mut self, n: usize) {
         assert!(n <= self.len(), "consume past the end of the buffer");
-        self.start += n;
+        self.start += n as u32; // n <= len, which fits
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -107,28 +128,36 @@ impl ByteBuf {
         self.end = 0;
     }
 
+    /// Moves the live bytes to the front.
+    fn compact(&mut self) {
+        let (start, end) = (self.start(), self.end());
+        self.buf.copy_within(start..end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+
     /// Room for `want` more bytes at the tail, storage from `pool` if this
     /// buffer has none.
     pub(crate) fn spare(&mut self, want: usize, pool: &mut BufPool) -> &mut [u8] {
         if self.buf.is_empty() {
             self.buf = pool.get();
         }
-        if self.buf.len() - self.end < want {
+        if self.buf.len() - self.end() < want {
             // Move live bytes to the front before growing.
             if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+                self.compact();
             }
-            if self.buf.len() - self.end < want {
+            if self.buf.len() - self.end() < want {
                 // Grow onto the heap; a pool-sized buffer goes back to the pool.
-                let need = self.end + want;
+                let end = self.end();
+                let need = end + want;
                 let mut grown = vec![0; need.max(self.buf.len() * 2)];
-                grown[..self.end].copy_from_slice(&self.buf[..self.end]);
+                grown[..end].copy_from_slice(&self.buf[..end]);
                 pool.put(std::mem::replace(&mut self.buf, Storage::Heap(grown)));
             }
         }
-        &mut self.buf[self.end..self.end + want]
+        let end = self.end();
+        &mut self.buf[end..end + want]
     }
 
     /// Room for between 1 and `max` more bytes at the tail, as much as the
@@ -142,21 +171,23 @@ impl ByteBuf {
             self.buf = pool.get();
         }
         let len = self.buf.len();
-        if self.start > 0 && len - self.end < len / 2 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if self.start > 0 && len - self.end() < len / 2 {
+            self.compact();
         }
-        if self.end == len {
+        let end = self.end();
+        if end == len {
             return self.spare(max, pool);
         }
-        let room = (len - self.end).min(max);
-        &mut self.buf[self.end..self.end + room]
+        let room = (len - end).min(max);
+        &mut self.buf[end..end + room]
     }
 
     pub(crate) fn commit(&mut self, n: usize) {
-        assert!(self.end + n <= self.buf.len(), "commit past the spare room");
-        self.end += n;
+        assert!(
+            self.end() + n <= self.buf.len(),
+            "commit past the spare room"
+        );
+        self.end = idx(self.end() + n);
     }
 
     pub(crate) fn extend(&mut self, data: &[u8], pool: &mut BufPool) {
@@ -395,7 +426,7 @@ impl BufPool {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mio_selectors::PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         // Echo whole lines only; keep a partial line for later.
 ///         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
 ///             let _ = cx.send(id, &inb[..=end]);
