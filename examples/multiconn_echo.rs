@@ -40,6 +40,9 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long)]
     max_per_ip: Option<usize>,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 struct Echo;
@@ -88,10 +91,11 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
-    common::serve(
+    common::serve_with_metrics(
         "multiconn_echo",
         Reactor::new(Echo, config),
         &args.host,
         args.port,
+        args.metrics,
     )
 }

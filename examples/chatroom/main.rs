@@ -70,6 +70,9 @@ struct Args {
     /// (1 to 64 of A-Z a-z 0-9 _ . -).
     #[arg(long, value_name = "NAME", default_value = "lobby", value_parser = parse_room)]
     room: String,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
@@ -110,7 +113,13 @@ fn main() -> ExitCode {
     let server = ChatServer::new(config);
     let Some(url) = args.redis else {
         let reactor = Reactor::new(server, reactor_config);
-        return common::serve("chatroom", reactor, &args.host, args.port);
+        return common::serve_with_metrics(
+            "chatroom",
+            reactor,
+            &args.host,
+            args.port,
+            args.metrics,
+        );
     };
     // With --redis the readiness line waits for the link (a few seconds at
     // most): a client that comes at once is in the shared room at once.
@@ -118,7 +127,11 @@ fn main() -> ExitCode {
         .map_err(Box::<dyn std::error::Error>::from)
         .and_then(|mut reactor| {
             let id = reactor.listen((args.host.as_str(), args.port))?;
-            let ready = format!("listening on {}", reactor.local_addr(id)?);
+            let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+            if let Some(addr) = args.metrics {
+                let bound = reactor.serve_metrics(addr)?;
+                ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+            }
             let mut fed = Federation::new(url, &args.room, ready, Client::redis);
             reactor.with_context(|cx| fed.start(cx));
             reactor.handler_mut().set_federation(fed);

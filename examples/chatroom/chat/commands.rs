@@ -35,7 +35,8 @@ impl ChatServer {
                 return self.apply(cx, actions, Some((id, client)));
             }
             let name = &client.name;
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            let delivered = cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            self.count_relay(cx, delivered);
             return;
         };
         let (word, arg) = command

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use mio_selectors::codec::{Decoder, LineCodec};
+use mio_selectors::metrics::Counter;
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
@@ -60,6 +61,9 @@ pub struct ChatServer {
     pub(super) nicks: HashMap<String, ConnId>,
     /// `--redis`: the room is shared with other processes.
     pub(super) fed: Option<Federation<Client>>,
+    /// `chat_lines_relayed_total` and `chat_deliveries_total` in the
+    /// reactor's metrics, registered on the first line relayed.
+    counters: Option<(Counter, Counter)>,
 }
 
 impl ChatServer {
@@ -70,6 +74,28 @@ impl ChatServer {
             clients: 0,
             nicks: HashMap::new(),
             fed: None,
+            counters: None,
+        }
+    }
+
+    /// Counts one chat line relayed to `delivered` members, in the
+    /// application metrics that `--metrics` serves.
+    pub(super) fn count_relay(&mut self, cx: &mut Context<'_, Client>, delivered: usize) {
+        if self.counters.is_none() {
+            let m = cx.metrics();
+            let lines = m.counter(
+                "chat_lines_relayed_total",
+                "Chat lines relayed to the room.",
+            );
+            let deliveries = m.counter(
+                "chat_deliveries_total",
+                "Chat lines queued to members (one per recipient).",
+            );
+            self.counters = lines.ok().zip(deliveries.ok());
+        }
+        if let Some((lines, deliveries)) = self.counters {
+            cx.metrics().add(lines, 1);
+            cx.metrics().add(deliveries, delivered as u64);
         }
     }
 
