@@ -57,6 +57,7 @@ mod context;
 mod endpoint;
 mod error;
 mod events;
+pub mod group;
 mod handle;
 mod handler;
 mod id;
