@@ -35,19 +35,23 @@
 //! [`join`](RunningGroup::join) returns the first failure: a panic as
 //! [`Error::ReactorPanicked`].
 
-// The mailbox and the group limits are wired into the loop by the next step.
+// The mailbox, the member state and the group limits are wired into the
+// loop by the next step.
 mod bind;
 #[allow(dead_code)]
 mod limits;
 #[allow(dead_code)]
 mod mailbox;
+#[allow(dead_code)]
+mod member;
+mod message;
 
 use std::any::Any;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 
 use mio::net::TcpListener;
@@ -56,12 +60,15 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::{Config, Error, Handle, Handler, ListenOptions, Reactor, Result};
 
+pub use limits::{Quota, QuotaPermit};
+pub use mailbox::{MailStats, SendError};
+pub use message::{GroupConnId, Message};
+
 #[allow(unused_imports)]
 pub(crate) use limits::{Admission, Permit, Refused};
-pub use limits::{Quota, QuotaPermit};
+pub(crate) use mailbox::{Lanes, Wake};
 #[allow(unused_imports)]
-pub(crate) use mailbox::{Lanes, Post, Wake};
-pub use mailbox::{MailStats, SendError};
+pub(crate) use member::{Envelope, Member, Route};
 
 const DONE: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -333,20 +340,28 @@ impl ReactorGroup {
         F: Fn(usize) -> H + Send + Sync + 'static,
     {
         let ReactorGroup {
+            options,
             n,
             config,
             listeners,
             poll,
             signals,
-            ..
         } = self;
+        let shared = Arc::new(GroupShared {
+            handles: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+            lanes: Lanes::new(n, options.mailbox_capacity),
+            admission: Arc::new(Admission::new(n, config.max_connections, config.max_per_ip)),
+            mode: options.accept,
+        });
         let factory = Arc::new(factory);
         let waker = Arc::new(Waker::new(poll.registry(), DONE)?);
         let (tx, rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(n);
         for (i, socks) in listeners.into_iter().enumerate() {
-            let member = Member {
+            let seat = Seat {
                 index: i,
+                shared: Arc::clone(&shared),
                 config: config.clone(),
                 listeners: socks,
                 events: tx.clone(),
@@ -355,7 +370,7 @@ impl ReactorGroup {
             let factory = Arc::clone(&factory);
             let spawned = thread::Builder::new()
                 .name(format!("reactor-{i}"))
-                .spawn(move || member.run(move |i| factory(i)));
+                .spawn(move || seat.run(move |i| factory(i)));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -368,7 +383,7 @@ impl ReactorGroup {
         drop(tx);
         let mut running = RunningGroup {
             handles: Vec::with_capacity(n),
-            shared: None,
+            shared,
             threads,
             events: rx,
             poll,
@@ -422,18 +437,20 @@ enum Event {
 }
 
 /// What one member thread needs to build and run its reactor.
-struct Member {
+struct Seat {
     index: usize,
+    shared: Arc<GroupShared>,
     config: Config,
     listeners: Vec<TcpListener>,
     events: Sender<Event>,
     waker: Arc<Waker>,
 }
 
-impl Member {
+impl Seat {
     fn run<H: Handler>(self, factory: impl FnOnce(usize) -> H) {
-        let Member {
+        let Seat {
             index,
+            shared,
             config,
             listeners,
             events,
@@ -442,6 +459,7 @@ impl Member {
         let ready = events.clone();
         let outcome = panic::catch_unwind(AssertUnwindSafe(move || -> Result<()> {
             let mut reactor = Reactor::new(factory(index), config)?;
+            shared.lanes.set_waker(index, Box::new(reactor.handle()));
             for sock in listeners {
                 reactor.add_listener(sock)?;
             }
@@ -471,15 +489,20 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-struct GroupShared {
-    handles: Vec<Handle>,
+/// What the reactors of a group share.
+pub(crate) struct GroupShared {
+    /// Every reactor's handle, once all have started.
+    handles: OnceLock<Vec<Handle>>,
     stopping: AtomicBool,
+    pub(crate) lanes: Arc<Lanes<Envelope>>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) mode: AcceptMode,
 }
 
 impl GroupShared {
-    fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        for h in &self.handles {
+        for h in self.handles.get().into_iter().flatten() {
             h.stop();
         }
     }
@@ -533,7 +556,7 @@ impl GroupHandle {
 
     /// How many reactors the group has.
     pub fn reactors(&self) -> usize {
-        self.shared.handles.len()
+        self.shared.admission.loads().len()
     }
 
     /// Reactor `index`'s own [`Handle`], to hand it work.
@@ -542,7 +565,20 @@ impl GroupHandle {
     ///
     /// If `index` is not below [`reactors`](Self::reactors).
     pub fn reactor(&self, index: usize) -> &Handle {
-        &self.shared.handles[index]
+        &self.shared.handles.get().expect("started")[index]
+    }
+
+    /// Connections open on each reactor now (counted at admission and
+    /// release, so a stream being handed over counts on its receiver).
+    pub fn connections(&self) -> Vec<usize> {
+        self.shared.admission.loads()
+    }
+
+    /// Each reactor's mailbox counters: messages, batches and wake-ups.
+    pub fn mail_stats(&self) -> Vec<MailStats> {
+        (0..self.reactors())
+            .map(|i| self.shared.lanes.stats(i))
+            .collect()
     }
 }
 
@@ -551,7 +587,7 @@ impl GroupHandle {
 pub struct RunningGroup {
     /// Handles of the reactors that reported ready, by index.
     handles: Vec<Option<Handle>>,
-    shared: Option<Arc<GroupShared>>,
+    shared: Arc<GroupShared>,
     threads: Vec<JoinHandle<()>>,
     events: Receiver<Event>,
     poll: Poll,
@@ -590,10 +626,10 @@ impl RunningGroup {
         }
         if self.done == 0 && ready == n {
             let handles = self.handles.iter().flatten().cloned().collect();
-            self.shared = Some(Arc::new(GroupShared {
-                handles,
-                stopping: AtomicBool::new(false),
-            }));
+            let _ = self.shared.handles.set(handles);
+            if self.shared.stopping.load(Ordering::Acquire) {
+                self.shared.stop(); // stopped while starting
+            }
             return Ok(());
         }
         // Some reactor did not start: stop those that did, wait for all.
@@ -615,7 +651,7 @@ impl RunningGroup {
     /// A `Send + Clone` handle that stops the whole group.
     pub fn handle(&self) -> GroupHandle {
         GroupHandle {
-            shared: Arc::clone(self.shared.as_ref().expect("started")),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -630,12 +666,10 @@ impl RunningGroup {
                 }
             }
         }
-        if let Some(shared) = &self.shared {
-            if !shared.stopping.load(Ordering::Acquire) {
-                log::info!("reactor-{index} ended: stopping the group");
-            }
-            shared.stop();
+        if !self.shared.stopping.load(Ordering::Acquire) {
+            log::info!("reactor-{index} ended: stopping the group");
         }
+        self.shared.stop();
     }
 
     /// Supervises the group until every reactor has stopped: stops all of
