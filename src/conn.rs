@@ -126,6 +126,8 @@ pub(crate) struct Conn<D> {
     pub(crate) queued: bool,
     /// In the reactor's flush list for this pass.
     pub(crate) dirty: bool,
+    /// Its share of a group's limits, given back when the connection is dropped.
+    pub(crate) permit: Option<crate::group::Permit>,
 }
 
 impl<D> Conn<D> {
@@ -151,6 +153,7 @@ impl<D> Conn<D> {
             counted: false,
             queued: false,
             dirty: false,
+            permit: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct Core<D> {
     pub(crate) next_gen: u32,
     /// Accepted connections per peer IP, kept only with `config.max_per_ip`.
     pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
+    /// This reactor's membership of a group, if it belongs to one.
+    pub(crate) member: Option<Box<crate::group::Member>>,
 }
 
 impl<D> Core<D> {

@@ -134,6 +134,20 @@ pub trait Handler {
         let _ = (cx, conn, tag);
     }
 
+    /// A [`Message`](crate::group::Message) from reactor `from` of the
+    /// [`ReactorGroup`](crate::group::ReactorGroup) (this reactor's own
+    /// index for one it sent itself), sent with
+    /// [`Context::post`](crate::Context::post). Messages from one reactor
+    /// arrive in the order sent.
+    fn on_message(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        from: usize,
+        msg: crate::group::Message,
+    ) {
+        let _ = (cx, from, msg);
+    }
+
     /// [`Handle::stop`](crate::Handle::stop) was called: the listeners are
     /// closed already, and every connection will be flushed and closed
     /// after this returns. Queue any farewell here.

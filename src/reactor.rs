@@ -20,6 +20,7 @@ use crate::buffer::BufPool;
 use crate::conn::{later, State};
 use crate::context::{Core, Timer};
 use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
+use crate::group::{Envelope, Member, Route};
 use crate::handle::Shared;
 use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
 use crate::listen::bind_unix;
@@ -110,6 +111,11 @@ pub struct Reactor<H: Handler> {
     full_logged: bool,
     /// `accept` is failing (out of descriptors): warned once already.
     accept_failing: bool,
+    /// Mail from other reactors of the group, taken out of the mailbox.
+    mail: Vec<(usize, Envelope)>,
+    /// Accepting the last queued connections before the listeners close:
+    /// serve them here, hand nothing over.
+    draining: bool,
 }
 
 /// Hidden-doc boilerplate: a handler that does nothing, for the examples below.
@@ -172,6 +178,7 @@ impl<H: Handler> Reactor<H> {
                 shutting_down: false,
                 next_gen: 1,
                 per_ip: Default::default(),
+                member: None,
             },
             poll,
             signals: None,
@@ -181,6 +188,8 @@ impl<H: Handler> Reactor<H> {
             udp_buf: Vec::new(),
             full_logged: false,
             accept_failing: false,
+            mail: Vec::new(),
+            draining: false,
         })
     }
 
@@ -544,6 +553,35 @@ impl<H: Handler> Reactor<H> {
         Ok(())
     }
 
+    /// Makes this reactor a member of a group (before it runs).
+    pub(crate) fn join_group(&mut self, member: Member) {
+        self.core.member = Some(Box::new(member));
+    }
+
+    /// Delivers the group's mail: messages to the handler, streams handed
+    /// over to be registered and served here.
+    fn take_mail(&mut self) {
+        let Some(member) = self.core.member.as_mut() else {
+            return;
+        };
+        let mut mail = mem::take(&mut self.mail);
+        member.receive(&mut mail);
+        for (from, envelope) in mail.drain(..) {
+            match envelope {
+                Envelope::Msg(msg) => {
+                    let cx = &mut Context {
+                        core: &mut self.core,
+                    };
+                    self.handler.on_message(cx, from, msg);
+                }
+                Envelope::Adopt(stream, peer, permit) => {
+                    self.admit_with(stream, peer, Some(permit))
+                }
+            }
+        }
+        self.mail = mail;
+    }
+
     /// One pass of the loop; `true` once shutdown has finished.
     fn turn(&mut self) -> Result<bool> {
         let timeout = self.poll_timeout();
@@ -564,6 +602,9 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = events;
+        if self.core.member.as_ref().is_some_and(|m| m.has_mail()) {
+            self.take_mail();
+        }
         if self.core.handle.is_stopping() && !self.core.shutting_down {
             self.begin_shutdown();
         }
@@ -579,6 +620,11 @@ impl<H: Handler> Reactor<H> {
         // 3. Deadlines, then write and close until nothing is left to do.
         self.expire();
         self.settle();
+        // What this pass sent other reactors: one batch and at most one
+        // wake-up per destination.
+        if let Some(member) = self.core.member.as_mut() {
+            member.flush();
+        }
         Ok(self.core.shutting_down && self.core.conns.is_empty())
     }
 
@@ -589,7 +635,12 @@ impl<H: Handler> Reactor<H> {
             Endpoint::Udp(u) => u.readable,
             Endpoint::Fd { .. } => false,
         });
-        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || due {
+        let mail = self
+            .core
+            .member
+            .as_ref()
+            .is_some_and(|m| m.must_not_block());
+        if !self.core.ready.is_empty() || !self.core.dirty.is_empty() || due || mail {
             return Some(Duration::ZERO);
         }
         let deadline = [
@@ -742,6 +793,20 @@ impl<H: Handler> Reactor<H> {
 
     fn begin_shutdown(&mut self) {
         log::info!("shutting down");
+        if let Some(member) = &self.core.member {
+            member.stop_group(); // a group stops as one
+        }
+        // Closing a listener resets the connections still in its accept
+        // queue (with SO_REUSEPORT they are not moved to another listener):
+        // take them in first, to be told of the shutdown like the others.
+        for (_, e) in self.core.endpoints.iter_mut() {
+            if let Endpoint::Listener(l) = e {
+                l.ready = true;
+            }
+        }
+        self.draining = true;
+        self.accept_all();
+        self.draining = false;
         self.core.shutting_down = true;
         // Stop accepting and serving datagrams; dropping a Unix listener
         // removes its socket file.
@@ -813,8 +878,32 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Registers an accepted socket and asks the handler about it.
+    /// Serves an accepted socket here, or in a group hands it to the
+    /// reactor that should serve it.
     fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+        let Some(member) = self.core.member.as_mut() else {
+            return self.admit_with(stream, peer, None);
+        };
+        match member.route(stream, peer, self.draining) {
+            Route::Here(stream, peer, permit) => self.admit_with(stream, peer, Some(permit)),
+            Route::Sent(to) => log::trace!("accepted connection handed to reactor-{to}"),
+            Route::Refused(why) => {
+                // Dropping the stream closes it; one line per burst, not per client.
+                if !mem::replace(&mut self.full_logged, true) {
+                    log::warn!("refusing a connection: {why}");
+                }
+            }
+        }
+    }
+
+    /// Registers an accepted socket (counted by `permit` in a group) and
+    /// asks the handler about it.
+    fn admit_with(
+        &mut self,
+        stream: crate::stream::Stream,
+        peer: PeerAddr,
+        permit: Option<crate::group::Permit>,
+    ) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);
@@ -838,6 +927,9 @@ impl<H: Handler> Reactor<H> {
         };
         self.full_logged = false;
         log::debug!("{id}: accepted {peer}");
+        if let Some(conn) = self.core.get_mut(id) {
+            conn.permit = permit;
+        }
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             *self.core.per_ip.entry(ip).or_insert(0) += 1;
             if let Some(conn) = self.core.get_mut(id) {
@@ -852,6 +944,10 @@ impl<H: Handler> Reactor<H> {
             Some(data) => {
                 if let Some(conn) = core.get_mut(id) {
                     conn.data = Some(data);
+                }
+                if core.shutting_down {
+                    // Handed over while this reactor was stopping.
+                    core.close_gracefully(id, CloseReason::Shutdown);
                 }
             }
             None => core.close_gracefully(id, CloseReason::Closed),

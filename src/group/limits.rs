@@ -136,6 +136,7 @@ impl Admission {
     }
 
     /// Connections open (or handed over and not yet closed) in the group.
+    #[cfg(test)]
     pub(crate) fn total(&self) -> usize {
         self.total.load(Ordering::Acquire)
     }
@@ -161,6 +162,7 @@ impl Admission {
 
 impl Permit {
     /// The reactor the connection is counted on.
+    #[cfg(test)]
     pub(crate) fn reactor(&self) -> usize {
         self.reactor
     }

@@ -272,11 +272,6 @@ pub(crate) struct Post<M> {
 }
 
 impl<M: Send> Post<M> {
-    /// This reactor's index.
-    pub(crate) fn me(&self) -> usize {
-        self.me
-    }
-
     /// How many reactors there are.
     pub(crate) fn reactors(&self) -> usize {
         self.lanes.n
@@ -324,6 +319,7 @@ impl<M: Send> Post<M> {
 
     /// Whether messages to ourselves wait for the next
     /// [`receive`](Self::receive) (then the loop must not block).
+    #[cfg(test)]
     pub(crate) fn has_local(&self) -> bool {
         !self.local.is_empty()
     }

@@ -69,9 +69,10 @@ impl Member {
         self.post.has_mail()
     }
 
-    /// Whether the loop must not block: mail to itself waits.
+    /// Whether the loop must not block: mail waits (to itself, or handed
+    /// over before this reactor's waker was known, which woke nobody).
     pub(crate) fn must_not_block(&self) -> bool {
-        self.post.has_local()
+        self.post.has_mail()
     }
 
     /// Moves waiting mail into `into`.
@@ -95,10 +96,13 @@ impl Member {
     /// Decides where a stream this reactor accepted is served: here with
     /// `SO_REUSEPORT`; with the least-loaded acceptor, on the reactor with
     /// the fewest connections, handed over unregistered.
-    pub(crate) fn route(&mut self, stream: Stream, peer: PeerAddr) -> Route {
+    /// `here_only`: serve it here whatever the mode (the last accepts
+    /// before this reactor's listeners close).
+    pub(crate) fn route(&mut self, stream: Stream, peer: PeerAddr, here_only: bool) -> Route {
         let ip = peer.inet().map(|a| a.ip());
         let admission = &self.shared.admission;
         let target = match self.shared.mode {
+            _ if here_only => self.index,
             AcceptMode::ReusePort => self.index,
             AcceptMode::LeastLoaded => {
                 self.tie = (self.tie + 1) % self.reactors();

@@ -35,14 +35,10 @@
 //! [`join`](RunningGroup::join) returns the first failure: a panic as
 //! [`Error::ReactorPanicked`].
 
-// The mailbox, the member state and the group limits are wired into the
-// loop by the next step.
 mod bind;
-#[allow(dead_code)]
+mod context;
 mod limits;
-#[allow(dead_code)]
 mod mailbox;
-#[allow(dead_code)]
 mod member;
 mod message;
 
@@ -64,10 +60,8 @@ pub use limits::{Quota, QuotaPermit};
 pub use mailbox::{MailStats, SendError};
 pub use message::{GroupConnId, Message};
 
-#[allow(unused_imports)]
 pub(crate) use limits::{Admission, Permit, Refused};
 pub(crate) use mailbox::{Lanes, Wake};
-#[allow(unused_imports)]
 pub(crate) use member::{Envelope, Member, Route};
 
 const DONE: Token = Token(0);
@@ -362,7 +356,11 @@ impl ReactorGroup {
             let seat = Seat {
                 index: i,
                 shared: Arc::clone(&shared),
-                config: config.clone(),
+                // The group's admission counts per IP across all reactors.
+                config: Config {
+                    max_per_ip: None,
+                    ..config.clone()
+                },
                 listeners: socks,
                 events: tx.clone(),
                 waker: Arc::clone(&waker),
@@ -460,6 +458,7 @@ impl Seat {
         let outcome = panic::catch_unwind(AssertUnwindSafe(move || -> Result<()> {
             let mut reactor = Reactor::new(factory(index), config)?;
             shared.lanes.set_waker(index, Box::new(reactor.handle()));
+            reactor.join_group(Member::new(index, &shared));
             for sock in listeners {
                 reactor.add_listener(sock)?;
             }
