@@ -16,6 +16,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mio_selectors::group::ReactorGroup;
 use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
@@ -40,6 +41,8 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long)]
     max_per_ip: Option<usize>,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 struct Echo;
@@ -83,6 +86,11 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
+    if args.group.is_group() {
+        // A reactor per thread, each its own Echo; the limits hold for all.
+        let group = ReactorGroup::new(args.group.options(), config);
+        return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
+    }
     common::serve(
         "multiconn_echo",
         Reactor::new(Echo, config),
