@@ -42,6 +42,8 @@ use room::{Room, Say};
 pub const OWNER: usize = 0;
 /// How soon a forward refused by a full lane is tried again.
 pub const RETRY: Duration = Duration::from_millis(10);
+/// The tag of the loop timer that retries the backlog.
+pub const TICK: u64 = 3;
 
 // Forwarded to the owner.
 const JOIN: u32 = 1;
@@ -88,7 +90,9 @@ pub struct GroupRoom {
 
 impl std::fmt::Debug for Room {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Room").field("members", &self.len()).finish()
+        f.debug_struct("Room")
+            .field("members", &self.len())
+            .finish()
     }
 }
 
@@ -113,11 +117,6 @@ impl GroupRoom {
     /// A place for one more client in the group, if there is one.
     pub fn admit(&self) -> Option<QuotaPermit> {
         self.shared.quota.try_acquire()
-    }
-
-    /// Clients in the group now.
-    pub fn clients(&self) -> usize {
-        self.shared.quota.used()
     }
 
     fn here(&self, id: ConnId) -> GroupConnId {
@@ -151,7 +150,7 @@ impl GroupRoom {
 
     fn arm_retry<D>(&mut self, cx: &mut Context<'_, D>) {
         if !std::mem::replace(&mut self.retry_armed, true) {
-            cx.call_later(RETRY, None, crate::chat::GROUP_TICK);
+            cx.call_later(RETRY, None, TICK);
         }
     }
 
@@ -230,7 +229,10 @@ impl GroupRoom {
             return;
         }
         let ids: Vec<ConnId> = cx.ids().collect();
-        log::warn!("chat: this reactor fell behind the room; closing its {} clients", ids.len());
+        log::warn!(
+            "chat: this reactor fell behind the room; closing its {} clients",
+            ids.len()
+        );
         for id in ids {
             let _ = cx.send(id, b"* error: server overloaded\n");
             cx.close(id);
@@ -283,11 +285,19 @@ impl GroupRoom {
                         continue;
                     }
                     if r == self.me {
-                        let m = Message { kind, conn, data: Arc::clone(&line) };
+                        let m = Message {
+                            kind,
+                            conn,
+                            data: Arc::clone(&line),
+                        };
                         self.on_message(cx, r, m);
                         continue;
                     }
-                    let m = Message { kind, conn, data: Arc::clone(&line) };
+                    let m = Message {
+                        kind,
+                        conn,
+                        data: Arc::clone(&line),
+                    };
                     if let Err(SendError::Full(_)) = cx.post(r, m) {
                         log::warn!("chat: reactor {r} fell behind the room; cutting its clients");
                         self.lagging[r] = true;

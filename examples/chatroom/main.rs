@@ -10,13 +10,19 @@
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
 
+mod chat;
+#[path = "../common/mod.rs"]
 mod common;
+mod group;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat::ChatServer;
 use clap::{CommandFactory, Parser};
-use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
+use group::GroupRoom;
+use mio_selectors::group::ReactorGroup;
+use mio_selectors::{ChatConfig, Config, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
@@ -49,6 +55,8 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +79,14 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
+    if args.group.is_group() {
+        // One room across the reactors: see group.rs.
+        let group = ReactorGroup::new(args.group.options(), reactor_config);
+        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
+            let shared = group::Shared::new(n, config.max_clients);
+            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
+        });
+    }
     let reactor = Reactor::new(ChatServer::new(config), reactor_config);
     common::serve("chatroom", reactor, &args.host, args.port)
 }

@@ -1,0 +1,5 @@
+//! The chat application.
+
+mod server;
+
+pub use server::ChatServer;
