@@ -608,6 +608,9 @@ impl<H: Handler> Reactor<H> {
         if self.core.handle.is_stopping() && !self.core.shutting_down {
             self.begin_shutdown();
         }
+        if self.core.shutting_down && self.core.member.as_ref().is_some_and(|m| m.stop_now()) {
+            self.shutdown_deadline = Some(self.core.now); // a second signal to the group
+        }
         // 2. Accept, then read (reads before writes, as in ae.c), then UDP.
         self.accept_all();
         let mut batch = mem::replace(&mut self.core.ready, mem::take(&mut self.scratch));

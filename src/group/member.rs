@@ -139,6 +139,11 @@ impl Member {
     pub(crate) fn stop_group(&self) {
         self.shared.stop();
     }
+
+    /// Whether the group is to close everything now (a second signal).
+    pub(crate) fn stop_now(&self) -> bool {
+        self.shared.is_stopping_now()
+    }
 }
 
 impl Drop for Member {

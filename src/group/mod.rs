@@ -344,6 +344,7 @@ impl ReactorGroup {
         let shared = Arc::new(GroupShared {
             handles: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            now: AtomicBool::new(false),
             lanes: Lanes::new(n, options.mailbox_capacity),
             admission: Arc::new(Admission::new(n, config.max_connections, config.max_per_ip)),
             mode: options.accept,
@@ -493,6 +494,8 @@ pub(crate) struct GroupShared {
     /// Every reactor's handle, once all have started.
     handles: OnceLock<Vec<Handle>>,
     stopping: AtomicBool,
+    /// Stop without waiting for pending output (a second signal).
+    now: AtomicBool,
     pub(crate) lanes: Arc<Lanes<Envelope>>,
     pub(crate) admission: Arc<Admission>,
     pub(crate) mode: AcceptMode,
@@ -504,6 +507,17 @@ impl GroupShared {
         for h in self.handles.get().into_iter().flatten() {
             h.stop();
         }
+    }
+
+    /// A second signal: every reactor closes what is left at once instead
+    /// of flushing it.
+    fn stop_now(&self) {
+        self.now.store(true, Ordering::Release);
+        self.stop();
+    }
+
+    pub(crate) fn is_stopping_now(&self) -> bool {
+        self.now.load(Ordering::Acquire)
     }
 }
 
@@ -709,13 +723,28 @@ impl RunningGroup {
             if events.iter().any(|e| e.token() == SIGNALS) {
                 if let Some(signals) = self.signals.as_mut() {
                     for sig in signals.pending() {
-                        log::info!("received signal {sig}: stopping the group");
+                        if self.shared.stopping.load(Ordering::Acquire) {
+                            log::warn!("second signal ({sig}): closing everything now");
+                            self.shared.stop_now();
+                        } else {
+                            log::info!("received signal {sig}: stopping the group");
+                            self.shared.stop();
+                        }
                     }
                 }
-                self.handle().stop();
             }
         }
         self.join_threads();
+        for (i, s) in self.handle().mail_stats().iter().enumerate() {
+            log::info!(
+                "reactor-{i}: mail sent {}, in {} batches, {} wake-ups; received {}; refused {}",
+                s.sent,
+                s.batches,
+                s.wakes,
+                s.received,
+                s.refused
+            );
+        }
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),
