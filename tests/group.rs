@@ -32,7 +32,13 @@ impl Handler for Echo {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         if inb.starts_with(b"boom") {
             panic!("boom on reactor {}", self.index);
         }
@@ -326,7 +332,13 @@ impl Handler for Hub {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, _: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
             let line = inb[..end].to_vec();
             inb.consume(end + 1);

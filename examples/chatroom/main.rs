@@ -1,5 +1,9 @@
 //! The tutorials' chatroom on the Reactor: each line a client sends goes to
-//! every other client as `<NAME> TEXT`. Protocol: `chat-protocol.md`.
+//! every other client as `<NAME> TEXT`. Protocol: `docs/chat-protocol.md`.
+//!
+//! The chat logic is `chat/`: a [`Handler`](mio_selectors::Handler)
+//! (`chat/server.rs`) and its limits (`chat/config.rs`), built only on the
+//! library's public API. This file is the command line.
 //!
 //! ```text
 //! cargo run --example chatroom -- [HOST PORT]    # default 127.0.0.1 8000
@@ -13,16 +17,14 @@
 mod chat;
 #[path = "../common/mod.rs"]
 mod common;
-mod group;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat::ChatServer;
+use chat::{ChatConfig, ChatServer, GroupRoom, Shared};
 use clap::{CommandFactory, Parser};
-use group::GroupRoom;
 use mio_selectors::group::ReactorGroup;
-use mio_selectors::{ChatConfig, Config, Reactor};
+use mio_selectors::{Config, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
@@ -80,10 +82,10 @@ fn main() -> ExitCode {
         ..config.reactor_config()
     };
     if args.group.is_group() {
-        // One room across the reactors: see group.rs.
+        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let group = ReactorGroup::new(args.group.options(), reactor_config);
         return common::serve_group("chatroom", group, &args.host, args.port, |n| {
-            let shared = group::Shared::new(n, config.max_clients);
+            let shared = Shared::new(n, config.max_clients);
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }

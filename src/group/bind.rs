@@ -5,7 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use mio::net::TcpListener;
 
-use crate::{Error, ListenOptions, Result};
+use crate::reactor::ListenOptions;
+use crate::{Error, Result};
 
 /// Binds `count` listeners to the first address of `addr` that binds,
 /// all on one port (the one the OS picked, for port 0). With `count > 1`

@@ -14,8 +14,6 @@ impl<D> Context<'_, D> {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// assert_eq!(reactor.with_context(|cx| (cx.reactor_index(), cx.reactors())), (0, 1));
@@ -32,8 +30,6 @@ impl<D> Context<'_, D> {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// assert_eq!(reactor.with_context(|cx| cx.reactors()), 1);
@@ -50,8 +46,6 @@ impl<D> Context<'_, D> {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let id = mio_selectors::ConnId::from_token(mio::Token(3)).unwrap();
@@ -86,8 +80,6 @@ impl<D> Context<'_, D> {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// use mio_selectors::group::{Message, SendError};
     /// let mut reactor = Reactor::new(App, Config::default())?;

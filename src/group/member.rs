@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::mailbox::Post;
 use super::{AcceptMode, GroupShared, Message, Permit, Refused, SendError};
-use crate::stream::Stream;
+use crate::reactor::stream::Stream;
 use crate::PeerAddr;
 
 /// What travels between the reactors of a group.

@@ -54,7 +54,8 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::{Config, Error, Handle, Handler, ListenOptions, Reactor, Result};
+use crate::reactor::ListenOptions;
+use crate::{Config, Error, Handle, Handler, Reactor, Result};
 
 pub use limits::{Quota, QuotaPermit};
 pub use mailbox::{MailStats, SendError};
@@ -151,7 +152,7 @@ impl GroupOptions {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         let _ = cx.send_from(id, inb);
 ///     }
 /// }
@@ -257,7 +258,7 @@ impl ReactorGroup {
     /// As [`listen`](Self::listen).
     ///
     /// ```
-    /// use mio_selectors::{Config, ListenOptions, group::{GroupOptions, ReactorGroup}};
+    /// use mio_selectors::{Config, reactor::ListenOptions, group::{GroupOptions, ReactorGroup}};
     /// let mut group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
     /// let options = ListenOptions { backlog: 4096, ..ListenOptions::default() };
     /// group.listen_with("127.0.0.1:0", &options)?;
@@ -320,8 +321,6 @@ impl ReactorGroup {
     /// # struct App;
     /// # impl Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
     /// # }
     /// let bad = Config { low_water: 2, high_water: 1, ..Config::default() };
     /// let group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, bad)?;
@@ -410,7 +409,7 @@ impl ReactorGroup {
     /// # impl Handler for Echo {
     /// #     type Data = ();
     /// #     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> { Some(()) }
-    /// #     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) { let _ = cx.send_from(id, inb); }
+    /// #     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) { let _ = cx.send_from(id, inb); }
     /// # }
     /// let mut group = ReactorGroup::new(GroupOptions::default(), Config::default())?;
     /// group.listen("127.0.0.1:65432")?;
@@ -530,8 +529,6 @@ impl GroupShared {
 /// # struct App;
 /// # impl Handler for App {
 /// #     type Data = ();
-/// #     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> { None }
-/// #     fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
 /// # }
 /// let group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
 /// let running = group.start(|_| App)?;

@@ -1,5 +1,15 @@
-//! The chat application.
+//! The chat application: the protocol of `docs/chat-protocol.md` as a
+//! [`Handler`](mio_selectors::Handler) on the library's public API. The
+//! tests run it in-process (they include this directory by path), and
+//! `main.rs` runs it from the command line.
 
+mod commands;
+mod config;
+mod group;
 mod server;
 
-pub use server::ChatServer;
+pub use config::ChatConfig;
+#[allow(unused_imports)] // `--reactors N` uses them; the tests run one reactor
+pub use group::{GroupRoom, Shared};
+#[allow(unused_imports)] // `Client` is named by the tests only
+pub use server::{ChatServer, Client};

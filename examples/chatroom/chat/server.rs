@@ -1,82 +1,53 @@
-//! [`ChatServer`]: the tutorials' chatroom as a [`Handler`], to the wire
-//! protocol in `chat-protocol.md`: relay each line to everyone else as
-//! `<NAME> TEXT`, notices as `* ...`, `/nick`, `/who`, `/quit`, `/help`,
-//! and a limit with a policy for everything a hostile client can do.
+//! [`ChatServer`]: the chatroom as a [`Handler`], to the wire protocol in
+//! `docs/chat-protocol.md`: relay each line to everyone else as
+//! `<NAME> TEXT`, notices as `* ...`, and a limit with a policy for
+//! everything a hostile client can do. The commands are in `commands.rs`.
 
 use std::collections::HashMap;
 
+use mio_selectors::codec::{Decoder, LineCodec};
 use mio_selectors::group::{Message, QuotaPermit};
+use mio_selectors::reactor::{TimerId, TokenBucket};
+use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use mio_selectors::{
-    terminal_safe, ChatConfig, CloseReason, ConnId, Context, Handler, InBuf, Line, LineFramer,
-    PeerAddr, TimerId, TokenBucket,
-};
+use super::commands::{announce_leave, notice};
+use super::group::{self, GroupRoom};
+use super::ChatConfig;
 
-use crate::group::{self, GroupRoom};
-
+/// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
 const THROTTLE: u64 = 1;
 const PARTIAL: u64 = 2;
-const MAX_NICK: usize = 32;
 
 /// One chat client: its name and where it is in the protocol.
 #[derive(Debug)]
 pub struct Client {
-    name: String,
-    framer: LineFramer,
+    pub(super) name: String,
+    framer: LineCodec,
     bucket: TokenBucket,
     throttled: bool,
     partial_timer: Option<TimerId>,
     /// `* NAME left ...` was said already (the server closed it).
-    announced: bool,
+    pub(super) announced: bool,
     /// Its place in a group's client count (`--reactors N`).
     _place: Option<QuotaPermit>,
 }
 
-impl Client {
-    /// Its name: the peer address until it takes a nick.
-    ///
-    /// ```
-    /// # fn f(client: &mio_selectors::chat::Client) {
-    /// println!("{}", client.name());
-    /// # }
-    /// ```
-    #[allow(dead_code)]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// The chat server: a [`Handler`] for a [`Reactor`](crate::Reactor).
-///
-/// ```no_run
-/// use mio_selectors::{ChatConfig, ChatServer, Reactor};
-///
-/// let config = ChatConfig::default();
-/// let mut reactor = Reactor::new(ChatServer::new(config.clone()), config.reactor_config())?;
-/// reactor.listen("127.0.0.1:8000")?;
-/// reactor.stop_on_signals()?;
-/// reactor.run()?;
-/// # Ok::<(), mio_selectors::Error>(())
-/// ```
+/// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
+/// (`main.rs` runs one).
 #[derive(Debug)]
 pub struct ChatServer {
     config: ChatConfig,
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
-    nicks: HashMap<String, ConnId>,
+    pub(super) nicks: HashMap<String, ConnId>,
     /// With `--reactors N`: this reactor's part of the room the group
-    /// shares (`group.rs`), which takes over joins, relaying, `/nick`,
+    /// shares (`group.rs`), which then owns joins, relaying, `/nick`,
     /// `/who` and departures.
-    group: Option<GroupRoom>,
+    pub(super) group: Option<GroupRoom>,
 }
 
 impl ChatServer {
     /// A chat server with these limits.
-    ///
-    /// ```
-    /// let server = mio_selectors::ChatServer::new(Default::default());
-    /// assert_eq!(server.clients(), 0);
-    /// ```
     pub fn new(config: ChatConfig) -> Self {
         ChatServer {
             config,
@@ -86,127 +57,38 @@ impl ChatServer {
         }
     }
 
-    /// This server as one reactor's part of a room shared by a group.
+    /// This server as one reactor's part of a room its group shares.
     pub fn with_group(mut self, group: GroupRoom) -> Self {
         self.group = Some(group);
         self
     }
 
-    /// How many clients are connected.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::ChatServer::new(Default::default()).clients(), 0);
-    /// ```
-    #[allow(dead_code)]
-    pub fn clients(&self) -> usize {
-        self.clients
-    }
-
-    fn name(cx: &Context<'_, Client>, id: ConnId) -> String {
-        cx.data(id).map(|c| c.name.clone()).unwrap_or_default()
-    }
-
-    /// Acts on one whole, non-empty line from `id`; `false` if it must
-    /// wait (a group's mailbox is full): keep it and try again later.
-    fn line(&mut self, cx: &mut Context<'_, Client>, id: ConnId, raw: &[u8]) -> bool {
-        let text = terminal_safe(raw);
-        let Some(command) = text.strip_prefix('/') else {
-            if let Some(group) = &mut self.group {
-                return group.say(cx, id, &text);
-            }
-            let name = Self::name(cx, id);
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
-            return true;
-        };
-        let (word, arg) = command
-            .split_once(char::is_whitespace)
-            .unwrap_or((command, ""));
-        match word {
-            "nick" => return self.nick(cx, id, arg.trim()),
-            "who" if self.group.is_some() => {
-                return self.group.as_mut().is_some_and(|g| g.who(cx, id));
-            }
-            "who" => {
-                let names: Vec<String> = cx.ids().map(|other| Self::name(cx, other)).collect();
-                notice(cx, id, &format!("online: {}", names.join(", ")));
-            }
-            "quit" => {
-                notice(cx, id, "bye");
-                self.leave(cx, id, Some("quit"));
-            }
-            "help" => {
-                for line in [
-                    "commands:",
-                    "/nick NEW  take the name NEW (1-32 of A-Z a-z 0-9 _ -)",
-                    "/who       list who is online",
-                    "/quit      leave",
-                    "/help      this help",
-                    "anything else is sent to everyone else",
-                ] {
-                    notice(cx, id, line);
-                }
-            }
-            _ => notice(cx, id, &format!("error: unknown command /{word}")),
-        }
-        true
-    }
-
-    fn nick(&mut self, cx: &mut Context<'_, Client>, id: ConnId, new: &str) -> bool {
-        let valid = (1..=MAX_NICK).contains(&new.len())
-            && new
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if !valid {
-            let why = "error: a nick is 1 to 32 of A-Z a-z 0-9 _ - (usage: /nick NEW)";
-            notice(cx, id, why);
-            return true;
-        }
-        if let Some(group) = &mut self.group {
-            return group.nick(cx, id, new);
-        }
-        let key = new.to_ascii_lowercase();
-        if self.nicks.get(&key).is_some_and(|&owner| owner != id) {
-            notice(cx, id, &format!("error: nick {new} is taken"));
-            return true;
-        }
-        let old = Self::name(cx, id);
-        self.nicks.remove(&old.to_ascii_lowercase());
-        self.nicks.insert(key, id);
-        if let Some(client) = cx.data_mut(id) {
-            client.name = new.to_string();
-        }
-        notice(cx, id, &format!("you are now {new}"));
-        cx.broadcast(
-            format!("* {old} is now known as {new}\n").as_bytes(),
-            Some(id),
-        );
-        true
-    }
-
-    /// Closes `id` gracefully and tells the others now, not when the
-    /// socket is finally gone.
-    fn leave(&mut self, cx: &mut Context<'_, Client>, id: ConnId, why: Option<&str>) {
-        let Some(client) = cx.data_mut(id) else {
-            return;
-        };
-        client.announced = true;
-        let name = client.name.clone();
-        cx.close(id);
-        self.announce_leave(cx, id, &name, why);
-    }
-
-    /// `* NAME left` or `* NAME left (why)` to everyone still open.
-    fn announce_leave(
+    /// `* NAME left` (with `why`) to the room: the group's, or this reactor's.
+    pub(super) fn left(
         &mut self,
         cx: &mut Context<'_, Client>,
         id: ConnId,
         name: &str,
         why: Option<&str>,
     ) {
-        if let Some(group) = &mut self.group {
-            return group.left(cx, id, why);
+        match &mut self.group {
+            Some(group) => group.left(cx, id, why),
+            None => announce_leave(cx, name, why),
         }
-        announce_leave(cx, name, why);
+    }
+
+    /// Closes `id` gracefully and tells the others now, not when the
+    /// socket is finally gone.
+    pub(super) fn leave(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        client: &mut Client,
+        why: Option<&str>,
+    ) {
+        client.announced = true;
+        cx.close(id);
+        self.left(cx, id, &client.name, why);
     }
 
     /// Starts or stops the partial-line timer to match what `inb` holds.
@@ -217,12 +99,10 @@ impl ChatServer {
         &self,
         cx: &mut Context<'_, Client>,
         id: ConnId,
+        client: &mut Client,
         partial: bool,
         line_ended: bool,
     ) {
-        let Some(client) = cx.data_mut(id) else {
-            return;
-        };
         let running = client.partial_timer;
         let keep = partial && !line_ended;
         if let (Some(timer), false) = (running, keep) {
@@ -231,24 +111,9 @@ impl ChatServer {
         }
         if partial && !(keep && running.is_some()) {
             let delay = self.config.partial_timeout;
-            let timer = cx.call_later(delay, Some(id), PARTIAL);
-            if let Some(client) = cx.data_mut(id) {
-                client.partial_timer = Some(timer);
-            }
+            client.partial_timer = Some(cx.call_later(delay, Some(id), PARTIAL));
         }
     }
-}
-
-/// `* NAME left` or `* NAME left (why)` to everyone still open.
-fn announce_leave(cx: &mut Context<'_, Client>, name: &str, why: Option<&str>) {
-    let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
-    log::info!("{name} left{suffix}");
-    cx.broadcast(format!("* {name} left{suffix}\n").as_bytes(), None);
-}
-
-/// Sends the notice `* TEXT` to one client.
-fn notice(cx: &mut Context<'_, Client>, id: ConnId, text: &str) {
-    let _ = cx.send(id, format!("* {text}\n").as_bytes());
 }
 
 impl Handler for ChatServer {
@@ -260,7 +125,8 @@ impl Handler for ChatServer {
         id: ConnId,
         peer: &PeerAddr,
     ) -> Option<Client> {
-        let place = self.group.as_ref().map(|g| g.admit());
+        // In a group the count is the group's (a shared quota).
+        let place = self.group.as_ref().map(GroupRoom::admit);
         if self.clients >= self.config.max_clients || matches!(place, Some(None)) {
             log::warn!("server full ({} clients): refusing {peer}", self.clients);
             notice(cx, id, "error: server full");
@@ -278,7 +144,7 @@ impl Handler for ChatServer {
         let config = &self.config;
         Some(Client {
             name,
-            framer: LineFramer::new(config.max_line),
+            framer: LineCodec::new(config.max_line),
             bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
             throttled: false,
             partial_timer: None,
@@ -287,27 +153,26 @@ impl Handler for ChatServer {
         })
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, Client>, id: ConnId, inb: &mut InBuf) {
-        let Some(client) = cx.data_mut(id) else {
-            return;
-        };
-        let mut framer = client.framer.clone();
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        client: &mut Client,
+        inb: &mut InBuf,
+    ) {
         let now = cx.now();
         let mut line_ended = false;
         loop {
-            let (used, line) = framer.decode(inb);
+            let (used, line) = client.framer.decode(inb);
             match line {
                 None if used == 0 => break,
                 None => {}
-                Some(Line::TooLong) => {
-                    let max = framer.max_len();
+                Some(Err(too_long)) => {
+                    let max = too_long.max;
                     notice(cx, id, &format!("error: line too long (max {max} bytes)"));
                 }
-                Some(Line::Text(b"")) => {} // empty lines are ignored
-                Some(Line::Text(text)) => {
-                    let Some(client) = cx.data_mut(id) else {
-                        return;
-                    };
+                Some(Ok(b"")) => {} // empty lines are ignored
+                Some(Ok(text)) => {
                     if let Err(wait) = client.bucket.take(now) {
                         // Over budget: leave the line in inb, stop reading.
                         client.throttled = true;
@@ -315,14 +180,12 @@ impl Handler for ChatServer {
                         cx.call_later(wait, Some(id), THROTTLE);
                         break;
                     }
-                    if !self.line(cx, id, text) {
+                    if !self.line(cx, id, client, text) {
                         // The group's mailbox is full: keep the line, stop
                         // reading this client, try again shortly.
+                        client.throttled = true;
                         cx.pause_reading(id);
                         cx.call_later(group::RETRY, Some(id), THROTTLE);
-                        if let Some(client) = cx.data_mut(id) {
-                            client.throttled = true;
-                        }
                         break;
                     }
                 }
@@ -333,25 +196,23 @@ impl Handler for ChatServer {
                 break; // it quit, or was closed as too slow
             }
         }
-        let throttled = match cx.data_mut(id) {
-            Some(client) => {
-                client.framer = framer.clone();
-                client.throttled
-            }
-            None => return,
-        };
-        let partial = !throttled && (!inb.is_empty() || framer.is_discarding());
-        self.watch_partial(cx, id, partial, line_ended);
+        if !cx.is_open(id) {
+            return;
+        }
+        let partial = !client.throttled && (!inb.is_empty() || client.framer.is_discarding());
+        self.watch_partial(cx, id, client, partial, line_ended);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, Client>, conn: Option<ConnId>, tag: u64) {
-        let Some(id) = conn else {
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        conn: Option<(ConnId, &mut Client)>,
+        tag: u64,
+    ) {
+        let Some((id, client)) = conn else {
             if let (Some(group), group::TICK) = (&mut self.group, tag) {
                 group.tick(cx);
             }
-            return;
-        };
-        let Some(client) = cx.data_mut(id) else {
             return;
         };
         match tag {
@@ -361,7 +222,7 @@ impl Handler for ChatServer {
             }
             PARTIAL => {
                 client.partial_timer = None;
-                self.leave(cx, id, Some("timeout"));
+                self.leave(cx, id, client, Some("timeout"));
             }
             _ => {}
         }
@@ -389,7 +250,7 @@ impl Handler for ChatServer {
             CloseReason::Error(_) => Some("connection lost"),
             _ => None,
         };
-        self.announce_leave(cx, id, &client.name, why);
+        self.left(cx, id, &client.name, why);
     }
 
     fn on_message(&mut self, cx: &mut Context<'_, Client>, from: usize, msg: Message) {

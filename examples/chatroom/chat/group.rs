@@ -25,7 +25,6 @@
 //!   slow)` to everyone else, and that reactor closes them (with
 //!   `* error: server overloaded`) when it catches up, then rejoins the room.
 
-#[path = "group/room.rs"]
 mod room;
 
 use std::collections::VecDeque;
