@@ -348,7 +348,22 @@ impl<D> Context<'_, D> {
         if data.is_empty() {
             return 0;
         }
-        let shared: Arc<[u8]> = Arc::from(data);
+        self.broadcast_shared(Arc::from(data), except)
+    }
+
+    /// As [`broadcast`](Self::broadcast), with bytes that are shared
+    /// already (a [`Message`](crate::group::Message)'s payload from another
+    /// reactor, say): not even one copy is made.
+    ///
+    /// ```
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = mio_selectors::Reactor::new(App, mio_selectors::Config::default())?;
+    /// let line: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<bob> hi\n"[..]);
+    /// assert_eq!(reactor.with_context(|cx| cx.broadcast_shared(line, None)), 0); // nobody yet
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn broadcast_shared(&mut self, shared: Arc<[u8]>, except: Option<ConnId>) -> usize {
         let mut sent = 0;
         for key in 0..self.core.conns.capacity() {
             let Some(conn) = self.core.conns.get(key) else {

@@ -209,7 +209,7 @@ impl GroupRoom {
         match m.kind {
             ALL => {
                 let except = m.conn.filter(|c| c.reactor == self.me).map(|c| c.id);
-                cx.broadcast(&m.data, except);
+                cx.broadcast_shared(m.data, except);
             }
             TO => {
                 if let Some(c) = m.conn.filter(|c| c.reactor == self.me) {
