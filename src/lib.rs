@@ -16,6 +16,7 @@
 //! | `group/` | a reactor per core: N reactor threads sharing a port, messages between them, limits for all of them | [`group::ReactorGroup`], [`group::GroupOptions`], [`group::AcceptMode`], [`group::GroupHandle`], [`group::Message`], [`group::Quota`], ... |
 //! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
+//! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //!
 //! `selector/` never imports `reactor/`, and the reactor never uses the
@@ -79,6 +80,8 @@ mod error;
 mod events;
 pub mod group;
 pub mod reactor;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod selector;
 
 pub use buf::InBuf;

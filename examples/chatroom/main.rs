@@ -10,6 +10,10 @@
 //! nc 127.0.0.1 8000          # in two terminals, then type
 //! ```
 //!
+//! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
+//! processes form one room through Redis pub/sub (`federation/`,
+//! `docs/federation.md`).
+//!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
@@ -21,9 +25,11 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat::{ChatConfig, ChatServer, GroupRoom, Shared};
+use chat::federation::Federation;
+use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
 use clap::{CommandFactory, Parser};
 use mio_selectors::group::ReactorGroup;
+use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
 
 /// Chat server: relays each line to every other client.
@@ -57,8 +63,31 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
+    /// Share the room with every chatroom using this Redis:
+    /// redis://[user[:password]@]host[:port][/db].
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    redis: Option<RedisUrl>,
+    /// The room's name in Redis, so several rooms can share one Redis
+    /// (1 to 64 of A-Z a-z 0-9 _ . -).
+    #[arg(long, value_name = "NAME", default_value = "lobby", value_parser = parse_room)]
+    room: String,
     #[command(flatten)]
     group: common::GroupArgs,
+}
+
+fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_room(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a room name is 1 to 64 of A-Z a-z 0-9 _ . -".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,6 +111,11 @@ fn main() -> ExitCode {
         ..config.reactor_config()
     };
     if args.group.is_group() {
+        if args.redis.is_some() {
+            eprintln!("{}", Args::command().render_usage());
+            eprintln!("chatroom: --redis runs on one reactor for now; leave out --reactors");
+            return ExitCode::from(2);
+        }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let group = ReactorGroup::new(args.group.options(), reactor_config);
         return common::serve_group("chatroom", group, &args.host, args.port, |n| {
@@ -89,6 +123,33 @@ fn main() -> ExitCode {
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }
-    let reactor = Reactor::new(ChatServer::new(config), reactor_config);
-    common::serve("chatroom", reactor, &args.host, args.port)
+    let server = ChatServer::new(config);
+    let Some(url) = args.redis else {
+        let reactor = Reactor::new(server, reactor_config);
+        return common::serve("chatroom", reactor, &args.host, args.port);
+    };
+    // With --redis the readiness line waits for the link (a few seconds at
+    // most): a client that comes at once is in the shared room at once.
+    let result = Reactor::new(server, reactor_config)
+        .map_err(Box::<dyn std::error::Error>::from)
+        .and_then(|mut reactor| {
+            let id = reactor.listen((args.host.as_str(), args.port))?;
+            let ready = format!("listening on {}", reactor.local_addr(id)?);
+            let mut fed = Federation::new(url, &args.room, ready, Client::redis);
+            reactor.with_context(|cx| fed.start(cx));
+            reactor.handler_mut().set_federation(fed);
+            reactor.stop_on_signals()?;
+            reactor.run()?;
+            match reactor.handler().fatal() {
+                Some(why) => Err(why.into()),
+                None => Ok(()),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -218,11 +218,25 @@ mod tests {
     fn clear_drops_everything() {
         let mut pool = BufPool::new(8, 4);
         let mut out = OutBuf::default();
+        let shared: Arc<[u8]> = Arc::from(vec![b'C'; SHARE_MIN]);
         out.extend(b"ab", &mut pool);
-        out.push_shared(Arc::from(&b"CDE"[..]), &mut pool);
+        out.push_shared(shared.clone(), &mut pool);
         out.extend(b"fg", &mut pool);
+        assert_eq!(Arc::strong_count(&shared), 2);
         out.clear(&mut pool);
-        assert!(out.is_empty());
-        assert_eq!(out.len(), 0);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the shared segment is let go"
+        );
+        assert!(out.rest.is_none(), "the segment list is freed");
+        assert_eq!(
+            out.front.storage(),
+            0,
+            "the front buffer went back to the pool"
+        );
+        // What is written next is all that goes out.
+        out.extend(b"new", &mut pool);
+        assert_eq!(drain(&mut out, &mut pool, 1000), b"new");
     }
 }

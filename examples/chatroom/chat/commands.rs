@@ -33,6 +33,12 @@ impl ChatServer {
             if let Some(group) = &mut self.group {
                 return group.say(cx, id, &text);
             }
+            if let Some(fed) = &mut self.fed {
+                // --redis: relayed when Redis hands it back, in the room's order.
+                let actions = fed.line(cx, id, &text);
+                self.apply(cx, actions, Some((id, client)));
+                return true;
+            }
             let name = &client.name;
             cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
             return true;
@@ -44,6 +50,10 @@ impl ChatServer {
             "nick" => return self.nick(cx, id, client, arg.trim()),
             "who" if self.group.is_some() => {
                 return self.group.as_mut().is_some_and(|g| g.who(cx, id));
+            }
+            "who" if self.fed.is_some() => {
+                let actions = self.fed.as_mut().map(|f| f.who(cx, id)).unwrap_or_default();
+                self.apply(cx, actions, Some((id, client)));
             }
             "who" => {
                 // The asker's own data is lent to us, not in the reactor.
@@ -85,6 +95,12 @@ impl ChatServer {
         if let Some(group) = &mut self.group {
             // The room's owner decides (nicks are unique across reactors).
             return group.nick(cx, id, new);
+        }
+        if let Some(fed) = &mut self.fed {
+            // --redis: the claim is Redis's; the answer comes back in order.
+            let actions = fed.nick(cx, id, new);
+            self.apply(cx, actions, Some((id, client)));
+            return true;
         }
         let key = new.to_ascii_lowercase();
         if self.nicks.get(&key).is_some_and(|&owner| owner != id) {

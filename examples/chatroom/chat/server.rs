@@ -10,7 +10,8 @@ use mio_selectors::group::{Message, QuotaPermit};
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use super::commands::{announce_leave, notice};
+use super::commands::notice;
+use super::federation::Federation;
 use super::group::{self, GroupRoom};
 use super::ChatConfig;
 
@@ -28,8 +29,30 @@ pub struct Client {
     partial_timer: Option<TimerId>,
     /// `* NAME left ...` was said already (the server closed it).
     pub(super) announced: bool,
+    /// Welcomed: receives what the room delivers (with `--redis`, once its
+    /// join has come back from Redis).
+    pub(super) in_room: bool,
+    /// Not a client: one of the `--redis` connections.
+    pub(super) redis: bool,
     /// Its place in a group's client count (`--reactors N`).
     _place: Option<QuotaPermit>,
+}
+
+impl Client {
+    /// The reactor data of a `--redis` connection.
+    pub fn redis() -> Client {
+        Client {
+            name: String::new(),
+            framer: LineCodec::new(1),
+            bucket: TokenBucket::new(1.0, 1.0, std::time::Instant::now()),
+            throttled: false,
+            partial_timer: None,
+            announced: false,
+            in_room: false,
+            redis: true,
+            _place: None,
+        }
+    }
 }
 
 /// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
@@ -40,9 +63,11 @@ pub struct ChatServer {
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
     pub(super) nicks: HashMap<String, ConnId>,
-    /// With `--reactors N`: this reactor's part of the room the group
-    /// shares (`group.rs`), which then owns joins, relaying, `/nick`,
-    /// `/who` and departures.
+    /// `--redis`: the room is shared with other processes.
+    pub(super) fed: Option<Federation<Client>>,
+    /// `--reactors N`: this reactor's part of the room its group shares
+    /// (`group.rs`), which then owns joins, relaying, `/nick`, `/who` and
+    /// departures.
     pub(super) group: Option<GroupRoom>,
 }
 
@@ -53,6 +78,7 @@ impl ChatServer {
             config,
             clients: 0,
             nicks: HashMap::new(),
+            fed: None,
             group: None,
         }
     }
@@ -61,34 +87,6 @@ impl ChatServer {
     pub fn with_group(mut self, group: GroupRoom) -> Self {
         self.group = Some(group);
         self
-    }
-
-    /// `* NAME left` (with `why`) to the room: the group's, or this reactor's.
-    pub(super) fn left(
-        &mut self,
-        cx: &mut Context<'_, Client>,
-        id: ConnId,
-        name: &str,
-        why: Option<&str>,
-    ) {
-        match &mut self.group {
-            Some(group) => group.left(cx, id, why),
-            None => announce_leave(cx, name, why),
-        }
-    }
-
-    /// Closes `id` gracefully and tells the others now, not when the
-    /// socket is finally gone.
-    pub(super) fn leave(
-        &mut self,
-        cx: &mut Context<'_, Client>,
-        id: ConnId,
-        client: &mut Client,
-        why: Option<&str>,
-    ) {
-        client.announced = true;
-        cx.close(id);
-        self.left(cx, id, &client.name, why);
     }
 
     /// Starts or stops the partial-line timer to match what `inb` holds.
@@ -134,6 +132,24 @@ impl Handler for ChatServer {
         }
         self.clients += 1;
         let name = peer.to_string();
+        let config = &self.config;
+        let mut client = Client {
+            name: name.clone(),
+            framer: LineCodec::new(config.max_line),
+            bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
+            throttled: false,
+            partial_timer: None,
+            announced: false,
+            in_room: self.fed.is_none(),
+            redis: false,
+            _place: place.flatten(),
+        };
+        if let Some(fed) = &mut self.fed {
+            // --redis: welcomed when its join comes back from Redis.
+            let actions = fed.connected(cx, id, &name);
+            self.apply(cx, actions, Some((id, &mut client)));
+            return Some(client);
+        }
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
         match &mut self.group {
             Some(group) => group.joined(cx, id, &name),
@@ -141,16 +157,27 @@ impl Handler for ChatServer {
                 cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
             }
         }
-        let config = &self.config;
-        Some(Client {
-            name,
-            framer: LineCodec::new(config.max_line),
-            bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
-            throttled: false,
-            partial_timer: None,
-            announced: false,
-            _place: place.flatten(),
-        })
+        Some(client)
+    }
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Client>, id: ConnId, data: &mut Client) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.made(cx, id);
+            self.apply(cx, actions, None);
+        }
+    }
+
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        data: Client,
+        reason: &CloseReason,
+    ) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.closed(cx, id, &reason.to_string());
+            self.apply(cx, actions, None);
+        }
     }
 
     fn service_connection(
@@ -160,6 +187,18 @@ impl Handler for ChatServer {
         client: &mut Client,
         inb: &mut InBuf,
     ) {
+        if client.redis {
+            let actions = match &mut self.fed {
+                Some(fed) => fed.received(cx, id, inb),
+                None => Vec::new(),
+            };
+            return self.apply(cx, actions, None);
+        }
+        if !client.in_room {
+            // --redis, not welcomed yet: its lines wait in `inb`.
+            cx.pause_reading(id);
+            return;
+        }
         let now = cx.now();
         let mut line_ended = false;
         loop {
@@ -211,7 +250,10 @@ impl Handler for ChatServer {
     ) {
         let Some((id, client)) = conn else {
             if let (Some(group), group::TICK) = (&mut self.group, tag) {
-                group.tick(cx);
+                return group.tick(cx);
+            }
+            if let Some(actions) = self.fed.as_mut().and_then(|f| f.timer(cx, tag)) {
+                self.apply(cx, actions, None);
             }
             return;
         };
@@ -235,6 +277,13 @@ impl Handler for ChatServer {
         client: Client,
         reason: &CloseReason,
     ) {
+        if client.redis {
+            if let Some(fed) = &mut self.fed {
+                let actions = fed.closed(cx, id, &reason.to_string());
+                self.apply(cx, actions, None);
+            }
+            return;
+        }
         self.clients -= 1;
         self.nicks.remove(&client.name.to_ascii_lowercase());
         // Its timers would be dropped when due anyway; free them now.
@@ -250,7 +299,7 @@ impl Handler for ChatServer {
             CloseReason::Error(_) => Some("connection lost"),
             _ => None,
         };
-        self.left(cx, id, &client.name, why);
+        self.announce_leave(cx, id, &client.name, why);
     }
 
     fn on_message(&mut self, cx: &mut Context<'_, Client>, from: usize, msg: Message) {
@@ -260,6 +309,18 @@ impl Handler for ChatServer {
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(fed) = &mut self.fed {
+            // --redis: the goodbye to the room first, then our clients.
+            fed.shutdown(cx);
+            let ids: Vec<ConnId> = cx
+                .ids()
+                .filter(|&id| cx.data(id).is_some_and(|c| !c.redis))
+                .collect();
+            for id in ids {
+                let _ = cx.send(id, b"* server shutting down\n");
+            }
+            return;
+        }
         cx.broadcast(b"* server shutting down\n", None);
     }
 }
