@@ -13,6 +13,7 @@
 //! | `selector/` | Python's `selectors` on mio, level-triggered by re-arming | [`Selector`] (root); [`selector::SelectorKey`], [`selector::SelectorMap`], [`selector::FileObj`] |
 //! | `events` | the read/write mask both halves use | [`EventMask`], [`EVENT_READ`], [`EVENT_WRITE`] (root) |
 //! | `reactor/` | the event loop, the connections it owns, timers, and what callbacks may do | [`Reactor`], [`Handler`], [`Context`], [`Handle`], [`Config`], [`ConnId`], [`CloseReason`], [`PeerAddr`] (root); ids, [`reactor::ListenOptions`], [`reactor::Idle`], [`reactor::Loop`], [`reactor::TokenBucket`] |
+//! | `group/` | a reactor per core: N reactor threads sharing a port, messages between them, limits for all of them | [`group::ReactorGroup`], [`group::GroupOptions`], [`group::AcceptMode`], [`group::GroupHandle`], [`group::Message`], [`group::Quota`], ... |
 //! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
 //! | `metrics/` | per-reactor counters, their snapshots, the Prometheus text format and the `/metrics` answer | [`metrics::Metrics`], [`metrics::Snapshot`], [`metrics::render`] |
@@ -38,6 +39,9 @@
 //!   `accept_wrapper` and `service_connection` only decide what to send,
 //!   through a [`Context`].
 //! - [`Handle`]: stops a running reactor from another thread or a signal.
+//! - [`group::ReactorGroup`]: a reactor per core on one port, each
+//!   connection on one reactor for life, with [`Context::post`] and
+//!   [`Handler::on_message`] for the messages between them.
 //!
 //! Unix only (the selector works on raw file descriptors). The library
 //! writes nothing to stdout or stderr: it emits [`log`] records; the
@@ -76,6 +80,7 @@ mod buf;
 pub mod codec;
 mod error;
 mod events;
+pub mod group;
 pub mod metrics;
 pub mod reactor;
 #[cfg(feature = "redis")]

@@ -15,8 +15,7 @@
 //! `docs/reliability.md` lists each mutant and the test here that kills it
 //! (`scripts/mutants.sh` replays them).
 
-// The chat application's own modules, for its flood notice; the test uses
-// only part of them (the --redis hooks stay unused here).
+// The chat application, in-process; each test binary uses part of it.
 #[allow(dead_code)]
 #[path = "../examples/chatroom/chat/mod.rs"]
 mod chat;

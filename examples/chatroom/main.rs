@@ -26,8 +26,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat::federation::Federation;
-use chat::{ChatConfig, ChatServer, Client};
+use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
 use clap::{CommandFactory, Parser};
+use mio_selectors::group::ReactorGroup;
 use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
 
@@ -73,6 +74,8 @@ struct Args {
     /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
     #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
     metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
@@ -110,6 +113,19 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
+    if args.group.is_group() {
+        if args.redis.is_some() {
+            eprintln!("{}", Args::command().render_usage());
+            eprintln!("chatroom: --redis runs on one reactor for now; leave out --reactors");
+            return ExitCode::from(2);
+        }
+        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
+        let group = ReactorGroup::new(args.group.options(), reactor_config);
+        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
+            let shared = Shared::new(n, config.max_clients);
+            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
+        });
+    }
     let server = ChatServer::new(config);
     let Some(url) = args.redis else {
         let reactor = Reactor::new(server, reactor_config);

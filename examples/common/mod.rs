@@ -110,6 +110,78 @@ pub fn serve_with<H: Handler>(
     }
 }
 
+/// `--reactors N` and `--accept MODE`, for servers that can run a group of
+/// reactors (`#[command(flatten)]` them into the arguments).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GroupArgs {
+    /// Reactor threads sharing the port (named reactor-0 ...); 0: one per available core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub reactors: u16,
+    /// With several reactors: how they share the port.
+    #[arg(long, value_enum, default_value_t = Accept::LeastLoaded)]
+    pub accept: Accept,
+}
+
+/// How the reactors of a group share the port.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Accept {
+    /// One listener; each new client goes to the reactor with the fewest.
+    LeastLoaded,
+    /// One listener per reactor (SO_REUSEPORT); the kernel spreads clients.
+    Reuseport,
+}
+
+impl GroupArgs {
+    /// Whether these ask for more than the one reactor of the tutorial's shape.
+    pub fn is_group(&self) -> bool {
+        self.reactors != 1
+    }
+
+    /// The group these ask for.
+    pub fn options(&self) -> mio_selectors::group::GroupOptions {
+        use mio_selectors::group::{AcceptMode, GroupOptions};
+        GroupOptions {
+            reactors: self.reactors.into(),
+            accept: match self.accept {
+                Accept::LeastLoaded => AcceptMode::LeastLoaded,
+                Accept::Reuseport => AcceptMode::ReusePort,
+            },
+            ..GroupOptions::default()
+        }
+    }
+}
+
+/// As [`serve`], for a group of reactors, each with the handler
+/// `factory(index)`: binds `host:port`, prints `listening on ADDR`, runs
+/// until SIGINT/SIGTERM stops every reactor.
+pub fn serve_group<H, F>(
+    name: &str,
+    group: mio_selectors::Result<mio_selectors::group::ReactorGroup>,
+    host: &str,
+    port: u16,
+    factory: impl FnOnce(usize) -> F,
+) -> ExitCode
+where
+    H: Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let result = group.and_then(|mut group| {
+        let addr = group.listen((host, port))?;
+        group.stop_on_signals()?;
+        let factory = factory(group.reactors());
+        let running = group.start(factory)?;
+        println!("listening on {addr}"); // line-buffered: flushed
+        running.join()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The multiconn client's arguments (`multiconn_client` and `selector_client`).
 #[derive(Parser)]
 pub struct MulticonnArgs {

@@ -259,6 +259,8 @@ pub(crate) struct Conn<D> {
     pub(crate) queued: bool,
     /// In the flush list for this pass.
     pub(crate) dirty: bool,
+    /// Its share of a group's limits, given back when the connection is dropped.
+    pub(crate) permit: Option<crate::group::Permit>,
 }
 
 impl<D> Conn<D> {
@@ -286,6 +288,7 @@ impl<D> Conn<D> {
             counted: false,
             queued: false,
             dirty: false,
+            permit: None,
         }
     }
 

@@ -53,7 +53,7 @@ impl<D> Context<'_, D> {
     /// - [`Error::NoSuchConnection`]: `id` is closed or closing;
     /// - [`Error::WriteClosed`]: [`write_eof`](Self::write_eof) was called on it;
     /// - [`Error::OutputOverflow`]: its pending output would pass
-    ///   [`Config::max_outb`]; the connection has been closed with
+    ///   [`Config::max_outb`](crate::Config::max_outb); the connection has been closed with
     ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
     ///
     /// ```
@@ -84,7 +84,7 @@ impl<D> Context<'_, D> {
     /// Queues `data` to every open connection but `except`, sharing one
     /// buffer among them instead of copying it into each. Order holds: every
     /// receiver gets broadcasts in the order they were made. A receiver
-    /// whose pending output would pass [`Config::max_outb`] is closed with
+    /// whose pending output would pass [`Config::max_outb`](crate::Config::max_outb) is closed with
     /// [`CloseReason::OutputOverflow`]; the others are not delayed. Returns
     /// how many connections it was queued to.
     ///
@@ -97,7 +97,22 @@ impl<D> Context<'_, D> {
         if data.is_empty() {
             return 0;
         }
-        let shared: Arc<[u8]> = Arc::from(data);
+        self.broadcast_shared(Arc::from(data), except)
+    }
+
+    /// As [`broadcast`](Self::broadcast), with bytes that are shared
+    /// already (a [`Message`](crate::group::Message)'s payload from another
+    /// reactor, say): not even one copy is made.
+    ///
+    /// ```
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = mio_selectors::Reactor::new(App, mio_selectors::Config::default())?;
+    /// let line: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<bob> hi\n"[..]);
+    /// assert_eq!(reactor.with_context(|cx| cx.broadcast_shared(line, None)), 0); // nobody yet
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn broadcast_shared(&mut self, shared: Arc<[u8]>, except: Option<ConnId>) -> usize {
         let mut sent = 0;
         for slot in 0..self.core.conns.slots() {
             let Some(id) = self.core.conns.open_at(slot) else {
@@ -122,7 +137,7 @@ impl<D> Context<'_, D> {
     /// background: [`Handler::connection_made`](crate::Handler::connection_made)
     /// follows when it succeeds, [`Handler::connection_lost`](crate::Handler::connection_lost)
     /// with [`CloseReason::ConnectFailed`] when it is refused, unreachable or
-    /// takes longer than [`Config::connect_timeout`]. Output may be queued
+    /// takes longer than [`Config::connect_timeout`](crate::Config::connect_timeout). Output may be queued
     /// at once.
     ///
     /// # Errors
@@ -155,7 +170,7 @@ impl<D> Context<'_, D> {
 
     /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
     /// goes out at once if the kernel takes it; otherwise it waits in a
-    /// queue bounded by [`Config::udp_queue`], never blocking the loop.
+    /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
     ///
     /// # Errors
     ///
@@ -337,8 +352,8 @@ impl<D> Context<'_, D> {
         }
     }
 
-    /// Whether `id`'s pending output passed [`Config::high_water`] and has
-    /// not yet drained to [`Config::low_water`]: a producer should stop
+    /// Whether `id`'s pending output passed [`Config::high_water`](crate::Config::high_water) and has
+    /// not yet drained to [`Config::low_water`](crate::Config::low_water): a producer should stop
     /// until [`Handler::resume_writing`](crate::Handler::resume_writing).
     /// It turns true at the `send` that passes the mark, before
     /// [`Handler::pause_writing`](crate::Handler::pause_writing) is called;
@@ -374,7 +389,7 @@ impl<D> Context<'_, D> {
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
-    /// then close (bounded by [`Config::linger`]). Python: `sel.unregister(sock); sock.close()`,
+    /// then close (bounded by [`Config::linger`](crate::Config::linger)). Python: `sel.unregister(sock); sock.close()`,
     /// without losing output. Unknown or closing ids are ignored.
     ///
     /// ```

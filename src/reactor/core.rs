@@ -37,6 +37,8 @@ pub(crate) struct Core<D> {
     /// Metrics scrapes being answered (a few at most; kept here, not as a
     /// flag in every connection, which would cost each one 8 bytes).
     pub(crate) scrapes: Vec<ConnId>,
+    /// This reactor's membership of a group, if it belongs to one.
+    pub(crate) member: Option<Box<crate::group::Member>>,
 }
 
 impl<D> Core<D> {
@@ -54,6 +56,7 @@ impl<D> Core<D> {
             shutting_down: false,
             metrics: Metrics::default(),
             scrapes: Vec::new(),
+            member: None,
         }
     }
 

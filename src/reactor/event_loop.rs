@@ -99,6 +99,11 @@ pub struct Reactor<H: Handler> {
     pub(super) full_logged: bool,
     /// `accept` is failing (out of descriptors): warned once already.
     pub(super) accept_failing: bool,
+    /// Mail from the other reactors of a group, taken out of the mailbox.
+    pub(super) mail: Vec<(usize, crate::group::Envelope)>,
+    /// Taking in the last queued connections before the listeners close:
+    /// serve them here, hand nothing over.
+    pub(super) draining: bool,
 }
 
 /// Hidden-doc boilerplate: a handler that does nothing, for the examples below.
@@ -152,6 +157,8 @@ impl<H: Handler> Reactor<H> {
             udp_buf: Vec::new(),
             full_logged: false,
             accept_failing: false,
+            mail: Vec::new(),
+            draining: false,
         })
     }
 

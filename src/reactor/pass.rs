@@ -45,6 +45,7 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn turn(&mut self) -> Result<bool> {
         self.wait()?; // 1
         self.note_events(); // 2: no I/O, no callbacks
+        self.take_mail(); // 2b: in a group, what the other reactors sent
         if self.core.handle.is_stopping() && !self.core.shutting_down {
             self.begin_shutdown(); // 3
         }
@@ -54,6 +55,7 @@ impl<H: Handler> Reactor<H> {
         self.serve_udp();
         self.expire(); // 7: linger deadlines, timers, shutdown, accept backoff
         self.settle(); // 8: flush, then reap
+        self.post_mail(); // 9: in a group, this pass's batches to the others
         self.core.pool.trim(self.core.now); // spares a burst left behind
         Ok(self.core.shutting_down && self.core.conns.is_empty())
     }
@@ -138,7 +140,7 @@ impl<H: Handler> Reactor<H> {
             Endpoint::Udp(u) => u.readable,
             Endpoint::Fd { .. } => false,
         });
-        if self.core.conns.has_work() || due {
+        if self.core.conns.has_work() || due || self.mail_waiting() {
             return Some(Duration::ZERO);
         }
         let deadline = [
@@ -234,6 +236,9 @@ impl<H: Handler> Reactor<H> {
 
     fn begin_shutdown(&mut self) {
         log::info!("shutting down");
+        // In a group: every reactor stops; what waits in the listeners'
+        // queues is taken in first (see `group.rs`).
+        self.drain_listeners();
         self.core.shutting_down = true;
         // Stop accepting and serving datagrams; dropping a Unix listener
         // removes its socket file.
@@ -325,7 +330,7 @@ impl<H: Handler> Reactor<H> {
 
     /// Accepts on every ready listener until `WouldBlock` (at most
     /// `ACCEPT_BATCH` each per pass).
-    fn accept_all(&mut self) {
+    pub(super) fn accept_all(&mut self) {
         if self.core.shutting_down || self.accept_paused_until.is_some() {
             return;
         }
@@ -352,7 +357,7 @@ impl<H: Handler> Reactor<H> {
             Ok((stream, peer)) if scrape => self.admit_scrape(stream, peer),
             Ok((stream, peer)) => {
                 self.accept_failing = false;
-                self.admit(stream, peer);
+                self.route(stream, peer); // here, or to another reactor of a group
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.ready = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -376,8 +381,14 @@ impl<H: Handler> Reactor<H> {
         matches!(self.core.endpoints.slot_mut(slot), Some((_, Endpoint::Listener(l))) if l.ready)
     }
 
-    /// Registers an accepted socket and asks the handler about it.
-    fn admit(&mut self, stream: Stream, peer: PeerAddr) {
+    /// Registers an accepted socket (counted by a group's `permit`, if
+    /// any) and asks the handler about it.
+    pub(super) fn admit(
+        &mut self,
+        stream: Stream,
+        peer: PeerAddr,
+        permit: Option<crate::group::Permit>,
+    ) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.conns.count_from(ip);
@@ -406,6 +417,9 @@ impl<H: Handler> Reactor<H> {
         self.full_logged = false;
         self.core.metrics.on_accept();
         log::debug!("{id}: accepted {peer}");
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            conn.permit = permit;
+        }
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             self.core.conns.count_ip(id, ip);
         }
@@ -416,6 +430,10 @@ impl<H: Handler> Reactor<H> {
                     conn.made = true;
                 }
                 self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
+                if self.core.shutting_down {
+                    // Handed over by another reactor while this one stopped.
+                    self.core.close_gracefully(id, CloseReason::Shutdown);
+                }
             }
             None => self.core.close_gracefully(id, CloseReason::Closed),
         }
