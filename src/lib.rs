@@ -17,8 +17,12 @@
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //!
-//! `selector/` never imports `reactor/`, and the reactor never uses the
-//! `Selector`. Applications live outside the library and use only this
+//! Inside `reactor/`, `pass.rs` is the loop (`Reactor::turn` and its
+//! steps) and the only caller of the [`Handler`]; `conn.rs` owns a
+//! connection's lifecycle and backpressure, `conns.rs` the connection
+//! bookkeeping, `timers.rs` the timers (pure data), `context.rs` the
+//! callback API. `selector/` never imports `reactor/`, and the reactor never
+//! uses the `Selector`. Applications live outside the library and use only this
 //! public API: `examples/chatroom/` is the chat server, a [`Handler`] on a
 //! [`Reactor`] with [`codec::LineCodec`], [`reactor::TokenBucket`] and
 //! [`codec::terminal_safe`]. See `docs/ARCHITECTURE.md` for the loop's
