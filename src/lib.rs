@@ -20,8 +20,12 @@
 //! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //!
-//! `selector/` never imports `reactor/`, and the reactor never uses the
-//! `Selector`. Applications live outside the library and use only this
+//! Inside `reactor/`, `pass.rs` is the loop (`Reactor::turn` and its
+//! steps) and the only caller of the [`Handler`]; `conn.rs` owns a
+//! connection's lifecycle and backpressure, `conns.rs` the connection
+//! bookkeeping, `timers.rs` the timers (pure data), `context.rs` the
+//! callback API. `selector/` never imports `reactor/`, and the reactor never
+//! uses the `Selector`. Applications live outside the library and use only this
 //! public API: `examples/chatroom/` is the chat server, a [`Handler`] on a
 //! [`Reactor`] with [`codec::LineCodec`], [`reactor::TokenBucket`] and
 //! [`codec::terminal_safe`]. See `docs/ARCHITECTURE.md` for the loop's

@@ -58,10 +58,19 @@ pub(crate) enum State {
 /// Which silence an idle timeout ([`Context::set_idle_timeout`](crate::Context::set_idle_timeout)) watches.
 ///
 /// ```
-/// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+/// # use mio_selectors::{Config, Reactor};
+/// # struct App;
+/// # impl mio_selectors::Handler for App { type Data = (); }
+/// # let mut reactor = Reactor::new(App, Config::default())?;
+/// # let server = reactor.listen("127.0.0.1:0")?;
+/// # let addr = reactor.local_addr(server)?;
+/// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+/// # let id = cx.connect(addr, ())?;
 /// use mio_selectors::reactor::Idle;
 /// cx.set_idle_timeout(id, Idle::Read, Some(std::time::Duration::from_secs(300)));
-/// # }
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {

@@ -80,10 +80,15 @@ impl Handle {
     /// close everything, and return from `run`.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
     /// handle.stop();
     /// handle.stop(); // a second call changes nothing
-    /// # }
+    /// reactor.run()?; // returns: stopped, and nothing to flush
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
@@ -93,10 +98,15 @@ impl Handle {
     /// Whether [`stop`](Self::stop) has been called.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// assert!(!handle.is_stopping());
     /// handle.stop();
     /// assert!(handle.is_stopping());
-    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Acquire)
@@ -107,11 +117,26 @@ impl Handle {
     /// submitted after the reactor has stopped is never run.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
-    /// handle.call_soon_threadsafe(move |lp| {
-    ///     let _ = lp.send(id, b"from another thread\n");
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// std::thread::spawn(move || {
+    ///     handle.call_soon_threadsafe(move |lp| {
+    ///         flag.store(true, Ordering::SeqCst); // on the loop thread
+    ///         assert_eq!(lp.connection_count(), 0);
+    ///         lp.stop();
+    ///     });
     /// });
-    /// # }
+    /// reactor.run()?; // until the task stops it
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_soon_threadsafe(&self, task: impl FnOnce(&mut dyn Loop) + Send + 'static) {
         let first = {
@@ -130,9 +155,19 @@ impl Handle {
     /// Errors (the connection is gone, its output is full) are logged.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # let handle = reactor.handle();
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// handle.send(id, b"tick\n".to_vec());
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&self, id: ConnId, data: Vec<u8>) {
         self.call_soon_threadsafe(move |lp| {
