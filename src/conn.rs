@@ -104,6 +104,10 @@ pub(crate) struct Conn<D> {
     /// The kernel reported read-closed or an error: a short read no longer
     /// proves the socket drained, read until EOF or `WouldBlock`.
     pub(crate) hup: bool,
+    /// The kernel reported TCP urgent data (`EPOLLPRI`). A read stops short
+    /// at the urgent mark even with `SO_OOBINLINE`, so until `WouldBlock` a
+    /// short read does not prove the socket drained.
+    pub(crate) urgent: bool,
     /// The socket may take more output (cleared by `WouldBlock`).
     pub(crate) writable: bool,
     /// The peer sent FIN (a read returned 0).
@@ -141,6 +145,7 @@ impl<D> Conn<D> {
             idle: None,
             readable: false,
             hup: false,
+            urgent: false,
             writable: true,
             eof: false,
             paused: false,

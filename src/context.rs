@@ -106,12 +106,16 @@ impl<D> Core<D> {
                 let keepalive = socket2::TcpKeepalive::new().with_time(idle);
                 let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive);
             }
+            // A TCP urgent byte (telnet's "synch", `MSG_OOB`) stays in the
+            // stream as ordinary data, so an echo returns it in place.
+            let _ = socket2::SockRef::from(tcp).set_out_of_band_inline(true);
         }
         let gen = self.next_gen;
         self.next_gen = (gen + 1) & GEN_MASK;
         let entry = self.conns.vacant_entry();
         let id = ConnId::new(entry.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        // PRIORITY (EPOLLPRI) says an urgent mark is pending: see `Conn::urgent`.
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         self.registry.register(&mut stream, id.token(), interest)?;
         entry.insert(Conn::new(stream, peer, gen, state));
         Ok(id)

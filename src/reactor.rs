@@ -51,7 +51,12 @@ const UDP_MAX: usize = 65_536;
 /// last event said (`readable`, `writable`) and acts until the kernel says
 /// `WouldBlock`. A read shorter than the buffer proves the socket drained
 /// (unless the kernel also reported a hang-up, where it reads on to EOF), so
-/// an echo costs one `read` and one `write`. A connection that had more to
+/// an echo costs one `read` and one `write`. TCP urgent data is the other
+/// exception: a read stops short at the urgent mark, so while the kernel
+/// reports one (`EPOLLPRI`) the reactor reads on to `WouldBlock`. Accepted
+/// and connected TCP sockets have `SO_OOBINLINE` set: an urgent byte
+/// (`MSG_OOB`, telnet's "synch") is an ordinary byte of the stream, in its
+/// place, never lost and never stalling the rest. A connection that had more to
 /// read than its per-pass budget is queued and served on the next pass
 /// without waiting for an event.
 ///
@@ -661,6 +666,9 @@ impl<H: Handler> Reactor<H> {
         if event.is_read_closed() || failed {
             conn.hup = true;
         }
+        if event.is_priority() {
+            conn.urgent = true;
+        }
         let readable = event.is_readable() || event.is_read_closed() || failed;
         let writable = event.is_writable() || event.is_write_closed() || failed;
         if matches!(conn.state, State::Connecting { .. }) {
@@ -914,14 +922,16 @@ impl<H: Handler> Reactor<H> {
                         idle.last_read = now;
                     }
                     // A short read proves the socket drained, unless the
-                    // kernel reported a hang-up that may sit behind the data.
-                    if n < want && !conn.hup {
+                    // kernel reported a hang-up that may sit behind the data
+                    // or an urgent mark, where the read stops short.
+                    if n < want && !conn.hup && !conn.urgent {
                         conn.readable = false;
                     }
                     self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.readable = false;
+                    conn.urgent = false;
                     conn.inb.release_if_empty(pool);
                     return;
                 }

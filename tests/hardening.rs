@@ -1,0 +1,191 @@
+//! The hardening issue's defects, each reproduced as the outside probe
+//! found it: the example binaries run as a user runs them, real sockets on
+//! loopback, and one test per defect that failed before its fix.
+//!
+//! Every wait has a deadline: a child that stalls fails its test, it never
+//! hangs the run; children are killed when their test ends.
+
+#[path = "util/process.rs"]
+mod process;
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use process::Proc;
+
+/// The longest any one step (start, exchange, exit) may take.
+const STEP: Duration = Duration::from_secs(20);
+
+/// The examples this file runs, built once per test run.
+const EXAMPLES: &[&str] = &[
+    "multiconn_echo",
+    "multiconn_client",
+    "selector_client",
+    "chatroom",
+    "chat_client",
+    "udp_echo",
+    "unix_echo",
+];
+
+fn example(name: &str) -> Command {
+    process::example(EXAMPLES, name)
+}
+
+/// Starts server example `name` with `args`; returns it and its address.
+fn start(name: &str, args: &[&str]) -> (Proc, String) {
+    let mut cmd = example(name);
+    cmd.args(args);
+    Proc::start_ready(name, cmd, STEP)
+}
+
+/// A client socket whose blocking calls give up after `STEP`.
+fn connect(addr: &str) -> TcpStream {
+    let addr: SocketAddr = addr.parse().expect("an ip:port address");
+    let s = TcpStream::connect_timeout(&addr, STEP).expect("connect");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Reads until `want` bytes have arrived or `limit` passes; returns them.
+fn read_n(s: &TcpStream, want: usize, limit: Duration) -> Vec<u8> {
+    let until = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0; 64 * 1024];
+    while got.len() < want {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match (&*s).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if is_timeout(&e) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e} after {} bytes", got.len()),
+        }
+    }
+    s.set_read_timeout(Some(STEP)).unwrap();
+    got
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Reads one `\n`-terminated line (without it), within `STEP`.
+fn line(s: &TcpStream) -> String {
+    let until = Instant::now() + STEP;
+    let mut got = Vec::new();
+    let mut byte = [0; 1];
+    loop {
+        assert!(Instant::now() < until, "no whole line in {STEP:?}: {got:?}");
+        match (&*s).read(&mut byte) {
+            Ok(0) => panic!(
+                "EOF before a whole line: {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(_) if byte[0] == b'\n' => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(_) => got.push(byte[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e} after {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+/// Polls `cond` every few milliseconds until it holds or `limit` passes.
+fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5)); // polling, not a handshake
+    }
+}
+
+/// Bytes waiting in the receive queue of the server's end of `client`
+/// (from `/proc/net/tcp`, which lists every IPv4 TCP socket).
+fn server_rx_queue(client: &TcpStream) -> Option<u64> {
+    let (local, peer) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let want_local = format!(":{:04X}", peer.port());
+    let want_remote = format!(":{:04X}", local.port());
+    table.lines().skip(1).find_map(|row| {
+        let f: Vec<&str> = row.split_whitespace().collect();
+        let ok = f.get(1)?.ends_with(&want_local) && f.get(2)?.ends_with(&want_remote);
+        let (_, rx) = f.get(4)?.split_once(':')?;
+        ok.then(|| u64::from_str_radix(rx, 16).ok()).flatten()
+    })
+}
+
+/// With `server` stopped (SIGSTOP), sends `before`, one urgent byte and
+/// `after` on `client`, waits until all of it sits in the server's receive
+/// queue, and lets the server go on (SIGCONT): the urgent mark is then in
+/// the middle of what one read can take, as on a busy server.
+fn send_with_urgent_byte(server: &Proc, client: &TcpStream, before: &[u8], after: &[u8]) {
+    server.signal("-STOP");
+    let sock = socket2::SockRef::from(client);
+    (&*client).write_all(before).unwrap();
+    assert_eq!(sock.send_out_of_band(b"!").unwrap(), 1);
+    (&*client).write_all(after).unwrap();
+    let total = (before.len() + 1 + after.len()) as u64;
+    let queued = poll_until(STEP, || server_rx_queue(client) == Some(total));
+    server.signal("-CONT");
+    assert!(
+        queued,
+        "the server's receive queue never held all {total} bytes"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 1. One TCP urgent byte stalled the rest of the stream
+// ---------------------------------------------------------------------------
+
+/// The echo server returned `abc` and then nothing: its read stopped at the
+/// urgent mark, and a short read was taken as "drained".
+#[test]
+fn an_urgent_byte_does_not_stall_the_echo() {
+    let (server, addr) = start("multiconn_echo", &["127.0.0.1", "0"]);
+    for trial in 0..5 {
+        let client = connect(&addr);
+        (&client).write_all(b"hi").unwrap();
+        assert_eq!(read_n(&client, 2, STEP), b"hi", "trial {trial}: accepted");
+        send_with_urgent_byte(&server, &client, b"abc", b"def");
+        let got = read_n(&client, 7, Duration::from_secs(5));
+        // The urgent byte is ordinary data (SO_OOBINLINE): echoed in place.
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "abc!def",
+            "trial {trial}: the echo after an urgent byte"
+        );
+    }
+}
+
+/// The same stall in the chatroom (telnet's `send synch` sends an urgent
+/// byte): the line after the mark was never relayed.
+#[test]
+fn an_urgent_byte_does_not_stall_the_chatroom() {
+    let (server, addr) = start("chatroom", &["127.0.0.1", "0"]);
+    let a = connect(&addr);
+    assert!(line(&a).starts_with("* welcome"));
+    let b = connect(&addr);
+    assert!(line(&b).starts_with("* welcome"));
+    let a_name = a.local_addr().unwrap().to_string();
+    let b_name = b.local_addr().unwrap().to_string();
+    assert_eq!(line(&a), format!("* {b_name} joined"));
+    for trial in 0..3 {
+        send_with_urgent_byte(&server, &a, b"abc", b"def\n");
+        assert_eq!(line(&b), format!("<{a_name}> abc!def"), "trial {trial}");
+    }
+}
