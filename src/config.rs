@@ -23,8 +23,11 @@ pub struct Config {
     /// [`CloseReason::InputOverflow`](crate::CloseReason::InputOverflow).
     /// Default 64 KiB.
     pub max_inb: usize,
-    /// Pending output above which a connection is no longer read (TCP then
-    /// pushes back on the peer). Default 64 KiB.
+    /// Pending output at or above which a connection is no longer read (TCP
+    /// then pushes back on the peer). A read is also never larger than the
+    /// room left below [`max_outb`](Self::max_outb), so a handler that sends
+    /// back at most what it reads is paused before the cap, never closed
+    /// by it, even with `high_water` equal to `max_outb`. Default 64 KiB.
     pub high_water: usize,
     /// Pending output at or below which reading resumes. Default 16 KiB.
     pub low_water: usize,

@@ -67,10 +67,12 @@ const UDP_MAX: usize = 65_536;
 ///
 /// # Bounded memory
 ///
-/// Input is capped by [`Config::max_inb`]; output above
+/// Input is capped by [`Config::max_inb`]; output at
 /// [`Config::high_water`] stops reading until it falls to
 /// [`Config::low_water`]; [`Config::max_outb`] is a hard cap (the connection
-/// is closed as too slow). Buffers go back to a pool when empty, so an idle
+/// is closed as too slow). A read never takes more than the room left below
+/// `max_outb`, so an echo's pending output stays within
+/// `min(high_water + read_chunk, max_outb)` whatever the marks are. Buffers go back to a pool when empty, so an idle
 /// connection holds none.
 ///
 /// # Spurious and stale events
@@ -870,6 +872,7 @@ impl<H: Handler> Reactor<H> {
     /// chunk to the handler.
     fn read_conn(&mut self, id: ConnId) {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
+        let max_outb = self.core.config.max_outb;
         let mut budget = self.core.config.read_budget;
         let now = self.core.now;
         let Some(conn) = self.core.get_mut(id) else {
@@ -891,7 +894,18 @@ impl<H: Handler> Reactor<H> {
             if !conn.readable || conn.eof || !wanted {
                 return;
             }
-            let want = chunk.min(max_inb - conn.inb.len());
+            // Never read more than the output cap has room for: a handler
+            // that sends back what it reads (an echo) then reaches the cap
+            // paused, never past it, however close `high_water` is to it.
+            let room = match lingering {
+                true => chunk,
+                false => max_outb.saturating_sub(conn.outb.len()),
+            };
+            if room == 0 {
+                conn.paused = true; // as at high water: resumes at low water
+                return;
+            }
+            let want = chunk.min(max_inb - conn.inb.len()).min(room);
             if want == 0 {
                 return; // full: the handler was told, see `with_inb`
             }

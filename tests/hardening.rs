@@ -189,3 +189,75 @@ fn an_urgent_byte_does_not_stall_the_chatroom() {
         assert_eq!(line(&b), format!("<{a_name}> abc!def"), "trial {trial}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 3. --high-water near the output cap reset clients
+// ---------------------------------------------------------------------------
+
+/// A client socket with a small receive buffer, so that what it does not
+/// read piles up in the server's pending output, not in the kernel.
+fn connect_small_rcvbuf(addr: &str) -> TcpStream {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    sock.connect_timeout(&addr.into(), STEP).unwrap();
+    let s: TcpStream = sock.into();
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// The byte at `offset` of a test stream (not periodic in any buffer size).
+fn pattern(offset: usize) -> u8 {
+    (offset % 251) as u8
+}
+
+/// With `--high-water` at the 1 MiB cap, one read chunk past the mark
+/// passed the cap: a client that wrote faster than it read was reset. Now
+/// it is paused before the cap and gets back every byte.
+#[test]
+fn high_water_at_the_output_cap_pauses_instead_of_resetting() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const TOTAL: usize = 8 * 1024 * 1024;
+    for high in ["1048576", "1040000"] {
+        let (_server, addr) = start("multiconn_echo", &["--high-water", high, "127.0.0.1", "0"]);
+        let client = connect_small_rcvbuf(&addr);
+        let written = Arc::new(AtomicUsize::new(0));
+        let writer = {
+            let (s, written) = (client.try_clone().unwrap(), written.clone());
+            thread::spawn(move || -> io::Result<()> {
+                let mut chunk = vec![0; 64 * 1024];
+                let mut at = 0;
+                while at < TOTAL {
+                    let n = chunk.len().min(TOTAL - at);
+                    for (i, b) in chunk[..n].iter_mut().enumerate() {
+                        *b = pattern(at + i);
+                    }
+                    (&s).write_all(&chunk[..n])?;
+                    at += n;
+                    written.store(at, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        };
+        // Read nothing until the writer stops making progress: TCP pushes
+        // back (or, before the fix, the server resets the connection).
+        let mut last = usize::MAX;
+        poll_until(STEP, || {
+            let now = written.load(Ordering::Relaxed);
+            let still = now == last || writer.is_finished();
+            last = now;
+            still && now > 0 && {
+                thread::sleep(Duration::from_millis(300)); // a progress window
+                written.load(Ordering::Relaxed) == now
+            }
+        });
+        let got = read_n(&client, TOTAL, Duration::from_secs(60));
+        let wrote = writer.join().unwrap();
+        assert!(wrote.is_ok(), "--high-water {high}: writer: {wrote:?}");
+        assert_eq!(got.len(), TOTAL, "--high-water {high}: bytes echoed");
+        let bad = (0..TOTAL).find(|&i| got[i] != pattern(i));
+        assert_eq!(bad, None, "--high-water {high}: first wrong byte");
+    }
+}
