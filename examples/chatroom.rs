@@ -15,7 +15,7 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
 
 /// Chat server: relays each line to every other client.
@@ -28,36 +28,34 @@ struct Args {
     /// Port to listen on (0: any free port).
     #[arg(default_value_t = 8000)]
     port: u16,
-    /// Longest line, in bytes before the newline.
-    #[arg(long, default_value_t = ChatConfig::default().max_line)]
+    /// Longest line, in bytes before the newline (at most 16 MiB).
+    #[arg(long, default_value_t = ChatConfig::default().max_line, value_parser = common::count(16 << 20))]
     max_line: usize,
-    /// Pending output per client, in bytes, before it is disconnected as too slow.
-    #[arg(long, default_value_t = ChatConfig::default().max_output)]
+    /// Pending output per client, in bytes, before it is disconnected as too slow (at most 1 GiB).
+    #[arg(long, default_value_t = ChatConfig::default().max_output, value_parser = common::count(1 << 30))]
     max_output: usize,
     /// Most clients connected at once.
-    #[arg(long, default_value_t = ChatConfig::default().max_clients)]
+    #[arg(long, default_value_t = ChatConfig::default().max_clients, value_parser = common::count(u32::MAX.into()))]
     max_clients: usize,
     /// Lines read per client per second.
-    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec)]
+    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec, value_parser = common::positive)]
     rate: f64,
-    /// Lines a client may send in a burst.
-    #[arg(long, default_value_t = ChatConfig::default().burst)]
+    /// Lines a client may send in a burst (at least 1).
+    #[arg(long, default_value_t = ChatConfig::default().burst, value_parser = common::positive)]
     burst: f64,
     /// Most clients from one IP address at once; more are closed at once [default: no limit].
-    #[arg(long)]
+    #[arg(long, value_parser = common::count(u32::MAX.into()))]
     max_per_ip: Option<usize>,
-    /// Seconds a partial line (no newline) may wait before the client is disconnected.
-    #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
-    partial_timeout: f64,
+    /// Seconds a partial line (no newline) may wait before the client is disconnected (at most a year).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
+    partial_timeout: Duration,
 }
 
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args();
-    if !(args.partial_timeout > 0.0 && args.rate > 0.0 && args.burst >= 1.0) {
-        eprintln!("{}", Args::command().render_usage());
-        eprintln!("chatroom: --partial-timeout and --rate must be positive, --burst at least 1");
-        return ExitCode::from(2);
+    if args.burst < 1.0 {
+        common::usage_error::<Args>(format!("--burst {} is below 1", args.burst));
     }
     let config = ChatConfig {
         max_line: args.max_line,
@@ -65,7 +63,7 @@ fn main() -> ExitCode {
         max_clients: args.max_clients,
         lines_per_sec: args.rate,
         burst: args.burst,
-        partial_timeout: Duration::from_secs_f64(args.partial_timeout),
+        partial_timeout: args.partial_timeout,
     };
     let reactor_config = Config {
         max_per_ip: args.max_per_ip,

@@ -28,17 +28,18 @@ struct Args {
     /// Port to listen on (0: any free port).
     #[arg(default_value_t = 65432)]
     port: u16,
-    /// Pending output (bytes) above which a client is no longer read.
-    #[arg(long, default_value_t = Config::default().high_water)]
+    /// Pending output (bytes) at which a client is no longer read; at most
+    /// the 1 MiB output cap.
+    #[arg(long, default_value_t = Config::default().high_water, value_parser = common::count(u32::MAX.into()))]
     high_water: usize,
-    /// Pending output (bytes) at which reading resumes.
+    /// Pending output (bytes) at which reading resumes; at most --high-water.
     #[arg(long, default_value_t = Config::default().low_water)]
     low_water: usize,
     /// Most clients at once; more are closed at once.
-    #[arg(long, default_value_t = Config::default().max_connections)]
+    #[arg(long, default_value_t = Config::default().max_connections, value_parser = common::count(u32::MAX.into()))]
     max_connections: usize,
     /// Most clients from one IP address at once [default: no limit].
-    #[arg(long)]
+    #[arg(long, value_parser = common::count(u32::MAX.into()))]
     max_per_ip: Option<usize>,
 }
 
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
+    common::check_water_marks::<Args>(&config);
     common::serve(
         "multiconn_echo",
         Reactor::new(Echo, config),

@@ -10,7 +10,7 @@ mod process;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -259,5 +259,211 @@ fn high_water_at_the_output_cap_pauses_instead_of_resetting() {
         assert_eq!(got.len(), TOTAL, "--high-water {high}: bytes echoed");
         let bad = (0..TOTAL).find(|&i| got[i] != pattern(i));
         assert_eq!(bad, None, "--high-water {high}: first wrong byte");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4. Panics instead of the contract's exit statuses
+// ---------------------------------------------------------------------------
+
+/// Runs an example to its end (within the deadline).
+fn run(name: &str, args: &[&str]) -> (ExitStatus, Vec<String>, String) {
+    let mut cmd = example(name);
+    cmd.args(args);
+    Proc::spawn(name, cmd, STEP).finish()
+}
+
+/// Out-of-range numbers and contradicting flags: a usage line and exit 2
+/// naming the flag as typed; before, `inf` panicked (101) and the marks
+/// exited 1 with `invalid config: low_water ...`, naming struct fields.
+#[test]
+fn bad_numeric_flags_exit_2_with_usage_naming_the_flag() {
+    let cases: &[(&str, &[&str], &str)] = &[
+        (
+            "chatroom",
+            &["--partial-timeout", "inf"],
+            "--partial-timeout",
+        ),
+        (
+            "chatroom",
+            &["--partial-timeout", "1e300"],
+            "--partial-timeout",
+        ),
+        ("chatroom", &["--partial-timeout", "0"], "--partial-timeout"),
+        (
+            "chatroom",
+            &["--partial-timeout", "nan"],
+            "--partial-timeout",
+        ),
+        ("chatroom", &["--rate", "inf"], "--rate"),
+        ("chatroom", &["--burst", "0.5"], "--burst"),
+        ("chatroom", &["--max-output", "0"], "--max-output"),
+        ("chatroom", &["--max-line", "0"], "--max-line"),
+        (
+            "chatroom",
+            &["--max-clients", "5000000000"],
+            "--max-clients",
+        ),
+        ("multiconn_echo", &["--low-water", "70000"], "--low-water"),
+        (
+            "multiconn_echo",
+            &["--high-water", "2000000"],
+            "--high-water",
+        ),
+        ("multiconn_echo", &["--high-water", "0"], "--high-water"),
+        (
+            "multiconn_echo",
+            &["--max-connections", "5000000000"],
+            "--max-connections",
+        ),
+        ("multiconn_echo", &["--max-per-ip", "0"], "--max-per-ip"),
+        (
+            "multiconn_client",
+            &["--timeout", "1e300", "127.0.0.1", "1", "1"],
+            "--timeout",
+        ),
+        (
+            "selector_client",
+            &["--timeout", "18446744073709551615", "127.0.0.1", "1", "1"],
+            "--timeout",
+        ),
+    ];
+    for (name, flags, flag) in cases {
+        let mut args = flags.to_vec();
+        if !name.ends_with("client") {
+            args.extend(["127.0.0.1", "0"]);
+        }
+        let (status, out, err) = run(name, &args);
+        let what = format!("{name} {}", args.join(" "));
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "{what}: exit status; stderr:\n{err}"
+        );
+        assert!(out.is_empty(), "{what}: stdout {out:?}");
+        assert!(
+            err.contains(flag),
+            "{what}: stderr does not name {flag}:\n{err}"
+        );
+        assert!(err.contains("Usage:"), "{what}: no usage line:\n{err}");
+        assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+        assert!(
+            !err.contains("invalid config"),
+            "{what}: struct fields:\n{err}"
+        );
+    }
+}
+
+/// A child whose stdout is a pipe nobody reads (a broken pipe from its
+/// first write), killed when dropped.
+struct Headless {
+    child: std::process::Child,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Headless {
+    fn spawn(name: &str, args: &[&str]) -> Headless {
+        // The write end of a pipe whose reader (`true`) has exited: closed
+        // before the server starts, so its every write is EPIPE.
+        let mut reader = Command::new("true")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let writer = reader.stdin.take().unwrap();
+        reader.wait().unwrap();
+        let mut cmd = example(name);
+        cmd.args(args).stdout(writer);
+        let mut child = cmd.spawn().unwrap();
+        let stderr = process::text_of(child.stderr.take().unwrap());
+        Headless { child, stderr }
+    }
+
+    /// SIGTERM, then the exit status and the whole stderr.
+    fn stop(mut self) -> (ExitStatus, String) {
+        process::signal(self.child.id(), "-TERM");
+        let mut status = None;
+        poll_until(STEP, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.expect("still running after SIGTERM");
+        (status, self.stderr.recv_timeout(STEP).unwrap_or_default())
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (the server is told it, since its
+/// readiness line is lost in the broken pipe).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every server with stdout a broken pipe serves all the same: before,
+/// `println!` of the readiness line panicked.
+#[test]
+fn servers_with_stdout_a_broken_pipe_keep_serving() {
+    use std::os::unix::net::UnixStream;
+    for name in ["multiconn_echo", "chatroom", "udp_echo", "unix_echo"] {
+        let port = free_port().to_string();
+        let path = std::env::temp_dir().join(format!("harden-pipe-{}.sock", std::process::id()));
+        let args: Vec<&str> = match name {
+            "unix_echo" => vec![path.to_str().unwrap()],
+            _ => vec!["127.0.0.1", &port],
+        };
+        let server = Headless::spawn(name, &args);
+        let addr = format!("127.0.0.1:{port}");
+        let served = match name {
+            "multiconn_echo" | "chatroom" => poll_until(STEP, || {
+                let Ok(s) = TcpStream::connect(&addr) else {
+                    return false;
+                };
+                s.set_read_timeout(Some(STEP)).unwrap();
+                if name == "chatroom" {
+                    line(&s).starts_with("* welcome")
+                } else {
+                    (&s).write_all(b"ping").unwrap();
+                    read_n(&s, 4, STEP) == b"ping"
+                }
+            }),
+            "udp_echo" => {
+                let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                udp.set_read_timeout(Some(Duration::from_millis(100)))
+                    .unwrap();
+                poll_until(STEP, || {
+                    let mut buf = [0; 16];
+                    udp.send_to(b"ping", &addr).is_ok()
+                        && udp.recv(&mut buf).is_ok_and(|n| &buf[..n] == b"ping")
+                })
+            }
+            _ => poll_until(STEP, || {
+                let Ok(mut s) = UnixStream::connect(&path) else {
+                    return false;
+                };
+                s.set_read_timeout(Some(STEP)).unwrap();
+                let mut buf = [0; 4];
+                s.write_all(b"ping").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"ping"
+            }),
+        };
+        let (status, err) = server.stop();
+        assert!(
+            served,
+            "{name}: not serving with stdout a broken pipe; stderr:\n{err}"
+        );
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{name}: exit after SIGTERM; stderr:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{name}: panicked:\n{err}");
     }
 }

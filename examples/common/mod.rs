@@ -3,12 +3,15 @@
 //! "listening on" / exit status rules of a server.
 #![allow(dead_code)] // each example uses part of it
 
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::error::{ContextKind, ContextValue};
-use clap::Parser;
-use mio_selectors::{Handler, Reactor};
+use clap::builder::RangedU64ValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
+use mio_selectors::{Config, Handler, Reactor};
 
 /// Logs to stderr through `env_logger`: warnings by default, more with `RUST_LOG`.
 pub fn init_logging() {
@@ -31,15 +34,75 @@ fn parse<A: Parser>(mut command: clap::Command) -> A {
     let parsed = command
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|matches| A::from_arg_matches(&matches));
-    parsed.unwrap_or_else(|mut e| {
-        // clap shows the usage line for a missing argument but not for a bad
-        // value; the contract wants it for every argument error.
-        if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
-            let usage = ContextValue::StyledStr(command.render_usage());
-            e.insert(ContextKind::Usage, usage);
-        }
-        e.exit()
-    })
+    parsed.unwrap_or_else(|e| exit_usage(&mut command, e))
+}
+
+/// Prints `e` with the usage line on stderr and exits 2 (`--help` and
+/// `--version`: stdout, exit 0).
+fn exit_usage(command: &mut clap::Command, mut e: clap::Error) -> ! {
+    // clap shows the usage line for a missing argument but not for a bad
+    // value; the contract wants it for every argument error.
+    if e.use_stderr() && e.get(ContextKind::Usage).is_none() {
+        let usage = ContextValue::StyledStr(command.render_usage());
+        e.insert(ContextKind::Usage, usage);
+    }
+    e.exit()
+}
+
+/// An argument error found after parsing (two flags that contradict each
+/// other, say): `error: MESSAGE`, the usage line, exit 2. `message` names
+/// the flags as the user typed them.
+pub fn usage_error<A: CommandFactory>(message: impl std::fmt::Display) -> ! {
+    let mut command = A::command();
+    let e = command.error(ErrorKind::ArgumentConflict, message);
+    exit_usage(&mut command, e)
+}
+
+// Value parsers for numeric flags: every value a flag accepts is one the
+// program can use, so a bad one is an argument error (exit 2, usage, the
+// flag named as typed), never a panic or a config error later.
+
+/// A count from 1 to `max` (`0` is refused: a limit of nothing).
+pub fn count(max: u64) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(1..=max)
+}
+
+/// The most seconds a duration flag takes: a year, far past any timeout a
+/// server wants, and well inside what `Instant` arithmetic can add.
+pub const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// A positive, finite number of seconds, at most [`MAX_SECS`] (`inf`, `nan`,
+/// `1e300`, `0` and negatives are refused).
+pub fn secs(s: &str) -> Result<Duration, String> {
+    let x = positive(s)?;
+    if x > MAX_SECS {
+        return Err(format!("{s} is more than a year ({MAX_SECS} s)"));
+    }
+    Ok(Duration::from_secs_f64(x))
+}
+
+/// A positive, finite number (`inf`, `nan`, `0` and negatives are refused).
+pub fn positive(s: &str) -> Result<f64, String> {
+    let x: f64 = s.trim().parse().map_err(|e| format!("{s}: {e}"))?;
+    if !(x.is_finite() && x > 0.0) {
+        return Err(format!("{s} is not a positive finite number"));
+    }
+    Ok(x)
+}
+
+/// Checks the flow-control flags (`--high-water`, `--low-water`) against
+/// each other and against the output cap of `config`, the reactor config
+/// they went into; exits 2 naming the flags if they contradict.
+pub fn check_water_marks<A: CommandFactory>(config: &Config) {
+    let (low, high, cap) = (config.low_water, config.high_water, config.max_outb);
+    if high > cap {
+        usage_error::<A>(format!(
+            "--high-water {high} is above the output cap ({cap} bytes)"
+        ));
+    }
+    if low > high {
+        usage_error::<A>(format!("--low-water {low} is above --high-water {high}"));
+    }
 }
 
 /// Listens on `host:port` (TCP) and serves; see [`serve_with`].
@@ -67,7 +130,7 @@ pub fn serve_with<H: Handler>(
     let result = reactor.and_then(|mut reactor| {
         let addr = bind(&mut reactor)?;
         reactor.stop_on_signals()?;
-        println!("listening on {addr}"); // line-buffered: flushed
+        ready_line(&format!("listening on {addr}"));
         reactor.run()
     });
     match result {
@@ -76,6 +139,16 @@ pub fn serve_with<H: Handler>(
             eprintln!("{name}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints a readiness line on stdout and flushes it, best-effort: with
+/// stdout closed or a broken pipe the server serves all the same (a warning
+/// on stderr says the line was lost).
+pub fn ready_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        log::warn!("stdout: {e}; serving without printing {line:?}");
     }
 }
 
@@ -89,8 +162,8 @@ pub struct MulticonnArgs {
     /// How many connections to open at once.
     #[arg(value_parser = clap::value_parser!(u32).range(1..))]
     pub num_conns: u32,
-    /// Give up (exit status 1) if not every echo is back after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Give up (exit status 1) if not every echo is back after this many seconds (at most a year).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS as u64))]
     pub timeout: u64,
 }
 
