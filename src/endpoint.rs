@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use mio::net::{TcpListener, UdpSocket, UnixListener};
 
+use crate::listen::FileId;
 use crate::stream::Stream;
 use crate::{EventMask, PeerAddr};
 
@@ -30,10 +31,13 @@ pub(crate) struct Listener {
 
 pub(crate) enum ListenSock {
     Tcp(TcpListener),
-    /// `path` is removed when the listener is dropped, if we created it.
+    /// `path` is removed when the listener is dropped if it is still the
+    /// socket file this listener created (`created`): one that replaced it
+    /// since (another server's) is left alone.
     Unix {
         sock: UnixListener,
         path: Option<PathBuf>,
+        created: Option<FileId>,
     },
 }
 
@@ -69,10 +73,14 @@ impl ListenSock {
 impl Drop for ListenSock {
     fn drop(&mut self) {
         if let ListenSock::Unix {
-            path: Some(path), ..
+            path: Some(path),
+            created: Some(created),
+            ..
         } = self
         {
-            if let Err(e) = std::fs::remove_file(&*path) {
+            if FileId::of(path) != Some(*created) {
+                log::info!("{} is no longer our socket: left alone", path.display());
+            } else if let Err(e) = std::fs::remove_file(&*path) {
                 log::debug!("cannot remove {}: {e}", path.display());
             }
         }

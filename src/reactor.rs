@@ -262,12 +262,16 @@ impl<H: Handler> Reactor<H> {
 
     /// Binds a Unix stream listener at `path` and serves it like a TCP one.
     /// A stale socket file at `path` (a socket nobody listens on) is removed
-    /// first; the file this creates is removed when the listener closes.
+    /// first; the file this creates is removed when the listener closes, if
+    /// it is still that file (same device and inode): a socket another
+    /// server put there since is left alone.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] naming the path: someone listens there already, the
-    /// path is another kind of file, or the directory is not writable;
+    /// [`Error::Bind`] naming the path and what is in the way: someone
+    /// listens there already, or a regular file, directory, symbolic link
+    /// or special file is there (it is left alone); or the directory is not
+    /// writable;
     /// [`Error::Io`] if epoll refuses the socket.
     ///
     /// ```
@@ -283,12 +287,16 @@ impl<H: Handler> Reactor<H> {
     /// ```
     pub fn listen_unix(&mut self, path: impl AsRef<Path>) -> Result<ListenerId> {
         let path = path.as_ref();
-        let sock = bind_unix(path).map_err(|source| Error::Bind {
+        let (sock, created) = bind_unix(path).map_err(|source| Error::Bind {
             addr: path.display().to_string(),
             source,
         })?;
         let path = Some(path.to_path_buf());
-        self.add_listen_sock(ListenSock::Unix { sock, path })
+        self.add_listen_sock(ListenSock::Unix {
+            sock,
+            path,
+            created,
+        })
     }
 
     fn add_listen_sock(&mut self, mut sock: ListenSock) -> Result<ListenerId> {

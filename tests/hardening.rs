@@ -467,3 +467,113 @@ fn servers_with_stdout_a_broken_pipe_keep_serving() {
         assert!(!err.contains("panicked"), "{name}: panicked:\n{err}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. unix_echo and socket files that are not its own
+// ---------------------------------------------------------------------------
+
+/// A fresh directory for socket paths, removed at the end of the test.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("harden-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Echoes `ping` through the Unix socket at `path`.
+fn unix_ping(path: &std::path::Path) -> bool {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    s.set_read_timeout(Some(STEP)).unwrap();
+    let mut buf = [0; 4];
+    s.write_all(b"ping").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"ping"
+}
+
+/// Its path replaced by another server's socket, `unix_echo` deleted the
+/// other's file at exit. Now it removes only the file it created.
+#[test]
+fn unix_echo_leaves_a_socket_file_that_replaced_its_own() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("replaced");
+    let path = dir.0.join("echo.sock");
+    let (server, _) = start("unix_echo", &[path.to_str().unwrap()]);
+    assert!(unix_ping(&path));
+    std::fs::remove_file(&path).unwrap();
+    let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let ino = std::fs::symlink_metadata(&path).unwrap().ino();
+    server.signal("-TERM");
+    let (status, _, err) = server.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    let meta = std::fs::symlink_metadata(&path);
+    assert!(meta.is_ok(), "the other server's socket was removed");
+    assert_eq!(meta.unwrap().ino(), ino, "not the other server's socket");
+    drop(other);
+
+    // Its own socket, still in place, goes at exit as before.
+    let (server, _) = start("unix_echo", &[path.to_str().unwrap()]); // stale: removed
+    server.signal("-TERM");
+    let (status, _, err) = server.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+    assert!(!path.exists(), "its own socket was left behind");
+}
+
+/// A regular file or a directory at the path: left alone, exit 1 with one
+/// line naming the path and what is there (before: "Address already in use").
+#[test]
+fn unix_echo_refuses_a_path_that_is_not_a_socket_saying_what_is_there() {
+    let dir = TempDir::new("notsock");
+    let file = dir.0.join("file.sock");
+    std::fs::write(&file, b"precious").unwrap();
+    let sub = dir.0.join("dir.sock");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("inside"), b"kept").unwrap();
+    for (path, what) in [(&file, "a regular file"), (&sub, "a directory")] {
+        let (status, out, err) = run("unix_echo", &[path.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{what}: stderr:\n{err}");
+        assert!(out.is_empty(), "{what}: stdout {out:?}");
+        assert_eq!(err.lines().count(), 1, "{what}: one line:\n{err}");
+        assert!(err.contains(path.to_str().unwrap()), "{what}: path:\n{err}");
+        assert!(err.contains(what), "{what}: says what is there:\n{err}");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+    assert_eq!(std::fs::read(sub.join("inside")).unwrap(), b"kept");
+}
+
+/// A path with a newline printed two readiness lines; a non-UTF-8 one was
+/// printed lossily. Now the line escapes them (`\n`, `\xff`, `\\`).
+#[test]
+fn unix_echo_prints_an_odd_path_on_one_unambiguous_line() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new("oddpath");
+    let base = dir.0.to_str().unwrap().to_string();
+    let cases: [(&[u8], &str); 3] = [
+        (b"a\nb.sock", "a\\nb.sock"),
+        (b"x\xffy.sock", "x\\xffy.sock"),
+        (b"back\\slash.sock", "back\\\\slash.sock"),
+    ];
+    for (name, shown) in cases {
+        let path = dir.0.join(OsStr::from_bytes(name));
+        let mut cmd = example("unix_echo");
+        cmd.arg(&path);
+        let (server, addr) = Proc::start_ready("unix_echo", cmd, STEP);
+        assert_eq!(addr, format!("{base}/{shown}"), "readiness line");
+        assert!(unix_ping(&path), "{shown}: serving at the real path");
+        server.signal("-TERM");
+        let (status, lines, err) = server.finish();
+        assert_eq!(status.code(), Some(0), "stderr:\n{err}");
+        assert!(lines.is_empty(), "{shown}: more stdout: {lines:?}");
+        assert!(!path.exists(), "{shown}: socket left behind");
+    }
+}

@@ -152,6 +152,36 @@ pub fn ready_line(line: &str) {
     }
 }
 
+/// A path as one unambiguous line of text: as it is, except that a
+/// backslash is written `\\`, a tab, newline or carriage return `\t`,
+/// `\n`, `\r`, any other control character or line/paragraph separator
+/// `\u{XXXX}`, and each byte that is not UTF-8 `\xHH` (the escapes of a
+/// Rust string literal, plus `\xHH` for raw bytes). An ordinary path
+/// prints unchanged; one holding a newline still makes one line.
+pub fn escape_path(path: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 /// The multiconn client's arguments (`multiconn_client` and `selector_client`).
 #[derive(Parser)]
 pub struct MulticonnArgs {
