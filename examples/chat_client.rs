@@ -8,12 +8,16 @@
 //! `recv` from whichever is ready. Ours connects with `Reactor::connect`,
 //! registers stdin with `register_fd`, prints each line the server sends and
 //! sends each line typed. EOF on stdin (Ctrl-D) sends FIN and waits for the
-//! server to close; `/quit` makes the server say `* bye` and close.
+//! server to close; `/quit` makes the server say `* bye` and close; Ctrl-C
+//! (SIGINT) or SIGTERM leaves the same way (FIN, then the server's close, at
+//! most 2 s) and exits 0. Each address the host resolves to is tried in
+//! turn, as Python's `socket.create_connection` does.
 
 mod common;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -35,6 +39,10 @@ struct Args {
 struct Client {
     /// `HOST:PORT` as given, for messages.
     target: String,
+    /// Every address the host resolved to, tried in turn (Python's
+    /// `socket.create_connection`), and the one being tried.
+    addrs: Vec<SocketAddr>,
+    addr: usize,
     server: Option<ConnId>,
     stdin: File,
     /// `None` while stdin is unregistered (output backed up, or EOF).
@@ -66,9 +74,11 @@ impl Handler for Client {
         _: mio_selectors::EventMask,
     ) {
         let Some(server) = self.server else { return };
-        if cx.is_writing_paused(server) {
-            // The server is not taking our lines: stop reading stdin until
-            // `resume_writing`, instead of queueing without bound.
+        if cx.is_writing_paused(server) || !cx.is_open(server) {
+            // The server is not taking our lines (yet): stop reading stdin
+            // until `resume_writing` (or `connection_made`), instead of
+            // queueing without bound, or for a connect that may fail and
+            // move on to the next address.
             cx.unregister_source(source);
             self.stdin_source = None;
             return;
@@ -93,6 +103,10 @@ impl Handler for Client {
         }
     }
 
+    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId) {
+        self.resume_writing(cx, id); // stdin, if it waited for the connect
+    }
+
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, ()>,
@@ -100,8 +114,20 @@ impl Handler for Client {
         _: (),
         reason: &CloseReason,
     ) {
-        self.outcome = Some(match reason {
-            CloseReason::PeerClosed | CloseReason::Closed => Ok(()),
+        if let CloseReason::ConnectFailed(e) = reason {
+            if self.addr + 1 < self.addrs.len() {
+                log::info!("{}: {e}; trying the next address", self.addrs[self.addr]);
+                self.addr += 1;
+                match cx.connect(self.addrs[self.addr], ()) {
+                    Ok(id) => return self.server = Some(id),
+                    Err(e) => self.outcome = Some(Err(format!("cannot connect: {e}"))),
+                }
+            }
+        }
+        self.outcome.get_or_insert(match reason {
+            // Shutdown: Ctrl-C or SIGTERM, the user leaving (after our FIN
+            // and the server's, or the shutdown's 2 s).
+            CloseReason::PeerClosed | CloseReason::Closed | CloseReason::Shutdown => Ok(()),
             CloseReason::ConnectFailed(e) => Err(format!("cannot connect to {}: {e}", self.target)),
             other => Err(format!("connection to {} lost: {other}", self.target)),
         });
@@ -127,9 +153,12 @@ fn stdin_file(reactor: &mut Reactor<Client>) -> io::Result<(File, SourceId)> {
 
 fn run(args: &Args) -> Result<(), String> {
     let target = format!("{}:{}", args.host, args.port);
-    let addr = common::resolve(&args.host, args.port)?;
+    let addrs = common::resolve_all(&args.host, args.port)?;
+    let addr = addrs[0];
     let client = Client {
         target: target.clone(),
+        addrs,
+        addr: 0,
         server: None,
         stdin: File::from(
             io::stdin()

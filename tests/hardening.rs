@@ -577,3 +577,182 @@ fn unix_echo_prints_an_odd_path_on_one_unambiguous_line() {
         assert!(!path.exists(), "{shown}: socket left behind");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 8. The clients
+// ---------------------------------------------------------------------------
+
+/// Ctrl-C made `chat_client` exit 1 with "connection ... lost: shutdown";
+/// it must leave cleanly, exit 0 (and the room hears that it left).
+#[test]
+fn chat_client_ctrl_c_leaves_cleanly_with_exit_0() {
+    let (_server, addr) = start("chatroom", &["127.0.0.1", "0"]);
+    let observer = connect(&addr);
+    assert!(line(&observer).starts_with("* welcome"));
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let mut cmd = example("chat_client");
+    cmd.args([host, port]).stdin(std::process::Stdio::piped());
+    let client = Proc::spawn("chat_client", cmd, STEP);
+    let welcome = client.line().expect("a welcome line");
+    assert!(welcome.starts_with("* welcome"), "{welcome:?}");
+    let joined = line(&observer);
+    let name = joined
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(" joined"))
+        .unwrap_or_else(|| panic!("not a join notice: {joined:?}"))
+        .to_string();
+    client.signal("-INT");
+    let (status, _, err) = client.finish();
+    assert_eq!(status.code(), Some(0), "exit after Ctrl-C; stderr:\n{err}");
+    assert!(!err.contains("lost"), "stderr:\n{err}");
+    assert_eq!(line(&observer), format!("* {name} left"));
+}
+
+/// A listener that completes handshakes (in its backlog) and never answers.
+fn silent_listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    (l, port)
+}
+
+/// `multiconn_client --timeout N` took N + 2 s (the graceful shutdown's
+/// flush timeout) and printed a WARN; now it gives up at N.
+#[test]
+fn multiconn_client_timeout_takes_its_time_and_no_warning() {
+    let (_silent, port) = silent_listener();
+    for name in ["multiconn_client", "selector_client"] {
+        let started = Instant::now();
+        let (status, out, err) = run(name, &["--timeout", "2", "127.0.0.1", &port, "3"]);
+        let took = started.elapsed();
+        assert_eq!(status.code(), Some(1), "{name}: stderr:\n{err}");
+        assert!(out.is_empty(), "{name}: stdout {out:?}");
+        assert!(err.contains("timed out"), "{name}: stderr:\n{err}");
+        assert!(!err.contains("WARN"), "{name}: a warning:\n{err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line:\n{err}");
+        // Generous for a loaded machine; before the fix it was 4 s and more.
+        assert!(took < Duration::from_millis(3500), "{name}: took {took:?}");
+    }
+}
+
+/// A fake echo server for `conns` connections: echoes what each sends
+/// (the two messages), reads on to its EOF, then sends `extra` and closes.
+fn echo_then(extra: &'static [u8], conns: usize) -> (String, thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let server = thread::spawn(move || {
+        let mut handlers = Vec::new();
+        for _ in 0..conns {
+            let (s, _) = l.accept().unwrap();
+            handlers.push(thread::spawn(move || {
+                s.set_read_timeout(Some(STEP)).unwrap();
+                let got = read_n(&s, 44, STEP);
+                let _ = (&s).write_all(&got);
+                let mut rest = Vec::new();
+                let _ = (&s).read_to_end(&mut rest); // the client's EOF (or close)
+                let _ = (&s).write_all(extra);
+            }));
+        }
+        for h in handlers {
+            let _ = h.join();
+        }
+    });
+    (port, server)
+}
+
+/// Bytes the server sends after the echo were accepted: the contract says
+/// "exactly what it sent". Now each client half-closes once the echo is
+/// back and reads on to the server's close.
+#[test]
+fn multiconn_clients_fail_on_bytes_after_the_echo() {
+    for name in ["multiconn_client", "selector_client"] {
+        let (port, server) = echo_then(b"EXTRA", 2);
+        let (status, _, err) = run(name, &["127.0.0.1", &port, "2"]);
+        assert_eq!(status.code(), Some(1), "{name}: stderr:\n{err}");
+        assert!(err.contains("differs"), "{name}: stderr:\n{err}");
+        assert!(err.contains("EXTRA"), "{name}: stderr:\n{err}");
+        server.join().unwrap();
+        // The same server without the extra bytes: all well.
+        let (port, server) = echo_then(b"", 2);
+        let (status, out, err) = run(name, &["127.0.0.1", &port, "2"]);
+        assert_eq!(status.code(), Some(0), "{name}: stderr:\n{err}");
+        assert_eq!(out.len(), 2, "{name}: {out:?}");
+        server.join().unwrap();
+    }
+}
+
+/// A command that runs example `name` with `/etc/hosts` replaced, in a
+/// mount namespace of its own, by one where `multi.test` names `::1` and
+/// `127.0.0.1`; `None` where that cannot be done (not root).
+fn with_hosts(hosts: &std::path::Path, name: &str, args: &[&str]) -> Option<Command> {
+    let ok = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts"])
+        .arg(hosts)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        return None;
+    }
+    let exe = example(name).get_program().to_owned();
+    let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", script])
+        .arg(hosts)
+        .arg(exe)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    Some(cmd)
+}
+
+/// The clients tried only the first resolved address (`localhost` against
+/// a server on `::1` only was refused). Now they try each in turn, as
+/// Python's `create_connection` does; the server is put on each of the
+/// name's two addresses in turn, so one of the runs must fall back.
+#[test]
+fn clients_try_every_address_the_host_resolves_to() {
+    let dir = TempDir::new("hosts");
+    let hosts = dir.0.join("hosts");
+    std::fs::write(&hosts, "::1 multi.test\n127.0.0.1 multi.test\n").unwrap();
+    for ip in ["::1", "127.0.0.1"] {
+        let (_echo, addr) = start("multiconn_echo", &[ip, "0"]);
+        let port = addr.rsplit_once(':').unwrap().1.to_string();
+        for name in ["multiconn_client", "selector_client"] {
+            let Some(cmd) = with_hosts(&hosts, name, &["multi.test", &port, "2"]) else {
+                eprintln!("skipped: cannot replace /etc/hosts in a mount namespace");
+                return;
+            };
+            let (status, out, err) = Proc::spawn(name, cmd, STEP).finish();
+            assert_eq!(status.code(), Some(0), "{name} to {ip}: stderr:\n{err}");
+            assert_eq!(out.len(), 2, "{name} to {ip}: {out:?}");
+        }
+        let (_chat, addr) = start("chatroom", &[ip, "0"]);
+        let port = addr.rsplit_once(':').unwrap().1.to_string();
+        let cmd = with_hosts(&hosts, "chat_client", &["multi.test", &port]).unwrap();
+        // stdin at EOF at once: it says goodbye (FIN) and the server closes.
+        let (status, out, err) = Proc::spawn("chat_client", cmd, STEP).finish();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "chat_client to {ip}: stderr:\n{err}"
+        );
+        assert!(
+            out[0].starts_with("* welcome"),
+            "chat_client to {ip}: {out:?}"
+        );
+    }
+}
+
+/// A server that could not resolve its host said only "failed to lookup
+/// address information"; the message must name the host.
+#[test]
+fn a_server_that_cannot_resolve_its_host_names_it() {
+    for name in ["multiconn_echo", "chatroom", "udp_echo"] {
+        let (status, out, err) = run(name, &["nosuchhost.invalid", "0"]);
+        assert_eq!(status.code(), Some(1), "{name}: stderr:\n{err}");
+        assert!(out.is_empty(), "{name}: stdout {out:?}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line:\n{err}");
+        assert!(err.contains("nosuchhost.invalid"), "{name}: stderr:\n{err}");
+    }
+}

@@ -105,15 +105,21 @@ pub fn check_water_marks<A: CommandFactory>(config: &Config) {
     }
 }
 
-/// Listens on `host:port` (TCP) and serves; see [`serve_with`].
+/// Listens on `host:port` (TCP: the first of its addresses that binds) and
+/// serves; see [`serve_with`]. A host that does not resolve is named in the
+/// error (exit 1).
 pub fn serve<H: Handler>(
     name: &str,
     reactor: mio_selectors::Result<Reactor<H>>,
     host: &str,
     port: u16,
 ) -> ExitCode {
+    let addrs = match resolve_all(host, port) {
+        Ok(addrs) => addrs,
+        Err(e) => return exit_with(name, Err(e)),
+    };
     serve_with(name, reactor, |reactor| {
-        let id = reactor.listen((host, port))?;
+        let id = reactor.listen(&addrs[..])?;
         Ok(reactor.local_addr(id)?.to_string())
     })
 }
@@ -200,13 +206,19 @@ pub struct MulticonnArgs {
 /// What each multiconn client connection sends (the tutorial's `messages`).
 pub const MESSAGES: [&[u8]; 2] = [b"Message 1 from client.", b"Message 2 from client."];
 
-/// The first address `host:port` resolves to, or a message saying why not.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    (host, port)
+/// Every address `host:port` resolves to, in the resolver's order, to be
+/// tried in turn (as Python's `socket.create_connection` does: `localhost`
+/// may name `::1` and `127.0.0.1`, and a server listen on only one), or a
+/// message naming the host.
+pub fn resolve_all(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("no address for {host}"))
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("no address for {host}"));
+    }
+    Ok(addrs)
 }
 
 /// Exit status 0 for `Ok`; for `Err`, one line `NAME: error` on stderr and 1.
