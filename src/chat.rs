@@ -285,6 +285,7 @@ impl Handler for ChatServer {
         }
         self.clients += 1;
         let name = peer.to_string();
+        log::info!("{name} joined");
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
         cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
         let config = &self.config;

@@ -756,3 +756,65 @@ fn a_server_that_cannot_resolve_its_host_names_it() {
         assert!(err.contains("nosuchhost.invalid"), "{name}: stderr:\n{err}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 9. What a newcomer meets: --help, and logs of connects
+// ---------------------------------------------------------------------------
+
+/// `--help` of the multiconn clients showed an internal doc comment
+/// ("The multiconn client's arguments (`multiconn_client` and ...)").
+#[test]
+fn multiconn_clients_help_describes_the_program() {
+    for name in ["multiconn_client", "selector_client"] {
+        let (status, out, err) = run(name, &["--help"]);
+        assert_eq!(status.code(), Some(0), "{name}: stderr:\n{err}");
+        let help = out.join("\n");
+        assert!(
+            !help.contains("arguments ("),
+            "{name}: internal doc:\n{help}"
+        );
+        assert!(help.contains("exactly what it sent"), "{name}:\n{help}");
+        assert!(help.contains("--timeout"), "{name}:\n{help}");
+    }
+}
+
+/// With `RUST_LOG=info` (as the README's "Run it" shows) every server logs
+/// each connect, naming the client, as the tutorials print them.
+#[test]
+fn servers_log_each_connect_at_info() {
+    let dir = TempDir::new("log");
+    let path = dir.0.join("echo.sock");
+    for name in ["multiconn_echo", "chatroom", "unix_echo"] {
+        let mut cmd = example(name);
+        match name {
+            "unix_echo" => cmd.arg(&path),
+            _ => cmd.args(["127.0.0.1", "0"]),
+        };
+        cmd.env("RUST_LOG", "info");
+        let (server, addr) = Proc::start_ready(name, cmd, STEP);
+        let who = if name == "unix_echo" {
+            assert!(unix_ping(&path));
+            "unix:unnamed".to_string()
+        } else {
+            let s = connect(&addr);
+            let who = s.local_addr().unwrap().to_string();
+            if name == "chatroom" {
+                assert!(line(&s).starts_with("* welcome"));
+            } else {
+                (&s).write_all(b"ping").unwrap();
+                assert_eq!(read_n(&s, 4, STEP), b"ping");
+            }
+            who
+        };
+        server.signal("-TERM");
+        let (status, _, err) = server.finish();
+        assert_eq!(status.code(), Some(0), "{name}: stderr:\n{err}");
+        let logged = err
+            .lines()
+            .any(|l| l.contains(" INFO ") && l.contains(&who) && !l.contains("left"));
+        assert!(
+            logged,
+            "{name}: no info line for the connect of {who}:\n{err}"
+        );
+    }
+}

@@ -13,7 +13,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 use mio_selectors::{Config, Handler, Reactor};
 
-/// Logs to stderr through `env_logger`: warnings by default, more with `RUST_LOG`.
+/// Logs to stderr through `env_logger`: warnings by default (the contract:
+/// quiet), more with `RUST_LOG`; `RUST_LOG=info` shows each connect and
+/// disconnect, as the tutorials print them.
 pub fn init_logging() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
 }
@@ -188,7 +190,11 @@ pub fn escape_path(path: &std::path::Path) -> String {
     out
 }
 
-/// The multiconn client's arguments (`multiconn_client` and `selector_client`).
+// The arguments of both multiconn clients (`multiconn_client`,
+// `selector_client`); the doc comment below is their `--help` text.
+/// The tutorial's multiconn client: opens NUM_CONNS connections to an echo
+/// server at once, sends two messages on each, and exits 0 only if every
+/// connection gets back exactly what it sent (1 otherwise).
 #[derive(Parser)]
 pub struct MulticonnArgs {
     /// Server address (IPv4, IPv6 or a host name).
