@@ -44,7 +44,7 @@ pub(crate) enum ListenSock {
 impl ListenSock {
     pub(crate) fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
         match self {
-            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), PeerAddr::Inet(a))),
+            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), PeerAddr::from(a))),
             ListenSock::Unix { sock, .. } => sock
                 .accept()
                 .map(|(s, a)| (Stream::Unix(s), PeerAddr::from_unix(&a))),

@@ -36,7 +36,7 @@ impl Stream {
     /// The peer, which is known only once a connect has completed.
     pub(crate) fn peer_addr(&self) -> io::Result<PeerAddr> {
         match self {
-            Stream::Tcp(s) => s.peer_addr().map(PeerAddr::Inet),
+            Stream::Tcp(s) => s.peer_addr().map(PeerAddr::from),
             Stream::Unix(s) => s.peer_addr().map(|a| PeerAddr::from_unix(&a)),
         }
     }

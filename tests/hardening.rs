@@ -818,3 +818,28 @@ fn servers_log_each_connect_at_info() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Decided and documented: how a dual-stack server names IPv4 clients
+// ---------------------------------------------------------------------------
+
+/// On a dual-stack bind (`::`), IPv4 clients were named
+/// `[::ffff:127.0.0.1]:p`; they are `127.0.0.1:p`, as on an IPv4 bind.
+#[test]
+fn a_dual_stack_chatroom_names_ipv4_clients_as_ipv4() {
+    let (_server, addr) = start("chatroom", &["::", "0"]);
+    let port = addr.rsplit_once(':').unwrap().1;
+    let Ok(s) = TcpStream::connect(format!("127.0.0.1:{port}")) else {
+        eprintln!("skipped: this host's [::] does not accept IPv4");
+        return;
+    };
+    s.set_read_timeout(Some(STEP)).unwrap();
+    let me = s.local_addr().unwrap();
+    assert_eq!(
+        line(&s),
+        format!("* welcome {me}! /help lists the commands"),
+        "the name of an IPv4 client on a dual-stack bind"
+    );
+    (&s).write_all(b"/who\n").unwrap();
+    assert_eq!(line(&s), format!("* online: {me}"));
+}
