@@ -72,8 +72,8 @@ const UDP_MAX: usize = 65_536;
 /// [`Config::low_water`]; [`Config::max_outb`] is a hard cap (the connection
 /// is closed as too slow). A read never takes more than the room left below
 /// `max_outb`, so an echo's pending output stays within
-/// `min(high_water + read_chunk, max_outb)` whatever the marks are. Buffers go back to a pool when empty, so an idle
-/// connection holds none.
+/// `min(high_water + read_chunk, max_outb)` whatever the marks are.
+/// Buffers go back to a pool when empty, so an idle connection holds none.
 ///
 /// # Spurious and stale events
 ///
