@@ -41,6 +41,10 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long, value_parser = common::count(u32::MAX.into()))]
     max_per_ip: Option<usize>,
+    /// Seconds a closing client may take no byte of its pending echo before
+    /// it is given up on (reset, the rest dropped); a slow reader gets all.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
+    flush_timeout: std::time::Duration,
 }
 
 struct Echo;
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         low_water: args.low_water,
         max_connections: args.max_connections,
         max_per_ip: args.max_per_ip,
+        flush_timeout: args.flush_timeout,
         ..Config::default()
     };
     common::check_water_marks::<Args>(&config);

@@ -48,12 +48,18 @@ pub struct Config {
     /// long to stop accepting; accepting also resumes as soon as a connection
     /// closes. Default 100 ms.
     pub accept_backoff: Duration,
-    /// Graceful close: how long the flush may go without progress (a peer
-    /// that stops reading is then closed, the rest of its output dropped,
-    /// with an error saying so), and, after FIN, how long to wait for the
-    /// peer's FIN (discarding its input) before dropping the socket, so that
-    /// a reset cannot destroy output the peer has not read yet. Default 2 s.
+    /// Graceful close, after FIN: how long to wait for the peer's FIN
+    /// (discarding its input) before dropping the socket, so that a reset
+    /// cannot destroy output the peer has not read yet. Default 2 s.
     pub linger: Duration,
+    /// Graceful close, before FIN: how long the flush of what is pending
+    /// may go without the peer taking a single byte. A peer that is slow
+    /// but alive gets everything however long it takes; one that takes
+    /// nothing for this long is given up on: the rest of its output is
+    /// dropped and the connection is reset (RST, never a FIN that would
+    /// pass for a complete stream), closing with an error that says how
+    /// many bytes were dropped. Default 60 s.
+    pub flush_timeout: Duration,
     /// On [`Handle::stop`](crate::Handle::stop), how long to flush pending
     /// output before closing what is left. Default 2 s.
     pub shutdown_timeout: Duration,
@@ -87,6 +93,7 @@ impl Default for Config {
             max_per_ip: None,
             accept_backoff: Duration::from_millis(100),
             linger: Duration::from_secs(2),
+            flush_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(2),
             nodelay: true,
             keepalive: None,

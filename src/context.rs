@@ -50,7 +50,11 @@ pub(crate) struct Core<D> {
     pub(crate) dirty: Vec<ConnId>,
     /// Connections to deregister, drop and report.
     pub(crate) dead: Vec<ConnId>,
-    /// Graceful-close deadlines, in order (they all use `config.linger`).
+    /// Deadlines of graceful closes still flushing, in order (they all use
+    /// `config.flush_timeout`).
+    pub(crate) flushing: VecDeque<(Instant, ConnId)>,
+    /// Deadlines of closes waiting for the peer's FIN, in order (they all
+    /// use `config.linger`).
     pub(crate) linger: VecDeque<(Instant, ConnId)>,
     /// Timers by deadline, then by id (which makes keys unique).
     pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
@@ -139,13 +143,20 @@ impl<D> Core<D> {
         }
     }
 
-    /// Ends a connection now: pending output is dropped.
+    /// Ends a connection now: pending output is dropped. If there was any,
+    /// the socket is set to close with a reset (`SO_LINGER` 0): a peer that
+    /// misses data must be told, and a FIN would tell it the stream was
+    /// complete.
     pub(crate) fn kill(&mut self, id: ConnId, reason: CloseReason) {
         let Some((conn, pool)) = self.conn_and_pool(id) else {
             return;
         };
         if matches!(conn.state, State::Dead(_)) {
             return;
+        }
+        if !conn.outb.is_empty() {
+            log::debug!("{id}: {} bytes of output dropped: reset", conn.outb.len());
+            conn.stream.reset_on_close();
         }
         conn.outb.clear(pool);
         conn.state = State::Dead(reason);
@@ -168,9 +179,10 @@ impl<D> Core<D> {
     }
 
     /// Starts a graceful close: flush (for as long as the peer keeps
-    /// reading), FIN, linger (at most `config.linger`).
+    /// reading, `config.flush_timeout` at a time), FIN, linger (at most
+    /// `config.linger`).
     pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
-        let deadline = later(self.now, self.config.linger);
+        let deadline = later(self.now, self.config.flush_timeout);
         let Some((conn, pool)) = self.conn_and_pool(id) else {
             return;
         };
@@ -190,7 +202,7 @@ impl<D> Core<D> {
         conn.inb.release_if_empty(pool);
         let unsent = conn.outb.len();
         conn.state = State::Closing { reason, unsent };
-        self.linger.push_back((deadline, id));
+        self.flushing.push_back((deadline, id));
         // The flush step sends FIN once `outb` is empty.
         self.mark_dirty(id);
     }
@@ -626,8 +638,10 @@ impl<D> Context<'_, D> {
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
-    /// then close (bounded by [`Config::linger`]). Python: `sel.unregister(sock); sock.close()`,
-    /// without losing output. Unknown or closing ids are ignored.
+    /// then close (bounded by [`Config::flush_timeout`] without progress and
+    /// [`Config::linger`] for the peer's FIN). Python:
+    /// `sel.unregister(sock); sock.close()`, without losing output. Unknown
+    /// or closing ids are ignored.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
@@ -643,7 +657,8 @@ impl<D> Context<'_, D> {
         self.core.close_gracefully(id, reason);
     }
 
-    /// Closes `id` now, dropping pending output. Unknown ids are ignored.
+    /// Closes `id` now, dropping pending output; if there was any, the
+    /// peer gets a reset (RST), not a FIN. Unknown ids are ignored.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {

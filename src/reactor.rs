@@ -171,6 +171,7 @@ impl<H: Handler> Reactor<H> {
                 ready: Vec::new(),
                 dirty: Vec::new(),
                 dead: Vec::new(),
+                flushing: Default::default(),
                 linger: Default::default(),
                 timers: Default::default(),
                 timer_deadlines: Default::default(),
@@ -608,6 +609,7 @@ impl<H: Handler> Reactor<H> {
             return Some(Duration::ZERO);
         }
         let deadline = [
+            self.core.flushing.front().map(|&(d, _)| d),
             self.core.linger.front().map(|&(d, _)| d),
             self.core.timers.keys().next().map(|&(d, _)| d),
             self.accept_paused_until,
@@ -1127,6 +1129,7 @@ impl<H: Handler> Reactor<H> {
     /// time, ends a shutdown that ran out of time, and resumes paused accepts.
     fn expire(&mut self) {
         if self.core.linger.is_empty()
+            && self.core.flushing.is_empty()
             && self.core.timers.is_empty()
             && self.accept_paused_until.is_none()
             && self.shutdown_deadline.is_none()
@@ -1134,12 +1137,12 @@ impl<H: Handler> Reactor<H> {
             return; // steady state: nothing to look at
         }
         let now = self.core.now;
-        let linger = self.core.config.linger;
-        while let Some(&(deadline, id)) = self.core.linger.front() {
+        let flush_timeout = self.core.config.flush_timeout;
+        while let Some(&(deadline, id)) = self.core.flushing.front() {
             if deadline > now {
                 break;
             }
-            self.core.linger.pop_front();
+            self.core.flushing.pop_front();
             let Some(conn) = self.core.get_mut(id) else {
                 continue;
             };
@@ -1148,14 +1151,30 @@ impl<H: Handler> Reactor<H> {
                 // Still flushing: fine while the peer keeps reading.
                 State::Closing { unsent, .. } if pending < *unsent => {
                     *unsent = pending;
-                    self.core.linger.push_back((later(now, linger), id));
+                    self.core
+                        .flushing
+                        .push_back((later(now, flush_timeout), id));
                 }
                 State::Closing { .. } => {
-                    log::info!("{id}: peer stopped reading while closing; {pending} bytes dropped");
+                    log::info!(
+                        "{id}: peer stopped reading while closing; {pending} bytes dropped; reset"
+                    );
                     let why = format!("peer stopped reading; {pending} bytes of output dropped");
                     let e = io::Error::new(io::ErrorKind::TimedOut, why);
-                    self.core.kill(id, CloseReason::Error(e));
+                    self.core.kill(id, CloseReason::Error(e)); // a reset: output dropped
                 }
+                _ => {} // an older deadline of a state since left
+            }
+        }
+        while let Some(&(deadline, id)) = self.core.linger.front() {
+            if deadline > now {
+                break;
+            }
+            self.core.linger.pop_front();
+            let Some(conn) = self.core.get_mut(id) else {
+                continue;
+            };
+            match &mut conn.state {
                 State::Lingering { until, .. } if *until <= now => {
                     log::debug!("{id}: no FIN from the peer; closing");
                     self.core.finish(id);

@@ -25,6 +25,17 @@ impl Stream {
         }
     }
 
+    /// Makes the close that comes when the stream is dropped a reset
+    /// (`SO_LINGER` with a zero timeout): for a connection whose output was
+    /// dropped, so that the peer cannot take what it got for the whole.
+    pub(crate) fn reset_on_close(&self) {
+        let zero = Some(std::time::Duration::ZERO);
+        let _ = match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).set_linger(zero),
+            Stream::Unix(s) => socket2::SockRef::from(s).set_linger(zero),
+        };
+    }
+
     /// The pending socket error (`SO_ERROR`), how a non-blocking connect reports failure.
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {

@@ -898,7 +898,6 @@ fn read_to_end(s: &TcpStream, limit: Duration) -> (Vec<u8>, io::Result<()>) {
 /// buffer): the client got 2,990,080 bytes and a clean EOF, the rest gone
 /// without a word. A peer that is slow but alive must get all of it.
 #[test]
-#[ignore = "issue 10 #2: fixed after the House lifecycle lands"]
 fn a_slow_reader_after_half_close_gets_every_byte() {
     const TOTAL: usize = 3_000_000;
     let (_server, addr) = start("multiconn_echo", &["127.0.0.1", "0"]);
@@ -918,14 +917,13 @@ fn a_slow_reader_after_half_close_gets_every_byte() {
 /// `--flush-timeout 1`), it must say so with a reset, never a clean EOF
 /// after dropping data.
 #[test]
-#[ignore = "issue 10 #2: fixed after the House lifecycle lands"]
 fn a_server_that_gives_up_on_a_reader_resets_it() {
     const TOTAL: usize = 3_000_000;
     let (_server, addr) = start(
         "multiconn_echo",
         &["--flush-timeout", "1", "127.0.0.1", "0"],
     );
-    let client = connect_small_rcvbuf(&addr);
+    let client = connect_with_rcvbuf(&addr, 4096);
     let writer = send_then_half_close(&client, TOTAL);
     writer.join().unwrap().expect("send and half-close");
     thread::sleep(Duration::from_secs(3)); // past the server's patience
