@@ -1113,15 +1113,34 @@ impl<H: Handler> Reactor<H> {
             if conn.eof {
                 return self.core.finish(id);
             }
-            let State::Closing { reason, .. } = mem::replace(&mut conn.state, State::Open) else {
+            let until = later(now, linger);
+            let lingering = State::Lingering {
+                reason: CloseReason::Closed, // the real one is put back below
+                until,
+            };
+            let State::Closing { reason, .. } = mem::replace(&mut conn.state, lingering) else {
                 unreachable!("matched above")
             };
-            let until = later(now, linger);
-            conn.state = State::Lingering { reason, until };
             if conn.readable {
                 self.core.queue_ready(id);
             }
             self.core.linger.push_back((until, id));
+            // Everything is sent and FIN is out: the connection is over for
+            // the application, which hears so now, not after the wait for
+            // the peer's FIN (a client that left must not hold a place in
+            // the application's limits meanwhile). The reactor keeps the
+            // socket, holding no application data, until that FIN.
+            if let Some(data) = self.core.get_mut(id).and_then(|c| c.data.take()) {
+                let cx = &mut Context {
+                    core: &mut self.core,
+                };
+                self.handler.connection_lost(cx, id, data, &reason);
+            }
+            if let Some(conn) = self.core.get_mut(id) {
+                if let State::Lingering { reason: r, .. } = &mut conn.state {
+                    *r = reason;
+                }
+            }
         }
     }
 

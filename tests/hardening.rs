@@ -947,7 +947,6 @@ fn a_server_that_gives_up_on_a_reader_resets_it() {
 /// `--max-clients`, so a newcomer got `* error: server full` while `/who`
 /// showed room. A client that left holds no slot.
 #[test]
-#[ignore = "issue 10 #5: fixed after the House lifecycle lands"]
 fn a_client_that_left_frees_its_slot_at_once() {
     let (_server, addr) = start("chatroom", &["--max-clients", "2", "127.0.0.1", "0"]);
     let stayer = connect(&addr);
