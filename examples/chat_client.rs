@@ -22,9 +22,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
-use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, SourceId, EVENT_READ,
-};
+use mio_selectors::reactor::SourceId;
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor, EVENT_READ};
 
 /// Chat client: prints what the server sends, sends what you type.
 #[derive(clap::Parser)]
@@ -55,12 +54,14 @@ struct Client {
 impl Handler for Client {
     type Data = ();
 
-    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
-        None // a client accepts nothing
-    }
-
     // Python: if socks == server: message = socks.recv(2048); print(message)
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        _: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let mut out = io::stdout().lock();
         let _ = out.write_all(inb).and_then(|()| out.flush());
         inb.clear();
@@ -97,14 +98,14 @@ impl Handler for Client {
         }
     }
 
-    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, _: ConnId) {
+    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: &mut ()) {
         if self.stdin_source.is_none() && !self.stdin_eof {
             self.stdin_source = cx.register_fd(self.stdin.as_raw_fd(), EVENT_READ).ok();
         }
     }
 
-    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId) {
-        self.resume_writing(cx, id); // stdin, if it waited for the connect
+    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId, data: &mut ()) {
+        self.resume_writing(cx, id, data); // stdin, if it waited for the connect
     }
 
     fn connection_lost(
@@ -114,23 +115,38 @@ impl Handler for Client {
         _: (),
         reason: &CloseReason,
     ) {
+        self.outcome = Some(match reason {
+            // Shutdown: Ctrl-C or SIGTERM, the user leaving (after our FIN
+            // and the server's, or the shutdown's 2 s).
+            CloseReason::PeerClosed | CloseReason::Closed | CloseReason::Shutdown => Ok(()),
+            other => Err(format!("connection to {} lost: {other}", self.target)),
+        });
+        cx.stop();
+    }
+
+    fn connect_failed(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: (), reason: &CloseReason) {
         if let CloseReason::ConnectFailed(e) = reason {
             if self.addr + 1 < self.addrs.len() {
                 log::info!("{}: {e}; trying the next address", self.addrs[self.addr]);
                 self.addr += 1;
                 match cx.connect(self.addrs[self.addr], ()) {
                     Ok(id) => return self.server = Some(id),
-                    Err(e) => self.outcome = Some(Err(format!("cannot connect: {e}"))),
+                    Err(e) => {
+                        self.outcome = Some(Err(format!("cannot connect to {}: {e}", self.target)));
+                        return cx.stop();
+                    }
                 }
             }
         }
-        self.outcome.get_or_insert(match reason {
-            // Shutdown: Ctrl-C or SIGTERM, the user leaving (after our FIN
-            // and the server's, or the shutdown's 2 s).
-            CloseReason::PeerClosed | CloseReason::Closed | CloseReason::Shutdown => Ok(()),
-            CloseReason::ConnectFailed(e) => Err(format!("cannot connect to {}: {e}", self.target)),
-            other => Err(format!("connection to {} lost: {other}", self.target)),
-        });
+        if matches!(reason, CloseReason::Shutdown) {
+            self.outcome = Some(Ok(())); // Ctrl-C while connecting: leaving
+            return cx.stop();
+        }
+        let why = match reason {
+            CloseReason::ConnectFailed(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        self.outcome = Some(Err(format!("cannot connect to {}: {why}", self.target)));
         cx.stop();
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
 
 use common::{MulticonnArgs as Args, MESSAGES};
 
@@ -80,18 +80,13 @@ fn start(
 impl Handler for Client {
     type Data = Data;
 
-    // A client accepts nothing.
-    fn accept_wrapper(
+    fn service_connection(
         &mut self,
-        _: &mut Context<'_, Data>,
-        _: ConnId,
-        _: &PeerAddr,
-    ) -> Option<Data> {
-        None
-    }
-
-    fn service_connection(&mut self, cx: &mut Context<'_, Data>, id: ConnId, inb: &mut InBuf) {
-        let Some(data) = cx.data_mut(id) else { return };
+        cx: &mut Context<'_, Data>,
+        id: ConnId,
+        data: &mut Data,
+        inb: &mut InBuf,
+    ) {
         log::info!(
             "Received {:?} from connection {}",
             inb.escape_ascii().to_string(),
@@ -143,6 +138,22 @@ impl Handler for Client {
                     format!("connection {connid} to {server}: server closed after {got} of {total} bytes"),
                 );
             }
+            other => self.fail(cx, format!("connection {connid} to {server}: {other}")),
+        }
+    }
+
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Data>,
+        _: ConnId,
+        data: Data,
+        reason: &CloseReason,
+    ) {
+        if self.failure.is_some() {
+            return; // reset by `fail`
+        }
+        let (connid, server) = (data.connid, self.addrs[data.addr]);
+        match reason {
             CloseReason::ConnectFailed(e) if data.addr + 1 < self.addrs.len() => {
                 log::info!("connection {connid} to {server}: {e}; trying the next address");
                 if let Err(why) = start(cx, &self.addrs, connid, data.addr + 1) {
@@ -153,7 +164,7 @@ impl Handler for Client {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<ConnId>, _: u64) {
+    fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<(ConnId, &mut Data)>, _: u64) {
         let open = self.open;
         self.fail(
             cx,

@@ -9,16 +9,14 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use crate::buffer::{BufPool, ByteBuf};
-use crate::conn::{later, Conn, IdleWatch, State};
-use crate::endpoint::{Endpoint, Udp};
-use crate::handle::Loop;
-use crate::id::GEN_MASK;
-use crate::stream::Stream;
-use crate::{
-    CloseReason, Config, ConnId, Error, Handle, Idle, InBuf, PeerAddr, Result, SourceId, TimerId,
-    UdpId,
-};
+use super::conn::{later, Conn, IdleWatch, State};
+use super::endpoint::{Endpoint, Endpoints, Udp};
+use super::handle::Loop;
+use super::id::GEN_MASK;
+use super::stream::Stream;
+use super::{Idle, SourceId, TimerId, UdpId};
+use crate::buf::{BufPool, ByteBuf};
+use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a due timer does.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +37,7 @@ pub(crate) enum Timer {
 /// never bare slab keys, so an entry outliving its connection is ignored.
 pub(crate) struct Core<D> {
     pub(crate) conns: Slab<Conn<D>>,
-    pub(crate) endpoints: Slab<Endpoint>,
+    pub(crate) endpoints: Endpoints,
     pub(crate) pool: BufPool,
     pub(crate) config: Config,
     pub(crate) registry: Registry,
@@ -213,11 +211,10 @@ impl<D> Core<D> {
         events: crate::EventMask,
     ) -> Result<SourceId> {
         let interest = events.to_interest()?;
-        let entry = self.endpoints.vacant_entry();
-        let id = SourceId(entry.key());
+        let id = SourceId(self.endpoints.next_id());
         self.registry
             .register(&mut mio::unix::SourceFd(&fd), id.token(), interest)?;
-        entry.insert(Endpoint::Fd { fd, events });
+        self.endpoints.insert(Endpoint::Fd { fd, events });
         Ok(id)
     }
 
@@ -301,7 +298,7 @@ enum Output<'a> {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         cx.broadcast(inb, Some(from)); // a slow receiver is closed, the rest go on
 ///         inb.clear();
 ///     }
@@ -372,7 +369,7 @@ impl<D> Context<'_, D> {
                 continue;
             };
             let id = ConnId::new(key, conn.gen);
-            if Some(id) == except || !conn.is_open() || conn.data.is_none() {
+            if Some(id) == except || !conn.is_open() || !conn.made {
                 continue;
             }
             if self
@@ -433,7 +430,7 @@ impl<D> Context<'_, D> {
     /// refuses it (too big for the socket, no route).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::UdpId, from: std::net::SocketAddr) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::reactor::UdpId, from: std::net::SocketAddr) {
     /// let _ = cx.send_to(udp, b"pong", from);
     /// # }
     /// ```
@@ -481,7 +478,7 @@ impl<D> Context<'_, D> {
     }
 
     /// Calls [`Handler::on_timer`](crate::Handler::on_timer) with `conn`
-    /// and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
+    /// (and its data) and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
     /// connection that has closed by then is dropped silently. Timers are
     /// folded into the poll timeout: no thread.
     ///
@@ -538,7 +535,7 @@ impl<D> Context<'_, D> {
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-    /// use mio_selectors::Idle;
+    /// use mio_selectors::reactor::Idle;
     /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
     /// # }
     /// ```
@@ -608,9 +605,13 @@ impl<D> Context<'_, D> {
         }
     }
 
-    /// Whether `id`'s pending output is above [`Config::high_water`]: a
-    /// producer should stop until [`Handler::resume_writing`](crate::Handler::resume_writing)
-    /// (asyncio's `pause_writing`). The reactor itself stops reading `id`.
+    /// Whether `id`'s pending output passed [`Config::high_water`] and has
+    /// not yet drained to [`Config::low_water`]: a producer should stop
+    /// until [`Handler::resume_writing`](crate::Handler::resume_writing).
+    /// It turns true at the `send` that passes the mark, before
+    /// [`Handler::pause_writing`](crate::Handler::pause_writing) is called;
+    /// every pause seen here is reported there, so a resume always follows.
+    /// The reactor itself stops reading `id` meanwhile.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
@@ -626,7 +627,7 @@ impl<D> Context<'_, D> {
     /// The descriptor itself stays open: it is the caller's.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::SourceId) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::reactor::SourceId) {
     /// cx.unregister_source(stdin);
     /// # }
     /// ```
@@ -669,8 +670,9 @@ impl<D> Context<'_, D> {
         self.core.kill(id, CloseReason::Closed);
     }
 
-    /// The data of `id` (Python: `key.data`); `None` if `id` is gone, or
-    /// during its own `accept_wrapper`.
+    /// The data of `id` (Python: `key.data`); `None` if `id` is gone, during
+    /// its own `accept_wrapper`, or while a callback about `id` holds it
+    /// (that callback has it as an argument).
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, String>, id: mio_selectors::ConnId) {
@@ -738,7 +740,7 @@ impl<D> Context<'_, D> {
         self.core
             .conns
             .iter()
-            .filter(|(_, c)| c.is_open() && c.data.is_some())
+            .filter(|(_, c)| c.is_open() && c.made)
             .map(|(key, c)| ConnId::new(key, c.gen))
     }
 
@@ -814,7 +816,7 @@ pub(crate) fn send_datagram(
         }
     }
     // Each datagram is charged its slot too, so empty ones cannot pile up.
-    let cost = data.len() + crate::endpoint::DATAGRAM_OVERHEAD;
+    let cost = data.len() + super::endpoint::DATAGRAM_OVERHEAD;
     if sock.queued_bytes + cost > cap {
         log::debug!("udp: send queue full, datagram to {addr} dropped");
         return Err(Error::QueueFull);
@@ -862,7 +864,7 @@ mod tests {
         let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut udp = Udp::new(sock);
         udp.writable = false;
-        let cap = 4 * (10 + crate::endpoint::DATAGRAM_OVERHEAD);
+        let cap = 4 * (10 + crate::reactor::endpoint::DATAGRAM_OVERHEAD);
         for i in 0..4u8 {
             send_datagram(&mut udp, &[i; 10], to, cap).unwrap();
         }
