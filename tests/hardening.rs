@@ -951,11 +951,12 @@ fn a_client_that_left_frees_its_slot_at_once() {
     let (_server, addr) = start("chatroom", &["--max-clients", "2", "127.0.0.1", "0"]);
     let stayer = connect(&addr);
     assert!(line(&stayer).starts_with("* welcome"));
+    // The stayer's notices, tallied (some may come as "* N left" sums).
+    let notices = line_reader(&stayer);
+    let mut tally = Tally::default();
     for round in 0..3 {
         let leaver = connect(&addr);
         assert!(line(&leaver).starts_with("* welcome"), "round {round}");
-        let name = leaver.local_addr().unwrap().to_string();
-        assert_eq!(line(&stayer), format!("* {name} joined"));
         (&leaver).write_all(b"/quit\n").unwrap();
         assert_eq!(line(&leaver), "* bye");
         // The server's FIN: it is done with this client, which keeps its
@@ -965,21 +966,15 @@ fn a_client_that_left_frees_its_slot_at_once() {
             b"",
             "round {round}: EOF after bye"
         );
-        let left = line(&stayer);
-        assert!(
-            left.starts_with(&format!("* {name} left")),
-            "round {round}: {left:?}"
-        );
         let newcomer = connect(&addr);
         let welcome = line(&newcomer);
         assert!(
             welcome.starts_with("* welcome"),
             "round {round}: {welcome:?}"
         );
-        let newcomer_name = newcomer.local_addr().unwrap().to_string();
-        assert_eq!(line(&stayer), format!("* {newcomer_name} joined"));
         drop(newcomer);
-        assert_eq!(line(&stayer), format!("* {newcomer_name} left"));
+        // Both gone before the next round: the room says so.
+        tally.until(&notices, |t| t.leaves == 2 * (round + 1));
         drop(leaver);
     }
 }
@@ -1052,7 +1047,6 @@ impl Tally {
 /// lines (1.31 GB of output queued) and a newcomer waited 2.74 s for its
 /// welcome. Now each second says at most 10 of them, then one sum.
 #[test]
-#[ignore = "issue 10 #7: fixed after the House lifecycle lands"]
 fn a_mass_disconnect_costs_each_member_a_few_lines() {
     const CROWD: usize = 1000;
     let (_server, addr) = start("chatroom", &["127.0.0.1", "0"]);
@@ -1093,7 +1087,6 @@ fn a_mass_disconnect_costs_each_member_a_few_lines() {
 /// as too slow by the notices alone (after 50 s at the 1 MiB cap). Now the
 /// churn costs it at most about 11 lines a second, whatever the churn.
 #[test]
-#[ignore = "issue 10 #7: fixed after the House lifecycle lands"]
 fn churn_costs_a_member_who_pauses_reading_a_few_lines_a_second() {
     const CHURN: usize = 2000;
     let (_server, addr) = start("chatroom", &["--max-output", "16384", "127.0.0.1", "0"]);

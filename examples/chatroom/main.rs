@@ -56,6 +56,9 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected (at most a year).
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
     partial_timeout: Duration,
+    /// Join and leave notices said one by one per second; the rest of the second's are summed up.
+    #[arg(long, default_value_t = ChatConfig::default().notices_per_sec, value_parser = clap::value_parser!(u32).range(1..))]
+    notices_per_sec: u32,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         lines_per_sec: args.rate,
         burst: args.burst,
         partial_timeout: args.partial_timeout,
+        notices_per_sec: args.notices_per_sec,
     };
     let reactor_config = Config {
         max_per_ip: args.max_per_ip,

@@ -5,6 +5,7 @@
 use mio_selectors::codec::terminal_safe;
 use mio_selectors::{ConnId, Context};
 
+use super::notices::{Change, Notices};
 use super::server::{ChatServer, Client};
 
 const MAX_NICK: usize = 32;
@@ -40,17 +41,19 @@ impl ChatServer {
             "nick" => self.nick(cx, id, client, arg.trim()),
             "who" => {
                 // The asker's own data is lent to us, not in the reactor.
+                // (A connection with no data is not in the room: refused,
+                // or gone and waiting for its FIN.)
                 let name = |other| match cx.data(other) {
-                    _ if other == id => client.name.clone(),
-                    Some(c) => c.name.clone(),
-                    None => String::new(),
+                    _ if other == id => Some(client.name.clone()),
+                    Some(c) => Some(c.name.clone()),
+                    None => None,
                 };
-                let names: Vec<String> = cx.ids().map(name).collect();
+                let names: Vec<String> = cx.ids().filter_map(name).collect();
                 notice(cx, id, &format!("online: {}", names.join(", ")));
             }
             "quit" => {
                 notice(cx, id, "bye");
-                leave(cx, id, client, Some("quit"));
+                leave(cx, &mut self.notices, id, client, Some("quit"));
             }
             "help" => HELP.iter().for_each(|line| notice(cx, id, line)),
             _ => notice(cx, id, &format!("error: unknown command /{word}")),
@@ -85,21 +88,54 @@ impl ChatServer {
 /// is finally gone.
 pub(super) fn leave(
     cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
     id: ConnId,
     client: &mut Client,
     why: Option<&str>,
 ) {
     client.announced = true;
     cx.close(id);
-    announce_leave(cx, &client.name, why);
+    announce_leave(cx, notices, &client.name, why);
 }
 
-/// `* NAME left` or `* NAME left (why)` to everyone still open.
-pub(super) fn announce_leave(cx: &mut Context<'_, Client>, name: &str, why: Option<&str>) {
+/// `* NAME left` or `* NAME left (why)` to everyone still open, within the
+/// room's notice budget.
+pub(super) fn announce_leave(
+    cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
+    name: &str,
+    why: Option<&str>,
+) {
     let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
     log::info!("{name} left{suffix}");
-    cx.broadcast(format!("* {name} left{suffix}\n").as_bytes(), None);
+    let line = format!("* {name} left{suffix}\n");
+    announce(cx, notices, Change::Left, &line, None);
 }
+
+/// A join or leave notice to everyone (but `except`): said now if the
+/// room's notice budget allows, else counted for the summary at the end of
+/// the second (a loop timer tagged [`SUMMARY`], the first time one is due).
+pub(super) fn announce(
+    cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
+    change: Change,
+    line: &str,
+    except: Option<ConnId>,
+) {
+    let now = cx.now();
+    if let Some(summary) = notices.tick(now) {
+        cx.broadcast(summary.as_bytes(), None);
+    }
+    if notices.admit(now, change) {
+        cx.broadcast(line.as_bytes(), except);
+    }
+    if let Some(due) = notices.timer_due() {
+        cx.call_later(due.saturating_duration_since(now), None, SUMMARY);
+    }
+}
+
+/// The `on_timer` tag of the notice budget's summary (a loop timer).
+pub(super) const SUMMARY: u64 = 3;
 
 /// Sends the notice `* TEXT` to one client.
 pub(super) fn notice(cx: &mut Context<'_, Client>, id: ConnId, text: &str) {

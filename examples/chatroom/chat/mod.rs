@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod notices;
 mod server;
 
 pub use config::ChatConfig;

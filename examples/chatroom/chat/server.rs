@@ -9,7 +9,8 @@ use mio_selectors::codec::{Decoder, LineCodec};
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use super::commands::{announce_leave, leave, notice};
+use super::commands::{announce, announce_leave, leave, notice, SUMMARY};
+use super::notices::{Change, Notices, WINDOW};
 use super::ChatConfig;
 
 /// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
@@ -36,15 +37,19 @@ pub struct ChatServer {
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
     pub(super) nicks: HashMap<String, ConnId>,
+    /// The room's budget of join and leave notices ("Notice storms").
+    pub(super) notices: Notices,
 }
 
 impl ChatServer {
     /// A chat server with these limits.
     pub fn new(config: ChatConfig) -> Self {
+        let per_sec = config.notices_per_sec;
         ChatServer {
             config,
             clients: 0,
             nicks: HashMap::new(),
+            notices: Notices::new(per_sec, WINDOW),
         }
     }
 
@@ -91,7 +96,8 @@ impl Handler for ChatServer {
         let name = peer.to_string();
         log::info!("{name} joined");
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
-        cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
+        let joined = format!("* {name} joined\n");
+        announce(cx, &mut self.notices, Change::Joined, &joined, Some(id));
         let config = &self.config;
         Some(Client {
             name,
@@ -153,6 +159,11 @@ impl Handler for ChatServer {
         tag: u64,
     ) {
         let Some((id, client)) = conn else {
+            if tag == SUMMARY {
+                if let Some(summary) = self.notices.tick(cx.now()) {
+                    cx.broadcast(summary.as_bytes(), None);
+                }
+            }
             return;
         };
         match tag {
@@ -162,7 +173,7 @@ impl Handler for ChatServer {
             }
             PARTIAL => {
                 client.partial_timer = None;
-                leave(cx, id, client, Some("timeout"));
+                leave(cx, &mut self.notices, id, client, Some("timeout"));
             }
             _ => {}
         }
@@ -190,7 +201,7 @@ impl Handler for ChatServer {
             CloseReason::Error(_) => Some("connection lost"),
             _ => None,
         };
-        announce_leave(cx, &client.name, why);
+        announce_leave(cx, &mut self.notices, &client.name, why);
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {

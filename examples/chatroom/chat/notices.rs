@@ -1,4 +1,4 @@
-//! The room's budget for join and leave notices (`chat-protocol.md`,
+//! The room's budget for join and leave notices (`docs/chat-protocol.md`,
 //! "Notice storms").
 //!
 //! Each join or leave would be one line to every other client: when 10,000
@@ -42,9 +42,12 @@ pub struct Notices {
     /// Past the budget: counted for the window's summary.
     joined: u64,
     left: u64,
+    /// [`timer_due`](Self::timer_due) answered for the open window.
+    timer_asked: bool,
 }
 
 impl Default for Notices {
+    /// The protocol's budget: [`PER_WINDOW`] per [`WINDOW`].
     fn default() -> Self {
         Notices::new(PER_WINDOW, WINDOW)
     }
@@ -60,6 +63,7 @@ impl Notices {
             said: 0,
             joined: 0,
             left: 0,
+            timer_asked: false,
         }
     }
 
@@ -76,6 +80,7 @@ impl Notices {
         self.said = 0;
         self.joined = 0;
         self.left = 0;
+        self.timer_asked = false;
         summary
     }
 
@@ -105,6 +110,15 @@ impl Notices {
     pub fn due(&self) -> Option<Instant> {
         let counted = self.joined > 0 || self.left > 0;
         self.opened.filter(|_| counted).map(|t| t + self.window)
+    }
+
+    /// When to set the one timer for the open window's summary: `Some` the
+    /// first time something is counted in a window, `None` after (the
+    /// timer is set already) and while nothing is counted.
+    pub fn timer_due(&mut self) -> Option<Instant> {
+        let due = self.due().filter(|_| !self.timer_asked)?;
+        self.timer_asked = true;
+        Some(due)
     }
 
     /// `* N joined, M left\n`, either part omitted when zero; `None` when
@@ -139,12 +153,21 @@ mod tests {
         assert_eq!(n.due(), None, "nothing counted yet");
         for i in 10..10_010 {
             assert_eq!(n.tick(ms(t, 500)), None);
-            let change = if i % 2 == 0 { Change::Left } else { Change::Joined };
+            let change = if i % 2 == 0 {
+                Change::Left
+            } else {
+                Change::Joined
+            };
             assert!(!n.admit(ms(t, 500), change), "notice {i} is counted");
         }
         assert_eq!(n.due(), Some(ms(t, 1000)));
+        assert_eq!(n.timer_due(), Some(ms(t, 1000)), "one timer per window");
+        assert_eq!(n.timer_due(), None, "one timer per window");
         assert_eq!(n.tick(ms(t, 999)), None, "not before the second ends");
-        assert_eq!(n.tick(ms(t, 1000)).as_deref(), Some("* 5000 joined, 5000 left\n"));
+        assert_eq!(
+            n.tick(ms(t, 1000)).as_deref(),
+            Some("* 5000 joined, 5000 left\n")
+        );
         assert_eq!(n.due(), None);
         assert_eq!(n.tick(ms(t, 5000)), None, "said once");
     }
@@ -176,6 +199,11 @@ mod tests {
         assert!(n.admit(ms(t, 3500), Change::Left));
         assert!(!n.admit(ms(t, 3999), Change::Left));
         assert_eq!(n.due(), Some(ms(t, 4000)), "the window opened at 3 s");
+        assert_eq!(
+            n.timer_due(),
+            Some(ms(t, 4000)),
+            "a new window, a new timer"
+        );
         // A window with nothing counted closes silently.
         assert_eq!(n.tick(ms(t, 4000)).as_deref(), Some("* 1 left\n"));
         assert!(n.admit(ms(t, 6000), Change::Joined));
