@@ -50,7 +50,7 @@ impl<D> Context<'_, D> {
     /// - [`Error::NoSuchConnection`]: `id` is closed or closing;
     /// - [`Error::WriteClosed`]: [`write_eof`](Self::write_eof) was called on it;
     /// - [`Error::OutputOverflow`]: its pending output would pass
-    ///   [`Config::max_outb`]; the connection has been closed with
+    ///   [`Config::max_outb`](crate::Config::max_outb); the connection has been closed with
     ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
     ///
     /// ```
@@ -81,7 +81,7 @@ impl<D> Context<'_, D> {
     /// Queues `data` to every open connection but `except`, sharing one
     /// buffer among them instead of copying it into each. Order holds: every
     /// receiver gets broadcasts in the order they were made. A receiver
-    /// whose pending output would pass [`Config::max_outb`] is closed with
+    /// whose pending output would pass [`Config::max_outb`](crate::Config::max_outb) is closed with
     /// [`CloseReason::OutputOverflow`]; the others are not delayed. Returns
     /// how many connections it was queued to.
     ///
@@ -119,7 +119,7 @@ impl<D> Context<'_, D> {
     /// background: [`Handler::connection_made`](crate::Handler::connection_made)
     /// follows when it succeeds, [`Handler::connection_lost`](crate::Handler::connection_lost)
     /// with [`CloseReason::ConnectFailed`] when it is refused, unreachable or
-    /// takes longer than [`Config::connect_timeout`]. Output may be queued
+    /// takes longer than [`Config::connect_timeout`](crate::Config::connect_timeout). Output may be queued
     /// at once.
     ///
     /// # Errors
@@ -152,7 +152,7 @@ impl<D> Context<'_, D> {
 
     /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
     /// goes out at once if the kernel takes it; otherwise it waits in a
-    /// queue bounded by [`Config::udp_queue`], never blocking the loop.
+    /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
     ///
     /// # Errors
     ///
@@ -334,8 +334,8 @@ impl<D> Context<'_, D> {
         }
     }
 
-    /// Whether `id`'s pending output passed [`Config::high_water`] and has
-    /// not yet drained to [`Config::low_water`]: a producer should stop
+    /// Whether `id`'s pending output passed [`Config::high_water`](crate::Config::high_water) and has
+    /// not yet drained to [`Config::low_water`](crate::Config::low_water): a producer should stop
     /// until [`Handler::resume_writing`](crate::Handler::resume_writing).
     /// It turns true at the `send` that passes the mark, before
     /// [`Handler::pause_writing`](crate::Handler::pause_writing) is called;
@@ -371,8 +371,8 @@ impl<D> Context<'_, D> {
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
-    /// then close (bounded by [`Config::flush_timeout`] without progress and
-    /// [`Config::linger`] for the peer's FIN). Python:
+    /// then close (bounded by [`Config::flush_timeout`](crate::Config::flush_timeout) without progress and
+    /// [`Config::linger`](crate::Config::linger) for the peer's FIN). Python:
     /// `sel.unregister(sock); sock.close()`, without losing output. Unknown
     /// or closing ids are ignored.
     ///
