@@ -16,6 +16,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mio_selectors::group::ReactorGroup;
 use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
@@ -45,6 +46,11 @@ struct Args {
     /// it is given up on (reset, the rest dropped); a slow reader gets all.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
     flush_timeout: std::time::Duration,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 struct Echo;
@@ -95,10 +101,16 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     common::check_water_marks::<Args>(&config);
-    common::serve(
+    if args.group.is_group() {
+        // A reactor per thread, each its own Echo; the limits hold for all.
+        let group = ReactorGroup::new(args.group.options(), config);
+        return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
+    }
+    common::serve_with_metrics(
         "multiconn_echo",
         Reactor::new(Echo, config),
         &args.host,
         args.port,
+        args.metrics,
     )
 }

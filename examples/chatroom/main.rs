@@ -10,6 +10,10 @@
 //! nc 127.0.0.1 8000          # in two terminals, then type
 //! ```
 //!
+//! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
+//! processes form one room through Redis pub/sub (`federation/`,
+//! `docs/federation.md`).
+//!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
@@ -21,8 +25,11 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat::{ChatConfig, ChatServer};
+use chat::federation::Federation;
+use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
 use clap::Parser;
+use mio_selectors::group::ReactorGroup;
+use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
 
 /// Chat server: relays each line to every other client.
@@ -59,6 +66,34 @@ struct Args {
     /// Join and leave notices said one by one per second; the rest of the second's are summed up.
     #[arg(long, default_value_t = ChatConfig::default().notices_per_sec, value_parser = clap::value_parser!(u32).range(1..))]
     notices_per_sec: u32,
+    /// Share the room with every chatroom using this Redis:
+    /// redis://[user[:password]@]host[:port][/db].
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    redis: Option<RedisUrl>,
+    /// The room's name in Redis, so several rooms can share one Redis
+    /// (1 to 64 of A-Z a-z 0-9 _ . -).
+    #[arg(long, value_name = "NAME", default_value = "lobby", value_parser = parse_room)]
+    room: String,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    group: common::GroupArgs,
+}
+
+fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_room(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a room name is 1 to 64 of A-Z a-z 0-9 _ . -".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -80,6 +115,60 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
-    let reactor = Reactor::new(ChatServer::new(config), reactor_config);
-    common::serve("chatroom", reactor, &args.host, args.port)
+    if args.group.is_group() {
+        if args.redis.is_some() {
+            common::usage_error::<Args>(
+                "--redis runs on one reactor for now; leave out --reactors",
+            );
+        }
+        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
+        let group = ReactorGroup::new(args.group.options(), reactor_config);
+        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
+            let shared = Shared::new(n, config.max_clients);
+            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
+        });
+    }
+    let server = ChatServer::new(config);
+    let Some(url) = args.redis else {
+        let reactor = Reactor::new(server, reactor_config);
+        return common::serve_with_metrics(
+            "chatroom",
+            reactor,
+            &args.host,
+            args.port,
+            args.metrics,
+        );
+    };
+    // With --redis the readiness line waits for the link (a few seconds at
+    // most): a client that comes at once is in the shared room at once.
+    let addrs = match common::resolve_all(&args.host, args.port) {
+        Ok(addrs) => addrs,
+        Err(e) => return common::exit_with("chatroom", Err(e)),
+    };
+    let result = Reactor::new(server, reactor_config)
+        .map_err(Box::<dyn std::error::Error>::from)
+        .and_then(|mut reactor| {
+            let id = reactor.listen(&addrs[..])?;
+            let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+            if let Some(addr) = args.metrics {
+                let bound = reactor.serve_metrics(addr)?;
+                ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+            }
+            let mut fed = Federation::new(url, &args.room, ready, Client::redis);
+            reactor.with_context(|cx| fed.start(cx));
+            reactor.handler_mut().set_federation(fed);
+            reactor.stop_on_signals()?;
+            reactor.run()?;
+            match reactor.handler().fatal() {
+                Some(why) => Err(why.into()),
+                None => Ok(()),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -6,10 +6,14 @@
 use std::collections::HashMap;
 
 use mio_selectors::codec::{Decoder, LineCodec};
+use mio_selectors::group::{Message, QuotaPermit};
+use mio_selectors::metrics::Counter;
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use super::commands::{announce, announce_leave, leave, notice, SUMMARY};
+use super::commands::{announce, notice, SUMMARY};
+use super::federation::Federation;
+use super::group::{self, GroupRoom};
 use super::notices::{Change, Notices, WINDOW};
 use super::ChatConfig;
 
@@ -27,6 +31,30 @@ pub struct Client {
     partial_timer: Option<TimerId>,
     /// `* NAME left ...` was said already (the server closed it).
     pub(super) announced: bool,
+    /// Welcomed: receives what the room delivers (with `--redis`, once its
+    /// join has come back from Redis).
+    pub(super) in_room: bool,
+    /// Not a client: one of the `--redis` connections.
+    pub(super) redis: bool,
+    /// Its place in a group's client count (`--reactors N`).
+    _place: Option<QuotaPermit>,
+}
+
+impl Client {
+    /// The reactor data of a `--redis` connection.
+    pub fn redis() -> Client {
+        Client {
+            name: String::new(),
+            framer: LineCodec::new(1),
+            bucket: TokenBucket::new(1.0, 1.0, std::time::Instant::now()),
+            throttled: false,
+            partial_timer: None,
+            announced: false,
+            in_room: false,
+            redis: true,
+            _place: None,
+        }
+    }
 }
 
 /// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
@@ -37,7 +65,17 @@ pub struct ChatServer {
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
     pub(super) nicks: HashMap<String, ConnId>,
-    /// The room's budget of join and leave notices ("Notice storms").
+    /// `--redis`: the room is shared with other processes.
+    pub(super) fed: Option<Federation<Client>>,
+    /// `chat_lines_relayed_total` and `chat_deliveries_total` in the
+    /// reactor's metrics, registered on the first line relayed.
+    counters: Option<(Counter, Counter)>,
+    /// `--reactors N`: this reactor's part of the room its group shares
+    /// (`group.rs`), which then owns joins, relaying, `/nick`, `/who` and
+    /// departures.
+    pub(super) group: Option<GroupRoom>,
+    /// The room's budget of join and leave notices ("Notice storms"; on
+    /// one reactor without Redis, where this server says them itself).
     pub(super) notices: Notices,
 }
 
@@ -46,11 +84,41 @@ impl ChatServer {
     pub fn new(config: ChatConfig) -> Self {
         let per_sec = config.notices_per_sec;
         ChatServer {
+            notices: Notices::new(per_sec, WINDOW),
             config,
             clients: 0,
             nicks: HashMap::new(),
-            notices: Notices::new(per_sec, WINDOW),
+            fed: None,
+            counters: None,
+            group: None,
         }
+    }
+
+    /// Counts one chat line relayed to `delivered` members, in the
+    /// application metrics that `--metrics` serves.
+    pub(super) fn count_relay(&mut self, cx: &mut Context<'_, Client>, delivered: usize) {
+        if self.counters.is_none() {
+            let m = cx.metrics();
+            let lines = m.counter(
+                "chat_lines_relayed_total",
+                "Chat lines relayed to the room.",
+            );
+            let deliveries = m.counter(
+                "chat_deliveries_total",
+                "Chat lines queued to members (one per recipient).",
+            );
+            self.counters = lines.ok().zip(deliveries.ok());
+        }
+        if let Some((lines, deliveries)) = self.counters {
+            cx.metrics().add(lines, 1);
+            cx.metrics().add(deliveries, delivered as u64);
+        }
+    }
+
+    /// This server as one reactor's part of a room its group shares.
+    pub fn with_group(mut self, group: GroupRoom) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// Starts or stops the partial-line timer to match what `inb` holds.
@@ -87,26 +155,63 @@ impl Handler for ChatServer {
         id: ConnId,
         peer: &PeerAddr,
     ) -> Option<Client> {
-        if self.clients >= self.config.max_clients {
+        // In a group the count is the group's (a shared quota).
+        let place = self.group.as_ref().map(GroupRoom::admit);
+        if self.clients >= self.config.max_clients || matches!(place, Some(None)) {
             log::warn!("server full ({} clients): refusing {peer}", self.clients);
             notice(cx, id, "error: server full");
             return None;
         }
         self.clients += 1;
         let name = peer.to_string();
-        log::info!("{name} joined");
-        notice(cx, id, &format!("welcome {name}! /help lists the commands"));
-        let joined = format!("* {name} joined\n");
-        announce(cx, &mut self.notices, Change::Joined, &joined, Some(id));
         let config = &self.config;
-        Some(Client {
-            name,
+        let mut client = Client {
+            name: name.clone(),
             framer: LineCodec::new(config.max_line),
             bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
             throttled: false,
             partial_timer: None,
             announced: false,
-        })
+            in_room: self.fed.is_none(),
+            redis: false,
+            _place: place.flatten(),
+        };
+        if let Some(fed) = &mut self.fed {
+            // --redis: welcomed when its join comes back from Redis.
+            let actions = fed.connected(cx, id, &name);
+            self.apply(cx, actions, Some((id, &mut client)));
+            return Some(client);
+        }
+        log::info!("{name} joined");
+        notice(cx, id, &format!("welcome {name}! /help lists the commands"));
+        match &mut self.group {
+            Some(group) => group.joined(cx, id, &name),
+            None => {
+                let joined = format!("* {name} joined\n");
+                announce(cx, &mut self.notices, Change::Joined, &joined, Some(id));
+            }
+        }
+        Some(client)
+    }
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Client>, id: ConnId, data: &mut Client) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.made(cx, id);
+            self.apply(cx, actions, None);
+        }
+    }
+
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        data: Client,
+        reason: &CloseReason,
+    ) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.closed(cx, id, &reason.to_string());
+            self.apply(cx, actions, None);
+        }
     }
 
     fn service_connection(
@@ -116,6 +221,18 @@ impl Handler for ChatServer {
         client: &mut Client,
         inb: &mut InBuf,
     ) {
+        if client.redis {
+            let actions = match &mut self.fed {
+                Some(fed) => fed.received(cx, id, inb),
+                None => Vec::new(),
+            };
+            return self.apply(cx, actions, None);
+        }
+        if !client.in_room {
+            // --redis, not welcomed yet: its lines wait in `inb`.
+            cx.pause_reading(id);
+            return;
+        }
         let now = cx.now();
         let mut line_ended = false;
         loop {
@@ -136,7 +253,14 @@ impl Handler for ChatServer {
                         cx.call_later(wait, Some(id), THROTTLE);
                         break;
                     }
-                    self.line(cx, id, client, text);
+                    if !self.line(cx, id, client, text) {
+                        // The group's mailbox is full: keep the line, stop
+                        // reading this client, try again shortly.
+                        client.throttled = true;
+                        cx.pause_reading(id);
+                        cx.call_later(group::RETRY, Some(id), THROTTLE);
+                        break;
+                    }
                 }
             }
             line_ended |= inb[..used].ends_with(b"\n");
@@ -163,6 +287,13 @@ impl Handler for ChatServer {
                 if let Some(summary) = self.notices.tick(cx.now()) {
                     cx.broadcast(summary.as_bytes(), None);
                 }
+                return;
+            }
+            if let (Some(group), group::TICK) = (&mut self.group, tag) {
+                return group.tick(cx);
+            }
+            if let Some(actions) = self.fed.as_mut().and_then(|f| f.timer(cx, tag)) {
+                self.apply(cx, actions, None);
             }
             return;
         };
@@ -173,7 +304,7 @@ impl Handler for ChatServer {
             }
             PARTIAL => {
                 client.partial_timer = None;
-                leave(cx, &mut self.notices, id, client, Some("timeout"));
+                self.leave(cx, id, client, Some("timeout"));
             }
             _ => {}
         }
@@ -182,10 +313,17 @@ impl Handler for ChatServer {
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, Client>,
-        _: ConnId,
+        id: ConnId,
         client: Client,
         reason: &CloseReason,
     ) {
+        if client.redis {
+            if let Some(fed) = &mut self.fed {
+                let actions = fed.closed(cx, id, &reason.to_string());
+                self.apply(cx, actions, None);
+            }
+            return;
+        }
         self.clients -= 1;
         self.nicks.remove(&client.name.to_ascii_lowercase());
         // Its timers would be dropped when due anyway; free them now.
@@ -201,10 +339,28 @@ impl Handler for ChatServer {
             CloseReason::Error(_) => Some("connection lost"),
             _ => None,
         };
-        announce_leave(cx, &mut self.notices, &client.name, why);
+        self.announce_leave(cx, id, &client.name, why);
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, Client>, from: usize, msg: Message) {
+        if let Some(group) = &mut self.group {
+            group.on_message(cx, from, msg);
+        }
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(fed) = &mut self.fed {
+            // --redis: the goodbye to the room first, then our clients.
+            fed.shutdown(cx);
+            let ids: Vec<ConnId> = cx
+                .ids()
+                .filter(|&id| cx.data(id).is_some_and(|c| !c.redis))
+                .collect();
+            for id in ids {
+                let _ = cx.send(id, b"* server shutting down\n");
+            }
+            return;
+        }
         cx.broadcast(b"* server shutting down\n", None);
     }
 }
