@@ -16,6 +16,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mio_selectors::group::ReactorGroup;
 use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
@@ -40,6 +41,11 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long)]
     max_per_ip: Option<usize>,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 struct Echo;
@@ -88,10 +94,16 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
-    common::serve(
+    if args.group.is_group() {
+        // A reactor per thread, each its own Echo; the limits hold for all.
+        let group = ReactorGroup::new(args.group.options(), config);
+        return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
+    }
+    common::serve_with_metrics(
         "multiconn_echo",
         Reactor::new(Echo, config),
         &args.host,
         args.port,
+        args.metrics,
     )
 }

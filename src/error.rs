@@ -70,6 +70,15 @@ pub enum Error {
     /// A [`Config`](crate::Config) whose limits contradict each other.
     #[error("invalid config: {0}")]
     Config(&'static str),
+    /// A reactor of a [`ReactorGroup`](crate::group::ReactorGroup) panicked
+    /// (in its handler, say); the group's other reactors were stopped.
+    #[error("reactor-{reactor} panicked: {message}")]
+    ReactorPanicked {
+        /// The index of the reactor that panicked.
+        reactor: usize,
+        /// The panic's message.
+        message: String,
+    },
     /// An error from the operating system.
     #[error(transparent)]
     Io(#[from] io::Error),

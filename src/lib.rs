@@ -13,13 +13,19 @@
 //! | `selector/` | Python's `selectors` on mio, level-triggered by re-arming | [`Selector`] (root); [`selector::SelectorKey`], [`selector::SelectorMap`], [`selector::FileObj`] |
 //! | `events` | the read/write mask both halves use | [`EventMask`], [`EVENT_READ`], [`EVENT_WRITE`] (root) |
 //! | `reactor/` | the event loop, the connections it owns, timers, and what callbacks may do | [`Reactor`], [`Handler`], [`Context`], [`Handle`], [`Config`], [`ConnId`], [`CloseReason`], [`PeerAddr`] (root); ids, [`reactor::ListenOptions`], [`reactor::Idle`], [`reactor::Loop`], [`reactor::TokenBucket`] |
+//! | `group/` | a reactor per core: N reactor threads sharing a port, messages between them, limits for all of them | [`group::ReactorGroup`], [`group::GroupOptions`], [`group::AcceptMode`], [`group::GroupHandle`], [`group::Message`], [`group::Quota`], ... |
 //! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
+//! | `metrics/` | per-reactor counters, their snapshots, the Prometheus text format and the `/metrics` answer | [`metrics::Metrics`], [`metrics::Snapshot`], [`metrics::render`] |
 //! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //!
-//! `selector/` never imports `reactor/`, and the reactor never uses the
-//! `Selector`. Applications live outside the library and use only this
+//! Inside `reactor/`, `pass.rs` is the loop (`Reactor::turn` and its
+//! steps) and the only caller of the [`Handler`]; `conn.rs` owns a
+//! connection's lifecycle and backpressure, `conns.rs` the connection
+//! bookkeeping, `timers.rs` the timers (pure data), `context.rs` the
+//! callback API. `selector/` never imports `reactor/`, and the reactor never
+//! uses the `Selector`. Applications live outside the library and use only this
 //! public API: `examples/chatroom/` is the chat server, a [`Handler`] on a
 //! [`Reactor`] with [`codec::LineCodec`], [`reactor::TokenBucket`] and
 //! [`codec::terminal_safe`]. See `docs/ARCHITECTURE.md` for the loop's
@@ -37,6 +43,9 @@
 //!   `accept_wrapper` and `service_connection` only decide what to send,
 //!   through a [`Context`].
 //! - [`Handle`]: stops a running reactor from another thread or a signal.
+//! - [`group::ReactorGroup`]: a reactor per core on one port, each
+//!   connection on one reactor for life, with [`Context::post`] and
+//!   [`Handler::on_message`] for the messages between them.
 //!
 //! Unix only (the selector works on raw file descriptors). The library
 //! writes nothing to stdout or stderr: it emits [`log`] records; the
@@ -47,7 +56,8 @@
 //! The crate is `#![forbid(unsafe_code)]`, and no measured need asks for
 //! an exception: every system call goes through a safe wrapper (mio for
 //! epoll and sockets, `socket2` for socket options, `signal-hook-mio` for
-//! signals, which arrive as events rather than in a handler), and input
+//! signals, which arrive as events rather than in a handler, `memmap2` for
+//! the pooled buffers' anonymous maps), and input
 //! buffers are read into already-initialised spare capacity, which costs
 //! no `memset` per read. The fault, load and bad-input suite
 //! (`docs/reliability.md`) runs it with zero panics.
@@ -74,6 +84,8 @@ mod buf;
 pub mod codec;
 mod error;
 mod events;
+pub mod group;
+pub mod metrics;
 pub mod reactor;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -15,10 +15,12 @@
 //! `docs/reliability.md` lists each mutant and the test here that kills it
 //! (`scripts/mutants.sh` replays them).
 
-mod fault;
-mod util;
+// The chat application, in-process; each test binary uses part of it.
+#[allow(dead_code)]
 #[path = "../examples/chatroom/chat/mod.rs"]
 mod chat;
+mod fault;
+mod util;
 
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::ops::ControlFlow;
@@ -227,7 +229,13 @@ impl Handler for Hoard {
         Some(())
     }
 
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut (), _: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        _: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        _: &mut InBuf,
+    ) {
         // never consumes
     }
 

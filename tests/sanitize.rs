@@ -17,7 +17,7 @@ const CASES: u32 = 10_000;
 /// What `terminal_safe` must never let through.
 fn forbidden(c: char) -> bool {
     (c.is_control() && c != '\t')
-        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2028}'..='\u{202E}').contains(&c) // line/paragraph separators, bidi
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 

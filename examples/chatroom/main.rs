@@ -26,8 +26,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chat::federation::Federation;
-use chat::{ChatConfig, ChatServer, Client};
+use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
 use clap::{CommandFactory, Parser};
+use mio_selectors::group::ReactorGroup;
 use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
 
@@ -70,6 +71,11 @@ struct Args {
     /// (1 to 64 of A-Z a-z 0-9 _ . -).
     #[arg(long, value_name = "NAME", default_value = "lobby", value_parser = parse_room)]
     room: String,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    group: common::GroupArgs,
 }
 
 fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
@@ -107,10 +113,29 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
+    if args.group.is_group() {
+        if args.redis.is_some() {
+            eprintln!("{}", Args::command().render_usage());
+            eprintln!("chatroom: --redis runs on one reactor for now; leave out --reactors");
+            return ExitCode::from(2);
+        }
+        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
+        let group = ReactorGroup::new(args.group.options(), reactor_config);
+        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
+            let shared = Shared::new(n, config.max_clients);
+            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
+        });
+    }
     let server = ChatServer::new(config);
     let Some(url) = args.redis else {
         let reactor = Reactor::new(server, reactor_config);
-        return common::serve("chatroom", reactor, &args.host, args.port);
+        return common::serve_with_metrics(
+            "chatroom",
+            reactor,
+            &args.host,
+            args.port,
+            args.metrics,
+        );
     };
     // With --redis the readiness line waits for the link (a few seconds at
     // most): a client that comes at once is in the shared room at once.
@@ -118,7 +143,11 @@ fn main() -> ExitCode {
         .map_err(Box::<dyn std::error::Error>::from)
         .and_then(|mut reactor| {
             let id = reactor.listen((args.host.as_str(), args.port))?;
-            let ready = format!("listening on {}", reactor.local_addr(id)?);
+            let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+            if let Some(addr) = args.metrics {
+                let bound = reactor.serve_metrics(addr)?;
+                ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+            }
             let mut fed = Federation::new(url, &args.room, ready, Client::redis);
             reactor.with_context(|cx| fed.start(cx));
             reactor.handler_mut().set_federation(fed);

@@ -49,10 +49,41 @@ pub fn serve<H: Handler>(
     host: &str,
     port: u16,
 ) -> ExitCode {
+    serve_with_metrics(name, reactor, host, port, None)
+}
+
+/// As [`serve`], and with `metrics` also serves `GET /metrics` there (from
+/// the same reactor), announced by a second readiness line,
+/// `metrics on http://ADDR/metrics`, right after `listening on ADDR`.
+pub fn serve_with_metrics<H: Handler>(
+    name: &str,
+    reactor: mio_selectors::Result<Reactor<H>>,
+    host: &str,
+    port: u16,
+    metrics: Option<SocketAddr>,
+) -> ExitCode {
     serve_with(name, reactor, |reactor| {
         let id = reactor.listen((host, port))?;
-        Ok(reactor.local_addr(id)?.to_string())
+        let mut ready = reactor.local_addr(id)?.to_string();
+        if let Some(addr) = metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
     })
+}
+
+/// `HOST:PORT` (`[::1]:9100`, `localhost:9100`) as the first address it
+/// resolves to: a clap value parser, so a bad value is a usage error.
+pub fn host_port(s: &str) -> Result<SocketAddr, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port (0-65535)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    resolve(host, port)
 }
 
 /// Binds with `bind` (which returns the address to print), prints
@@ -69,6 +100,78 @@ pub fn serve_with<H: Handler>(
         reactor.stop_on_signals()?;
         println!("listening on {addr}"); // line-buffered: flushed
         reactor.run()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--reactors N` and `--accept MODE`, for servers that can run a group of
+/// reactors (`#[command(flatten)]` them into the arguments).
+#[derive(clap::Args, Debug, Clone)]
+pub struct GroupArgs {
+    /// Reactor threads sharing the port (named reactor-0 ...); 0: one per available core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub reactors: u16,
+    /// With several reactors: how they share the port.
+    #[arg(long, value_enum, default_value_t = Accept::LeastLoaded)]
+    pub accept: Accept,
+}
+
+/// How the reactors of a group share the port.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Accept {
+    /// One listener; each new client goes to the reactor with the fewest.
+    LeastLoaded,
+    /// One listener per reactor (SO_REUSEPORT); the kernel spreads clients.
+    Reuseport,
+}
+
+impl GroupArgs {
+    /// Whether these ask for more than the one reactor of the tutorial's shape.
+    pub fn is_group(&self) -> bool {
+        self.reactors != 1
+    }
+
+    /// The group these ask for.
+    pub fn options(&self) -> mio_selectors::group::GroupOptions {
+        use mio_selectors::group::{AcceptMode, GroupOptions};
+        GroupOptions {
+            reactors: self.reactors.into(),
+            accept: match self.accept {
+                Accept::LeastLoaded => AcceptMode::LeastLoaded,
+                Accept::Reuseport => AcceptMode::ReusePort,
+            },
+            ..GroupOptions::default()
+        }
+    }
+}
+
+/// As [`serve`], for a group of reactors, each with the handler
+/// `factory(index)`: binds `host:port`, prints `listening on ADDR`, runs
+/// until SIGINT/SIGTERM stops every reactor.
+pub fn serve_group<H, F>(
+    name: &str,
+    group: mio_selectors::Result<mio_selectors::group::ReactorGroup>,
+    host: &str,
+    port: u16,
+    factory: impl FnOnce(usize) -> F,
+) -> ExitCode
+where
+    H: Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
+    let result = group.and_then(|mut group| {
+        let addr = group.listen((host, port))?;
+        group.stop_on_signals()?;
+        let factory = factory(group.reactors());
+        let running = group.start(factory)?;
+        println!("listening on {addr}"); // line-buffered: flushed
+        running.join()
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

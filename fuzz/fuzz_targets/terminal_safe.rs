@@ -8,7 +8,7 @@ use mio_selectors::codec::terminal_safe;
 
 fn forbidden(c: char) -> bool {
     (c.is_control() && c != '\t')
-        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2028}'..='\u{202E}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 

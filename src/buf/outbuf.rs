@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn keeps_order_across_owned_and_shared_segments() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         for step in [1, 3, 7, 100] {
             let mut out = OutBuf::default();
             out.extend(b"ab", &mut pool);
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn big_broadcasts_are_shared_small_ones_copied_and_merged() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         let mut out = OutBuf::default();
         let big: Arc<[u8]> = Arc::from(vec![b'x'; SHARE_MIN]);
         out.push_shared(big.clone(), &mut pool);
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn clear_drops_everything() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         let mut out = OutBuf::default();
         let shared: Arc<[u8]> = Arc::from(vec![b'C'; SHARE_MIN]);
         out.extend(b"ab", &mut pool);

@@ -2,11 +2,12 @@
 
 /// Decodes `bytes` as UTF-8 (invalid sequences become U+FFFD) and replaces
 /// with U+FFFD every character that could act on a terminal instead of
-/// being shown: C0 controls but TAB, DEL, C1 controls, and the bidirectional
-/// overrides and isolates U+202A–U+202E and U+2066–U+2069.
+/// being shown: C0 controls but TAB, DEL, C1 controls, the bidirectional
+/// overrides and isolates U+202A–U+202E and U+2066–U+2069, and the line and
+/// paragraph separators U+2028 and U+2029.
 ///
-/// So no escape sequence, carriage return, bell or right-to-left trick in one
-/// client's line reaches another client's screen.
+/// So no escape sequence, carriage return, bell, right-to-left trick or
+/// fake line break in one client's line reaches another client's screen.
 ///
 /// ```
 /// use mio_selectors::codec::terminal_safe;
@@ -14,6 +15,7 @@
 /// assert_eq!(terminal_safe(b"\x1b[31mred"), "\u{FFFD}[31mred");
 /// assert_eq!(terminal_safe(b"a\xffb"), "a\u{FFFD}b");
 /// assert_eq!(terminal_safe("x\u{202E}y".as_bytes()), "x\u{FFFD}y");
+/// assert_eq!(terminal_safe("one\u{2028}two".as_bytes()), "one\u{FFFD}two");
 /// ```
 pub fn terminal_safe(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
@@ -24,7 +26,7 @@ pub fn terminal_safe(bytes: &[u8]) -> String {
 
 fn is_unsafe(c: char) -> bool {
     (c.is_control() && c != '\t') // C0, DEL and C1 are exactly Unicode's Cc
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -41,7 +43,10 @@ mod tests {
                 assert_eq!(out, "a\u{FFFD}b", "byte {b:#x}");
             }
         }
-        for c in ('\u{80}'..='\u{9f}').chain('\u{2066}'..='\u{2069}') {
+        for c in ('\u{80}'..='\u{9f}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain(['\u{2028}', '\u{2029}'])
+        {
             assert_eq!(terminal_safe(c.to_string().as_bytes()), "\u{FFFD}");
         }
         assert_eq!(terminal_safe("é漢\u{200F}".as_bytes()), "é漢\u{200F}");

@@ -58,10 +58,19 @@ pub(crate) enum State {
 /// Which silence an idle timeout ([`Context::set_idle_timeout`](crate::Context::set_idle_timeout)) watches.
 ///
 /// ```
-/// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+/// # use mio_selectors::{Config, Reactor};
+/// # struct App;
+/// # impl mio_selectors::Handler for App { type Data = (); }
+/// # let mut reactor = Reactor::new(App, Config::default())?;
+/// # let server = reactor.listen("127.0.0.1:0")?;
+/// # let addr = reactor.local_addr(server)?;
+/// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+/// # let id = cx.connect(addr, ())?;
 /// use mio_selectors::reactor::Idle;
 /// cx.set_idle_timeout(id, Idle::Read, Some(std::time::Duration::from_secs(300)));
-/// # }
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Idle {
@@ -259,6 +268,8 @@ pub(crate) struct Conn<D> {
     pub(crate) queued: bool,
     /// In the flush list for this pass.
     pub(crate) dirty: bool,
+    /// Its share of a group's limits, given back when the connection is dropped.
+    pub(crate) permit: Option<crate::group::Permit>,
 }
 
 impl<D> Conn<D> {
@@ -286,6 +297,7 @@ impl<D> Conn<D> {
             counted: false,
             queued: false,
             dirty: false,
+            permit: None,
         }
     }
 
@@ -387,7 +399,11 @@ impl<D> Conn<D> {
     /// belongs here, between the socket and `inb`.
     pub(crate) fn read(&mut self, pool: &mut BufPool, want: usize, now: Instant) -> Read {
         let lingering = matches!(self.state, State::Lingering { .. });
-        let spare = self.inb.spare(want, pool);
+        // Into whatever room the buffer has (up to `want`): a partial
+        // message left in it does not make the buffer grow off the pool,
+        // and a message shorter than the room comes in one short read.
+        let spare = self.inb.spare_up_to(want, pool);
+        let want = spare.len();
         match (&self.stream).read(spare) {
             Ok(0) => {
                 self.eof = true;

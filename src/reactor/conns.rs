@@ -97,6 +97,13 @@ impl<D> Conns<D> {
         self.slab.is_empty()
     }
 
+    /// Every connection with its id, whatever its state (for the metrics).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<D>)> + '_ {
+        self.slab
+            .iter()
+            .map(|(key, c)| (ConnId::new(key, c.gen), c))
+    }
+
     /// Every connection, whatever its state (for shutdown).
     pub(crate) fn all_ids(&self) -> Vec<ConnId> {
         let ids = self.slab.iter().map(|(key, c)| ConnId::new(key, c.gen));
@@ -201,17 +208,56 @@ impl<D> Conns<D> {
         mem::replace(&mut l.dirty, mem::take(&mut l.spare))
     }
 
-    /// The dead list, emptied.
-    pub(crate) fn take_dead(&mut self) -> Vec<ConnId> {
+    /// The dead list, emptied; `None` (and nothing swapped) when it is
+    /// empty, so a reaping loop `while let Some(batch) = take_dead()` cannot
+    /// leak storage on its way out.
+    pub(crate) fn take_dead(&mut self) -> Option<Vec<ConnId>> {
         let l = &mut self.lists;
-        mem::replace(&mut l.dead, mem::take(&mut l.spare))
+        if l.dead.is_empty() {
+            return None;
+        }
+        Some(mem::replace(&mut l.dead, mem::take(&mut l.spare)))
     }
 
-    /// Returns a list's storage for the next `take_*`.
+    /// Returns a list's storage for the next `take_*`. Every `take_*` must
+    /// be followed by one `give_back`, so that the four storages (three
+    /// lists and the spare) stay and a pass allocates nothing.
     pub(crate) fn give_back(&mut self, mut list: Vec<ConnId>) {
         list.clear();
-        if list.capacity() > self.lists.spare.capacity() {
+        if list.capacity() >= self.lists.spare.capacity() {
             self.lists.spare = list;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bug it pins: the reaping loop once dropped the empty list it took
+    /// on its way out, so storage leaked out of the rotation and every pass
+    /// allocated again (0.13 allocations per echoed message).
+    #[test]
+    fn the_lists_keep_their_storage_pass_after_pass() {
+        let mut conns: Conns<()> = Conns::default();
+        let l = &mut conns.lists;
+        for list in [&mut l.ready, &mut l.dirty, &mut l.dead, &mut l.spare] {
+            list.reserve(8);
+        }
+        let storage = |c: &Conns<()>| {
+            let l = &c.lists;
+            [&l.ready, &l.dirty, &l.dead, &l.spare].map(|v| v.capacity() >= 8)
+        };
+        for pass in 0..3 {
+            let batch = conns.take_ready();
+            conns.give_back(batch);
+            let batch = conns.take_dirty();
+            conns.give_back(batch);
+            conns.lists.dead.extend([ConnId::new(pass, 1)]);
+            while let Some(batch) = conns.take_dead() {
+                conns.give_back(batch);
+            }
+            assert_eq!(storage(&conns), [true; 4], "pass {pass}");
         }
     }
 }

@@ -13,6 +13,9 @@ use super::handle::Loop;
 use super::stream::Stream;
 use super::timers::Timer;
 use super::{Idle, SourceId, TimerId, UdpId};
+use crate::metrics::{Metrics, Snapshot};
+#[cfg(doc)]
+use crate::Config;
 use crate::{CloseReason, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a callback may do: queue output to any connection, close one, look
@@ -50,13 +53,23 @@ impl<D> Context<'_, D> {
     /// - [`Error::NoSuchConnection`]: `id` is closed or closing;
     /// - [`Error::WriteClosed`]: [`write_eof`](Self::write_eof) was called on it;
     /// - [`Error::OutputOverflow`]: its pending output would pass
-    ///   [`Config::max_outb`]; the connection has been closed with
+    ///   [`Config::max_outb`](crate::Config::max_outb); the connection has been closed with
     ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) -> mio_selectors::Result<()> {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// cx.send(id, b"hello\n")?;
-    /// # Ok(()) }
+    /// assert_eq!(cx.pending_output(id), Some(6)); // written at the end of the pass
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()> {
         self.core.push_output(id, Output::Bytes(data))
@@ -70,9 +83,15 @@ impl<D> Context<'_, D> {
     /// As [`send`](Self::send); `inb` is left as it was on error.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId, inb: &mut mio_selectors::InBuf) {
-    /// let _ = cx.send_from(id, inb);
-    /// # }
+    /// use mio_selectors::{ConnId, Context, Handler, InBuf};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     type Data = ();
+    ///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
+    ///         let _ = cx.send_from(id, inb); // `inb` is empty afterwards
+    ///     }
+    /// }
     /// ```
     pub fn send_from(&mut self, id: ConnId, inb: &mut InBuf) -> Result<()> {
         self.core.push_output(id, Output::Buf(&mut inb.0))
@@ -81,20 +100,45 @@ impl<D> Context<'_, D> {
     /// Queues `data` to every open connection but `except`, sharing one
     /// buffer among them instead of copying it into each. Order holds: every
     /// receiver gets broadcasts in the order they were made. A receiver
-    /// whose pending output would pass [`Config::max_outb`] is closed with
+    /// whose pending output would pass [`Config::max_outb`](crate::Config::max_outb) is closed with
     /// [`CloseReason::OutputOverflow`]; the others are not delayed. Returns
     /// how many connections it was queued to.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, from: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let from = cx.connect(addr, ())?;
     /// let n = cx.broadcast(b"<alice> hi\n", Some(from));
-    /// # }
+    /// assert_eq!(n, 0); // nobody else is connected (and `from` is still connecting)
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
         if data.is_empty() {
             return 0;
         }
-        let shared: Arc<[u8]> = Arc::from(data);
+        self.broadcast_shared(Arc::from(data), except)
+    }
+
+    /// As [`broadcast`](Self::broadcast), with bytes that are shared
+    /// already (a [`Message`](crate::group::Message)'s payload from another
+    /// reactor, say): not even one copy is made.
+    ///
+    /// ```
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = mio_selectors::Reactor::new(App, mio_selectors::Config::default())?;
+    /// let line: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<bob> hi\n"[..]);
+    /// assert_eq!(reactor.with_context(|cx| cx.broadcast_shared(line, None)), 0); // nobody yet
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn broadcast_shared(&mut self, shared: Arc<[u8]>, except: Option<ConnId>) -> usize {
         let mut sent = 0;
         for slot in 0..self.core.conns.slots() {
             let Some(id) = self.core.conns.open_at(slot) else {
@@ -119,7 +163,7 @@ impl<D> Context<'_, D> {
     /// background: [`Handler::connection_made`](crate::Handler::connection_made)
     /// follows when it succeeds, [`Handler::connection_lost`](crate::Handler::connection_lost)
     /// with [`CloseReason::ConnectFailed`] when it is refused, unreachable or
-    /// takes longer than [`Config::connect_timeout`]. Output may be queued
+    /// takes longer than [`Config::connect_timeout`](crate::Config::connect_timeout). Output may be queued
     /// at once.
     ///
     /// # Errors
@@ -128,10 +172,16 @@ impl<D> Context<'_, D> {
     /// descriptors, say); [`Error::TooManyConnections`].
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, u32>) -> mio_selectors::Result<()> {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = u32; }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// let id = cx.connect("127.0.0.1:65432".parse().unwrap(), 1)?;
     /// cx.send(id, b"Message 1 from client.")?;
-    /// # Ok(()) }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(&mut self, addr: SocketAddr, data: D) -> Result<ConnId> {
         let stream = mio::net::TcpStream::connect(addr)?;
@@ -152,7 +202,7 @@ impl<D> Context<'_, D> {
 
     /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
     /// goes out at once if the kernel takes it; otherwise it waits in a
-    /// queue bounded by [`Config::udp_queue`], never blocking the loop.
+    /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
     ///
     /// # Errors
     ///
@@ -161,9 +211,17 @@ impl<D> Context<'_, D> {
     /// refuses it (too big for the socket, no route).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::reactor::UdpId, from: std::net::SocketAddr) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let udp = reactor.bind_udp("127.0.0.1:0")?;
+    /// # let from = reactor.udp_addr(udp)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// let _ = cx.send_to(udp, b"pong", from);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_to(&mut self, udp: UdpId, data: &[u8], addr: SocketAddr) -> Result<()> {
         let cap = self.core.config.udp_queue;
@@ -178,10 +236,19 @@ impl<D> Context<'_, D> {
     /// already in its `inb` stays there.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// cx.pause_reading(id); // over its rate budget
     /// cx.call_later(std::time::Duration::from_millis(10), Some(id), 1);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pause_reading(&mut self, id: ConnId) {
         if let Some(conn) = self.core.conns.get_mut(id) {
@@ -194,9 +261,18 @@ impl<D> Context<'_, D> {
     /// still holds, even if nothing new arrives.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// cx.resume_reading(id);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume_reading(&mut self, id: ConnId) {
         if let Some(conn) = self.core.conns.get_mut(id) {
@@ -212,11 +288,20 @@ impl<D> Context<'_, D> {
     /// folded into the poll timeout: no thread.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// const IDLE: u64 = 1;
     /// let timer = cx.call_later(std::time::Duration::from_secs(60), Some(id), IDLE);
     /// cx.cancel_timer(timer);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
         let deadline = later(self.core.now, delay);
@@ -232,10 +317,16 @@ impl<D> Context<'_, D> {
     /// calls: the next one is a period after the late one.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// const TICK: u64 = 2;
     /// let ticker = cx.call_every(std::time::Duration::from_secs(1), None, TICK);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_every(&mut self, period: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
         let period = period.max(Duration::from_millis(1));
@@ -249,11 +340,17 @@ impl<D> Context<'_, D> {
     /// Cancels a timer; `false` if it already fired (for a one-shot) or was cancelled.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// let t = cx.call_later(std::time::Duration::from_secs(1), None, 0);
     /// assert!(cx.cancel_timer(t));
     /// assert!(!cx.cancel_timer(t));
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.core.timers.cancel(timer)
@@ -265,10 +362,19 @@ impl<D> Context<'_, D> {
     /// or write costs nothing.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// use mio_selectors::reactor::Idle;
     /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_idle_timeout(&mut self, id: ConnId, kind: Idle, timeout: Option<Duration>) {
         let now = self.core.now;
@@ -303,10 +409,18 @@ impl<D> Context<'_, D> {
     /// As [`Reactor::register_fd`](crate::Reactor::register_fd).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) -> mio_selectors::Result<()> {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// use std::os::unix::io::AsRawFd;
-    /// let stdin = cx.register_fd(std::io::stdin().as_raw_fd(), mio_selectors::EVENT_READ)?;
-    /// # Ok(()) }
+    /// # let (stdin, _writer) = std::os::unix::net::UnixStream::pair()?; // a pipe, say
+    /// let source = cx.register_fd(stdin.as_raw_fd(), mio_selectors::EVENT_READ)?;
+    /// cx.unregister_source(source);
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn register_fd(
         &mut self,
@@ -321,10 +435,19 @@ impl<D> Context<'_, D> {
     /// `transport.write_eof()`). The peer sees EOF; nothing more can be sent.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// let _ = cx.send(id, b"last words\n");
     /// cx.write_eof(id); // the server answers, then closes
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_eof(&mut self, id: ConnId) {
         if let Some(conn) = self.core.conns.get_mut(id) {
@@ -334,8 +457,8 @@ impl<D> Context<'_, D> {
         }
     }
 
-    /// Whether `id`'s pending output passed [`Config::high_water`] and has
-    /// not yet drained to [`Config::low_water`]: a producer should stop
+    /// Whether `id`'s pending output passed [`Config::high_water`](crate::Config::high_water) and has
+    /// not yet drained to [`Config::low_water`](crate::Config::low_water): a producer should stop
     /// until [`Handler::resume_writing`](crate::Handler::resume_writing).
     /// It turns true at the `send` that passes the mark, before
     /// [`Handler::pause_writing`](crate::Handler::pause_writing) is called;
@@ -343,9 +466,18 @@ impl<D> Context<'_, D> {
     /// The reactor itself stops reading `id` meanwhile.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-    /// if cx.is_writing_paused(id) { return } // wait for resume_writing
-    /// # }
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
+    /// if cx.is_writing_paused(id) { return Ok(()) } // wait for resume_writing
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_writing_paused(&self, id: ConnId) -> bool {
         self.core
@@ -359,9 +491,17 @@ impl<D> Context<'_, D> {
     /// The descriptor itself stays open: it is the caller's.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::reactor::SourceId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let (fd, _peer) = std::os::unix::net::UnixStream::pair()?;
+    /// # let stdin = reactor.register_fd(std::os::unix::io::AsRawFd::as_raw_fd(&fd), mio_selectors::EVENT_READ)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// cx.unregister_source(stdin);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn unregister_source(&mut self, source: SourceId) {
         if let Some(Endpoint::Fd { fd, .. }) = self.core.endpoints.get(source.0) {
@@ -371,14 +511,23 @@ impl<D> Context<'_, D> {
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
-    /// then close (bounded by [`Config::linger`]). Python: `sel.unregister(sock); sock.close()`,
+    /// then close (bounded by [`Config::linger`](crate::Config::linger)). Python: `sel.unregister(sock); sock.close()`,
     /// without losing output. Unknown or closing ids are ignored.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// let _ = cx.send(id, b"bye\n");
     /// cx.close(id); // "bye" is still delivered
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&mut self, id: ConnId) {
         if let Some(reason) = self.core.conns.get(id).map(|c| c.close_reason()) {
@@ -389,9 +538,19 @@ impl<D> Context<'_, D> {
     /// Closes `id` now, dropping pending output. Unknown ids are ignored.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// cx.abort(id);
-    /// # }
+    /// assert!(!cx.is_open(id) && cx.pending_output(id) == Some(0));
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn abort(&mut self, id: ConnId) {
         self.core.kill(id, CloseReason::Closed);
@@ -402,9 +561,19 @@ impl<D> Context<'_, D> {
     /// (that callback has it as an argument).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, String>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = String; }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, String::from("alice"))?;
     /// if let Some(name) = cx.data(id) { println!("{name}") }
-    /// # }
+    /// assert_eq!(cx.data(id).map(String::as_str), Some("alice"));
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn data(&self, id: ConnId) -> Option<&D> {
         self.core.conns.get(id)?.data.as_ref()
@@ -413,9 +582,19 @@ impl<D> Context<'_, D> {
     /// The data of `id`, open to change.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, u64>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = u64; }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, 0)?;
     /// if let Some(count) = cx.data_mut(id) { *count += 1 }
-    /// # }
+    /// assert_eq!(cx.data(id), Some(&1));
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
         self.core.conns.get_mut(id)?.data.as_mut()
@@ -424,9 +603,18 @@ impl<D> Context<'_, D> {
     /// The peer's address (Python: `data.addr`).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// if let Some(addr) = cx.peer_addr(id) { println!("{addr}") }
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn peer_addr(&self, id: ConnId) -> Option<&PeerAddr> {
         Some(&self.core.conns.get(id)?.peer)
@@ -435,10 +623,19 @@ impl<D> Context<'_, D> {
     /// Whether `id` is open: accepted or connected, and not closing or closed.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// cx.close(id);
     /// assert!(!cx.is_open(id));
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_open(&self, id: ConnId) -> bool {
         self.core.conns.get(id).is_some_and(|c| c.is_open())
@@ -447,9 +644,18 @@ impl<D> Context<'_, D> {
     /// Bytes queued for `id` and not yet written (Python: `len(data.outb)`).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// assert!(cx.pending_output(id).unwrap_or(0) <= mio_selectors::Config::default().max_outb);
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending_output(&self, id: ConnId) -> Option<usize> {
         Some(self.core.conns.get(id)?.pending())
@@ -458,10 +664,17 @@ impl<D> Context<'_, D> {
     /// Every open connection (not connecting, not closing), in slab order.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// let ids: Vec<_> = cx.ids().collect();
     /// for id in ids { let _ = cx.send(id, b"hi all\n"); }
-    /// # }
+    /// assert_eq!(cx.ids().count(), 0); // nobody has connected yet
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.core.conns.open_ids()
@@ -470,9 +683,16 @@ impl<D> Context<'_, D> {
     /// How many connections the reactor holds, closing ones included.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// println!("{} connections", cx.connection_count());
-    /// # }
+    /// assert_eq!(cx.connection_count(), 0);
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connection_count(&self) -> usize {
         self.core.conns.len()
@@ -481,9 +701,15 @@ impl<D> Context<'_, D> {
     /// The time the current loop pass started: cheap, and what timers use.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// assert!(cx.now() <= std::time::Instant::now());
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn now(&self) -> Instant {
         self.core.now
@@ -492,21 +718,61 @@ impl<D> Context<'_, D> {
     /// Asks the reactor to stop, as [`Handle::stop`] does.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// cx.stop();
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// reactor.run()?; // returns: the stop was asked for already
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) {
         self.core.handle.stop();
     }
 
-    /// A handle for other threads.
+    /// This reactor's counters, to add the application's own with
+    /// [`Metrics::counter`](crate::metrics::Metrics::counter) and
+    /// [`Metrics::add`](crate::metrics::Metrics::add).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) -> mio_selectors::Result<()> {
+    /// let jobs = cx.metrics().counter("jobs_total", "Jobs done.")?;
+    /// cx.metrics().add(jobs, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.core.metrics
+    }
+
+    /// A snapshot of this reactor's counters, taken now (one walk over the
+    /// connections, for the gauges that describe them).
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let text = mio_selectors::metrics::render(&[cx.metrics_snapshot()]);
+    /// # }
+    /// ```
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        self.core.snapshot()
+    }
+
+    /// A handle for other threads.
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
     /// let handle = cx.handle();
     /// std::thread::spawn(move || handle.stop());
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// reactor.run()?; // until the other thread stops it
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn handle(&self) -> Handle {
         self.core.handle.clone()
@@ -515,9 +781,15 @@ impl<D> Context<'_, D> {
     /// Whether the reactor is stopping (after [`Handle::stop`]).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
-    /// if cx.is_shutting_down() { return }
-    /// # }
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// assert!(!cx.is_shutting_down());
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.core.shutting_down
@@ -568,6 +840,10 @@ impl<D> Loop for Context<'_, D> {
 
     fn stop(&mut self) {
         Context::stop(self)
+    }
+
+    fn metrics_snapshot(&self) -> Snapshot {
+        Context::metrics_snapshot(self)
     }
 }
 

@@ -101,6 +101,9 @@ pub(crate) struct Listener {
     pub(crate) sock: ListenSock,
     /// Readiness not yet drained (edge-triggered: nobody will tell us again).
     pub(crate) ready: bool,
+    /// Its connections are metrics scrapes the reactor answers itself
+    /// ([`Reactor::serve_metrics`](crate::Reactor::serve_metrics)).
+    pub(crate) scrape: bool,
 }
 
 pub(crate) enum ListenSock {

@@ -5,7 +5,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{ConnId, Result};
+use crate::metrics::Snapshot;
+use crate::{ConnId, Error, Result};
 
 /// Work submitted from another thread, run on the loop thread.
 pub(crate) type Task = Box<dyn FnOnce(&mut dyn Loop) + Send>;
@@ -28,6 +29,8 @@ pub trait Loop {
     fn connection_count(&self) -> usize;
     /// As [`Context::stop`](crate::Context::stop).
     fn stop(&mut self);
+    /// As [`Context::metrics_snapshot`](crate::Context::metrics_snapshot).
+    fn metrics_snapshot(&self) -> Snapshot;
 }
 
 /// A `Send + Clone` handle to a [`Reactor`](crate::Reactor): stop it, or
@@ -77,10 +80,15 @@ impl Handle {
     /// close everything, and return from `run`.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
     /// handle.stop();
     /// handle.stop(); // a second call changes nothing
-    /// # }
+    /// reactor.run()?; // returns: stopped, and nothing to flush
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
@@ -90,10 +98,15 @@ impl Handle {
     /// Whether [`stop`](Self::stop) has been called.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// assert!(!handle.is_stopping());
     /// handle.stop();
     /// assert!(handle.is_stopping());
-    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Acquire)
@@ -104,11 +117,26 @@ impl Handle {
     /// submitted after the reactor has stopped is never run.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
-    /// handle.call_soon_threadsafe(move |lp| {
-    ///     let _ = lp.send(id, b"from another thread\n");
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let flag = ran.clone();
+    /// std::thread::spawn(move || {
+    ///     handle.call_soon_threadsafe(move |lp| {
+    ///         flag.store(true, Ordering::SeqCst); // on the loop thread
+    ///         assert_eq!(lp.connection_count(), 0);
+    ///         lp.stop();
+    ///     });
     /// });
-    /// # }
+    /// reactor.run()?; // until the task stops it
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_soon_threadsafe(&self, task: impl FnOnce(&mut dyn Loop) + Send + 'static) {
         let first = {
@@ -127,9 +155,19 @@ impl Handle {
     /// Errors (the connection is gone, its output is full) are logged.
     ///
     /// ```
-    /// # fn f(handle: mio_selectors::Handle, id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # let handle = reactor.handle();
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// handle.send(id, b"tick\n".to_vec());
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&self, id: ConnId, data: Vec<u8>) {
         self.call_soon_threadsafe(move |lp| {
@@ -137,6 +175,50 @@ impl Handle {
                 log::debug!("{id}: send from another thread failed: {e}");
             }
         });
+    }
+
+    /// A snapshot of the reactor's counters, from any thread: a request
+    /// through [`call_soon_threadsafe`](Self::call_soon_threadsafe), answered
+    /// by the loop at the start of its next pass, waited for up to `timeout`.
+    /// Must not be called on the loop's own thread (it would wait for
+    /// itself); there, use [`Context::metrics_snapshot`](crate::Context::metrics_snapshot).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with [`TimedOut`](io::ErrorKind::TimedOut) if no answer
+    /// came within `timeout` (the reactor is busy, stopped, or not running).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, Reactor};
+    /// use std::time::Duration;
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App {
+    /// #     type Data = ();
+    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
+    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+    /// # }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// let reader = std::thread::spawn(move || {
+    ///     let snapshot = handle.metrics(Duration::from_secs(10));
+    ///     handle.stop();
+    ///     snapshot
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(reader.join().unwrap()?.active, 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics(&self, timeout: std::time::Duration) -> Result<Snapshot> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.call_soon_threadsafe(move |lp| {
+            let _ = tx.send(lp.metrics_snapshot());
+        });
+        rx.recv_timeout(timeout).map_err(|_| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the reactor did not answer the metrics request",
+            ))
+        })
     }
 
     fn wake(&self) {

@@ -250,9 +250,24 @@ pub trait Handler {
         let _ = (cx, conn, tag);
     }
 
+    /// A [`Message`](crate::group::Message) from reactor `from` of this
+    /// reactor's [`ReactorGroup`](crate::group::ReactorGroup) (its own index
+    /// for one it sent itself), sent with [`Context::post`]. Messages from
+    /// one reactor arrive in the order sent; they are delivered early in a
+    /// pass, after readiness is noted and before accepting and reading.
+    fn on_message(
+        &mut self,
+        cx: &mut Context<'_, Self::Data>,
+        from: usize,
+        msg: crate::group::Message,
+    ) {
+        let _ = (cx, from, msg);
+    }
+
     /// [`Handle::stop`](crate::Handle::stop) was called: the listeners are
-    /// closed already, and every connection will be flushed and closed
-    /// after this returns. Queue any farewell here.
+    /// closed already (what was queued on them was accepted first), and
+    /// every connection will be flushed and closed after this returns.
+    /// Queue any farewell here. In a group, every reactor stops.
     fn shutting_down(&mut self, cx: &mut Context<'_, Self::Data>) {
         let _ = cx;
     }

@@ -54,9 +54,18 @@ impl ConnId {
     /// The mio token the socket is registered with.
     ///
     /// ```
-    /// # fn f(id: mio_selectors::ConnId) {
+    /// # use mio_selectors::{Config, Reactor};
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// # let mut reactor = Reactor::new(App, Config::default())?;
+    /// # let server = reactor.listen("127.0.0.1:0")?;
+    /// # let addr = reactor.local_addr(server)?;
+    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    /// # let id = cx.connect(addr, ())?;
     /// assert_eq!(mio_selectors::ConnId::from_token(id.token()), Some(id));
-    /// # }
+    /// # Ok(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn token(self) -> Token {
         Token(self.0)
@@ -88,10 +97,16 @@ impl fmt::Display for ConnId {
 /// or [`Context::call_every`](crate::Context::call_every), to cancel it.
 ///
 /// ```
-/// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+/// # use mio_selectors::{Config, Reactor};
+/// # struct App;
+/// # impl mio_selectors::Handler for App { type Data = (); }
+/// # let mut reactor = Reactor::new(App, Config::default())?;
+/// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
 /// let timer: mio_selectors::reactor::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
 /// cx.cancel_timer(timer);
-/// # }
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId(pub(crate) u64);

@@ -16,6 +16,7 @@ mod core;
 pub(crate) mod endpoint;
 pub(crate) mod event_loop;
 mod expire;
+mod group;
 pub(crate) mod handle;
 pub(crate) mod handler;
 pub(crate) mod id;

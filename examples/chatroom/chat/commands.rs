@@ -19,30 +19,39 @@ const HELP: [&str; 6] = [
 ];
 
 impl ChatServer {
-    /// Acts on one whole, non-empty line from `id`.
+    /// Acts on one whole, non-empty line from `id`; `false` if it must
+    /// wait (a group's mailbox is full): keep it, try again later.
     pub(super) fn line(
         &mut self,
         cx: &mut Context<'_, Client>,
         id: ConnId,
         client: &mut Client,
         raw: &[u8],
-    ) {
+    ) -> bool {
         let text = terminal_safe(raw);
         let Some(command) = text.strip_prefix('/') else {
+            if let Some(group) = &mut self.group {
+                return group.say(cx, id, &text);
+            }
             if let Some(fed) = &mut self.fed {
                 // --redis: relayed when Redis hands it back, in the room's order.
                 let actions = fed.line(cx, id, &text);
-                return self.apply(cx, actions, Some((id, client)));
+                self.apply(cx, actions, Some((id, client)));
+                return true;
             }
             let name = &client.name;
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
-            return;
+            let delivered = cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            self.count_relay(cx, delivered);
+            return true;
         };
         let (word, arg) = command
             .split_once(char::is_whitespace)
             .unwrap_or((command, ""));
         match word {
-            "nick" => self.nick(cx, id, client, arg.trim()),
+            "nick" => return self.nick(cx, id, client, arg.trim()),
+            "who" if self.group.is_some() => {
+                return self.group.as_mut().is_some_and(|g| g.who(cx, id));
+            }
             "who" if self.fed.is_some() => {
                 let actions = self.fed.as_mut().map(|f| f.who(cx, id)).unwrap_or_default();
                 self.apply(cx, actions, Some((id, client)));
@@ -64,25 +73,40 @@ impl ChatServer {
             "help" => HELP.iter().for_each(|line| notice(cx, id, line)),
             _ => notice(cx, id, &format!("error: unknown command /{word}")),
         }
+        true
     }
 
-    fn nick(&mut self, cx: &mut Context<'_, Client>, id: ConnId, client: &mut Client, new: &str) {
+    /// `/nick NEW`; `false` if it must wait (see [`line`](Self::line)).
+    fn nick(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        client: &mut Client,
+        new: &str,
+    ) -> bool {
         let valid = (1..=MAX_NICK).contains(&new.len())
             && new
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid {
             let why = "error: a nick is 1 to 32 of A-Z a-z 0-9 _ - (usage: /nick NEW)";
-            return notice(cx, id, why);
+            notice(cx, id, why);
+            return true;
+        }
+        if let Some(group) = &mut self.group {
+            // The room's owner decides (nicks are unique across reactors).
+            return group.nick(cx, id, new);
         }
         if let Some(fed) = &mut self.fed {
             // --redis: the claim is Redis's; the answer comes back in order.
             let actions = fed.nick(cx, id, new);
-            return self.apply(cx, actions, Some((id, client)));
+            self.apply(cx, actions, Some((id, client)));
+            return true;
         }
         let key = new.to_ascii_lowercase();
         if self.nicks.get(&key).is_some_and(|&owner| owner != id) {
-            return notice(cx, id, &format!("error: nick {new} is taken"));
+            notice(cx, id, &format!("error: nick {new} is taken"));
+            return true;
         }
         let old = std::mem::replace(&mut client.name, new.to_string());
         self.nicks.remove(&old.to_ascii_lowercase());
@@ -92,6 +116,7 @@ impl ChatServer {
             format!("* {old} is now known as {new}\n").as_bytes(),
             Some(id),
         );
+        true
     }
 }
 

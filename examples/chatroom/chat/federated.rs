@@ -128,6 +128,9 @@ impl ChatServer {
         name: &str,
         why: Option<&str>,
     ) {
+        if let Some(group) = &mut self.group {
+            return group.left(cx, id, why); // --reactors N: through the room's owner
+        }
         match &mut self.fed {
             Some(fed) => {
                 let actions = fed.left(cx, id, why);

@@ -10,8 +10,11 @@ mod federated;
 // main.rs so that the tests which include chat/ by path compile it too.
 #[path = "../federation/mod.rs"]
 pub mod federation;
+mod group;
 mod server;
 
 pub use config::ChatConfig;
+#[allow(unused_imports)] // `--reactors N` uses them; the tests run one reactor
+pub use group::{GroupRoom, Shared};
 #[allow(unused_imports)] // `Client` is named by the tests only
 pub use server::{ChatServer, Client};

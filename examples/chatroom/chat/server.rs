@@ -6,11 +6,14 @@
 use std::collections::HashMap;
 
 use mio_selectors::codec::{Decoder, LineCodec};
+use mio_selectors::group::{Message, QuotaPermit};
+use mio_selectors::metrics::Counter;
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
 use super::commands::notice;
 use super::federation::Federation;
+use super::group::{self, GroupRoom};
 use super::ChatConfig;
 
 /// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
@@ -32,6 +35,8 @@ pub struct Client {
     pub(super) in_room: bool,
     /// Not a client: one of the `--redis` connections.
     pub(super) redis: bool,
+    /// Its place in a group's client count (`--reactors N`).
+    _place: Option<QuotaPermit>,
 }
 
 impl Client {
@@ -46,6 +51,7 @@ impl Client {
             announced: false,
             in_room: false,
             redis: true,
+            _place: None,
         }
     }
 }
@@ -60,6 +66,13 @@ pub struct ChatServer {
     pub(super) nicks: HashMap<String, ConnId>,
     /// `--redis`: the room is shared with other processes.
     pub(super) fed: Option<Federation<Client>>,
+    /// `chat_lines_relayed_total` and `chat_deliveries_total` in the
+    /// reactor's metrics, registered on the first line relayed.
+    counters: Option<(Counter, Counter)>,
+    /// `--reactors N`: this reactor's part of the room its group shares
+    /// (`group.rs`), which then owns joins, relaying, `/nick`, `/who` and
+    /// departures.
+    pub(super) group: Option<GroupRoom>,
 }
 
 impl ChatServer {
@@ -70,7 +83,36 @@ impl ChatServer {
             clients: 0,
             nicks: HashMap::new(),
             fed: None,
+            counters: None,
+            group: None,
         }
+    }
+
+    /// Counts one chat line relayed to `delivered` members, in the
+    /// application metrics that `--metrics` serves.
+    pub(super) fn count_relay(&mut self, cx: &mut Context<'_, Client>, delivered: usize) {
+        if self.counters.is_none() {
+            let m = cx.metrics();
+            let lines = m.counter(
+                "chat_lines_relayed_total",
+                "Chat lines relayed to the room.",
+            );
+            let deliveries = m.counter(
+                "chat_deliveries_total",
+                "Chat lines queued to members (one per recipient).",
+            );
+            self.counters = lines.ok().zip(deliveries.ok());
+        }
+        if let Some((lines, deliveries)) = self.counters {
+            cx.metrics().add(lines, 1);
+            cx.metrics().add(deliveries, delivered as u64);
+        }
+    }
+
+    /// This server as one reactor's part of a room its group shares.
+    pub fn with_group(mut self, group: GroupRoom) -> Self {
+        self.group = Some(group);
+        self
     }
 
     /// Starts or stops the partial-line timer to match what `inb` holds.
@@ -107,7 +149,9 @@ impl Handler for ChatServer {
         id: ConnId,
         peer: &PeerAddr,
     ) -> Option<Client> {
-        if self.clients >= self.config.max_clients {
+        // In a group the count is the group's (a shared quota).
+        let place = self.group.as_ref().map(GroupRoom::admit);
+        if self.clients >= self.config.max_clients || matches!(place, Some(None)) {
             log::warn!("server full ({} clients): refusing {peer}", self.clients);
             notice(cx, id, "error: server full");
             return None;
@@ -124,6 +168,7 @@ impl Handler for ChatServer {
             announced: false,
             in_room: self.fed.is_none(),
             redis: false,
+            _place: place.flatten(),
         };
         if let Some(fed) = &mut self.fed {
             // --redis: welcomed when its join comes back from Redis.
@@ -132,7 +177,12 @@ impl Handler for ChatServer {
             return Some(client);
         }
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
-        cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
+        match &mut self.group {
+            Some(group) => group.joined(cx, id, &name),
+            None => {
+                cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
+            }
+        }
         Some(client)
     }
 
@@ -195,7 +245,14 @@ impl Handler for ChatServer {
                         cx.call_later(wait, Some(id), THROTTLE);
                         break;
                     }
-                    self.line(cx, id, client, text);
+                    if !self.line(cx, id, client, text) {
+                        // The group's mailbox is full: keep the line, stop
+                        // reading this client, try again shortly.
+                        client.throttled = true;
+                        cx.pause_reading(id);
+                        cx.call_later(group::RETRY, Some(id), THROTTLE);
+                        break;
+                    }
                 }
             }
             line_ended |= inb[..used].ends_with(b"\n");
@@ -218,6 +275,9 @@ impl Handler for ChatServer {
         tag: u64,
     ) {
         let Some((id, client)) = conn else {
+            if let (Some(group), group::TICK) = (&mut self.group, tag) {
+                return group.tick(cx);
+            }
             if let Some(actions) = self.fed.as_mut().and_then(|f| f.timer(cx, tag)) {
                 self.apply(cx, actions, None);
             }
@@ -266,6 +326,12 @@ impl Handler for ChatServer {
             _ => None,
         };
         self.announce_leave(cx, id, &client.name, why);
+    }
+
+    fn on_message(&mut self, cx: &mut Context<'_, Client>, from: usize, msg: Message) {
+        if let Some(group) = &mut self.group {
+            group.on_message(cx, from, msg);
+        }
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {

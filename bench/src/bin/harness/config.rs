@@ -397,6 +397,18 @@ pub fn echo_servers(o: &Opts) -> Vec<Server> {
             reactors: 1,
         },
     ];
+    // BENCH_BUSY_POLL_US=N: also ours with Config::busy_poll = N µs.
+    if let Ok(us) = std::env::var("BENCH_BUSY_POLL_US") {
+        v.push(Server {
+            key: "ours_busy",
+            label: "ours, busy_poll on",
+            argv: vec![bin("ours_echo"), "--busy-poll-us".into(), us],
+            alloc_file: None,
+            load_flags: &[],
+            max_idle: usize::MAX,
+            reactors: 1,
+        });
+    }
     if o.python {
         v.push(Server {
             key: "python",

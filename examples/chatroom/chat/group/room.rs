@@ -1,0 +1,124 @@
+//! `Room`: the one copy of the room's membership, kept by the reactor that
+//! sequences it (the owner). Everything that changes the room or must be
+//! seen in the room's single order passes through here: joins, lines,
+//! nick changes, `/who`, departures. It does no I/O: each step says what
+//! to deliver through `emit`, and the caller delivers it, locally or by
+//! message, in exactly the order emitted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use mio_selectors::group::GroupConnId;
+
+/// What the room says, to whom.
+pub enum Say {
+    /// To every client in the room but `except` (the sender).
+    All {
+        except: Option<GroupConnId>,
+        line: Arc<[u8]>,
+    },
+    /// To one client.
+    To { conn: GroupConnId, line: Arc<[u8]> },
+}
+
+fn bytes(s: String) -> Arc<[u8]> {
+    Arc::from(s.into_bytes())
+}
+
+/// The room's members and their names.
+#[derive(Default)]
+pub struct Room {
+    /// Every member and its name, in a stable order (for `/who`).
+    names: BTreeMap<GroupConnId, String>,
+    /// Nicks in use, lower-cased (addresses cannot clash: a nick has no `:`).
+    nicks: HashMap<String, GroupConnId>,
+}
+
+impl Room {
+    /// How many clients are in the room.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// `who` entered the room under its address `name`.
+    pub fn join(&mut self, who: GroupConnId, name: String, emit: &mut impl FnMut(Say)) {
+        let line = bytes(format!("* {name} joined\n"));
+        self.names.insert(who, name);
+        emit(Say::All {
+            except: Some(who),
+            line,
+        });
+    }
+
+    /// A line of text from `who`, relayed to everyone else.
+    pub fn line(&mut self, who: GroupConnId, text: &str, emit: &mut impl FnMut(Say)) {
+        // A line from a client that is no longer (or not) in the room: it
+        // left, or its reactor was cut for falling behind.
+        let Some(name) = self.names.get(&who) else {
+            return;
+        };
+        emit(Say::All {
+            except: Some(who),
+            line: bytes(format!("<{name}> {text}\n")),
+        });
+    }
+
+    /// `/nick NEW` from `who`; `new` is well-formed already.
+    pub fn nick(&mut self, who: GroupConnId, new: &str, emit: &mut impl FnMut(Say)) {
+        let Some(old) = self.names.get(&who).cloned() else {
+            return;
+        };
+        let key = new.to_ascii_lowercase();
+        if self.nicks.get(&key).is_some_and(|&owner| owner != who) {
+            let line = bytes(format!("* error: nick {new} is taken\n"));
+            return emit(Say::To { conn: who, line });
+        }
+        self.nicks.remove(&old.to_ascii_lowercase());
+        self.nicks.insert(key, who);
+        self.names.insert(who, new.to_string());
+        let line = bytes(format!("* you are now {new}\n"));
+        emit(Say::To { conn: who, line });
+        emit(Say::All {
+            except: Some(who),
+            line: bytes(format!("* {old} is now known as {new}\n")),
+        });
+    }
+
+    /// `/who` from `who`: every member's name, its own included.
+    pub fn who(&self, who: GroupConnId, emit: &mut impl FnMut(Say)) {
+        if !self.names.contains_key(&who) {
+            return;
+        }
+        let names: Vec<&str> = self.names.values().map(String::as_str).collect();
+        let line = bytes(format!("* online: {}\n", names.join(", ")));
+        emit(Say::To { conn: who, line });
+    }
+
+    /// `who` left; `why`, if any, is said in parentheses.
+    pub fn leave(&mut self, who: GroupConnId, why: Option<&str>, emit: &mut impl FnMut(Say)) {
+        let Some(name) = self.names.remove(&who) else {
+            return;
+        };
+        self.nicks.remove(&name.to_ascii_lowercase());
+        let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
+        log::info!("{name} left{suffix}");
+        emit(Say::All {
+            except: None,
+            line: bytes(format!("* {name} left{suffix}\n")),
+        });
+    }
+
+    /// Every member on reactor `reactor` leaves as too slow: that reactor
+    /// fell behind the room and cannot deliver it in order any more.
+    pub fn evict_reactor(&mut self, reactor: usize, emit: &mut impl FnMut(Say)) {
+        let gone: Vec<GroupConnId> = self
+            .names
+            .keys()
+            .filter(|c| c.reactor == reactor)
+            .copied()
+            .collect();
+        for who in gone {
+            self.leave(who, Some("too slow"), emit);
+        }
+    }
+}
