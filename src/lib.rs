@@ -72,6 +72,14 @@ mod sanitize;
 mod selector;
 mod stream;
 
+// Protocol layers between sockets and handlers (TLS, HTTP, WebSocket).
+pub mod http;
+pub mod layer;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "websocket")]
+pub mod ws;
+
 pub use buffer::InBuf;
 pub use chat::{ChatConfig, ChatServer};
 pub use codec::{
