@@ -247,13 +247,19 @@ impl Response {
             .body(body)
     }
 
-    /// An error status with a one-line plain-text body saying it, and
-    /// `Connection: close` (405 also says `Allow: GET`).
-    pub fn error(status: Status) -> Response {
-        let mut r = Response::new(status)
+    /// A status with a one-line plain-text body saying it (`404 Not
+    /// Found`), the connection kept.
+    pub fn plain(status: Status) -> Response {
+        Response::new(status)
             .header("Content-Type", "text/plain; charset=utf-8")
             .body(format!("{status}\n").into_bytes())
-            .close();
+    }
+
+    /// [`plain`](Response::plain) with `Connection: close`, for errors
+    /// after which the connection is not worth keeping (405 also says
+    /// `Allow: GET`).
+    pub fn error(status: Status) -> Response {
+        let mut r = Response::plain(status).close();
         if status == Status::METHOD_NOT_ALLOWED {
             r = r.header("Allow", "GET");
         }
@@ -369,7 +375,9 @@ mod tests {
             assert_eq!(e.status(), Status::BAD_REQUEST, "{bad:?}: {e}");
         }
         // A TLS ClientHello sent to a plaintext port.
-        let hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+        let hello = [
+            0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+        ];
         assert!(matches!(parse_head(&hello), Err(HeadError::Malformed(_))));
     }
 

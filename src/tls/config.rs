@@ -230,7 +230,10 @@ pub fn server_config_from_pem(
 /// [`TlsConfigError::NotPem`], [`TlsConfigError::NoCertificate`], or
 /// [`TlsConfigError::Rejected`] for a certificate that cannot be a root.
 pub fn client_config_trusting_pem(ca_pem: &[u8]) -> Result<Arc<ClientConfig>, TlsConfigError> {
-    trusting(certs_from_pem(ca_pem, Path::new("<ca>"))?, Path::new("<ca>"))
+    trusting(
+        certs_from_pem(ca_pem, Path::new("<ca>"))?,
+        Path::new("<ca>"),
+    )
 }
 
 /// A client config that trusts exactly the CA certificates in the PEM file

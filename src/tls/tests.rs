@@ -65,11 +65,15 @@ impl Wire {
             }
             let n = self.to_s.len().min(chunk);
             let bytes: Vec<u8> = self.to_s.drain(..n).collect();
-            let p = self.s.on_wire_input(&bytes, &mut self.s_got, &mut self.to_c)?;
+            let p = self
+                .s
+                .on_wire_input(&bytes, &mut self.s_got, &mut self.to_c)?;
             self.s_closed |= p.peer_closed;
             let n = self.to_c.len().min(chunk);
             let bytes: Vec<u8> = self.to_c.drain(..n).collect();
-            let p = self.c.on_wire_input(&bytes, &mut self.c_got, &mut self.to_s)?;
+            let p = self
+                .c
+                .on_wire_input(&bytes, &mut self.c_got, &mut self.to_s)?;
             self.c_closed |= p.peer_closed;
         }
         panic!("pump did not settle");
@@ -124,7 +128,10 @@ fn close_notify_is_eof_and_half_close_still_delivers() {
     w.c.close(&mut w.to_s);
     w.pump(usize::MAX).unwrap();
     assert_eq!(w.s_got, b"last words\n");
-    assert!(w.s_closed && w.s.peer_closed(), "close_notify reached the server");
+    assert!(
+        w.s_closed && w.s.peer_closed(),
+        "close_notify reached the server"
+    );
     assert!(!w.s.is_finished(), "the server may still answer");
     assert!(matches!(
         w.c.on_app_output(b"more", &mut w.to_s),
@@ -173,9 +180,11 @@ fn plaintext_on_a_tls_port_fails_with_an_alert() {
 fn a_client_that_trusts_another_ca_refuses_the_server() {
     let server_pki = pki("localhost");
     let other = pki("localhost");
-    let server =
-        server_config_from_pem(server_pki.cert_pem.as_bytes(), server_pki.key_pem.as_bytes())
-            .unwrap();
+    let server = server_config_from_pem(
+        server_pki.cert_pem.as_bytes(),
+        server_pki.key_pem.as_bytes(),
+    )
+    .unwrap();
     let client = client_config_trusting_pem(other.cert_pem.as_bytes()).unwrap();
     let mut w = Wire {
         c: TlsSession::client(client, "localhost").unwrap(),
@@ -273,7 +282,10 @@ fn config_from_files_and_errors_that_name_the_file() {
     let e = server_config(&cert, &other_key).unwrap_err();
     assert!(matches!(e, TlsConfigError::KeyMismatch { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("other-key.pem") && msg.contains("cert.pem"), "{msg}");
+    assert!(
+        msg.contains("other-key.pem") && msg.contains("cert.pem"),
+        "{msg}"
+    );
     let _ = std::fs::remove_dir_all(cert.parent().unwrap());
 }
 
