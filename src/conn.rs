@@ -126,6 +126,8 @@ pub(crate) struct Conn<D> {
     pub(crate) queued: bool,
     /// In the reactor's flush list for this pass.
     pub(crate) dirty: bool,
+    /// A protocol layer (TLS, WebSocket) between the socket and `inb`/`outb`.
+    pub(crate) wrap: Option<Box<crate::wrap::Wrapped>>,
 }
 
 impl<D> Conn<D> {
@@ -151,6 +153,7 @@ impl<D> Conn<D> {
             counted: false,
             queued: false,
             dirty: false,
+            wrap: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub(crate) enum Timer {
     Connect(ConnId),
     /// Check a connection's idle timeout.
     Idle(ConnId),
+    /// A wrapped connection's handshake ran out of time.
+    Handshake(ConnId),
 }
 
 /// The reactor state that callbacks may touch. Every list holds `ConnId`s,
@@ -63,6 +65,8 @@ pub(crate) struct Core<D> {
     pub(crate) next_gen: u32,
     /// Accepted connections per peer IP, kept only with `config.max_per_ip`.
     pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
+    /// Scratch for what a connection's layer writes (emptied by each use).
+    pub(crate) wire_out: Vec<u8>,
 }
 
 impl<D> Core<D> {
@@ -180,6 +184,12 @@ impl<D> Core<D> {
             State::Connecting { .. } => return self.kill(id, reason),
             _ => return,
         }
+        // The layer says goodbye first (close_notify, a Close frame).
+        if let Some(w) = conn.wrap.as_mut() {
+            let mut out = Vec::new();
+            w.close(&mut out);
+            conn.outb.extend(&out, pool);
+        }
         // The handler is done with the input; and a full `inb` must not stop
         // the linger phase from reading the peer to its FIN.
         conn.inb.clear();
@@ -241,6 +251,9 @@ impl<D> Core<D> {
         if len == 0 {
             return Ok(());
         }
+        if conn.wrap.is_some() {
+            return self.push_through_layer(id, data);
+        }
         if conn.outb.len() + len > max {
             log::info!(
                 "{id} ({}): pending output would pass {max} bytes; closing",
@@ -254,6 +267,65 @@ impl<D> Core<D> {
             Output::Buf(buf) => conn.outb.append(buf, pool),
             Output::Shared(shared) => conn.outb.push_shared(shared, pool),
         }
+        if conn.outb.len() >= high {
+            conn.paused = true;
+        }
+        self.mark_dirty(id);
+        Ok(())
+    }
+}
+
+impl<D> Core<D> {
+    /// `push_output` for a wrapped connection: the layer encodes the bytes
+    /// (TLS records, WebSocket frames) into scratch, which is queued raw.
+    fn push_through_layer(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
+        let mut out = std::mem::take(&mut self.wire_out);
+        out.clear();
+        let conn = self.get_mut(id).ok_or(Error::NoSuchConnection)?;
+        let w = conn.wrap.as_mut().ok_or(Error::NoSuchConnection)?;
+        let (taken, len) = match &data {
+            Output::Bytes(bytes) => (w.layer.on_app_output(bytes, &mut out), bytes.len()),
+            Output::Buf(buf) => (w.layer.on_app_output(buf.as_slice(), &mut out), buf.len()),
+            Output::Shared(shared) => (w.layer.on_app_output(shared, &mut out), shared.len()),
+        };
+        if let Output::Buf(buf) = data {
+            buf.clear();
+        }
+        let r = match taken {
+            Ok(n) if n == len => self.push_wire(id, &out),
+            // Only before a client's handshake, past the layer's own buffer.
+            Ok(_) => {
+                log::info!("{id}: output before the handshake over the layer's buffer; closing");
+                self.kill(id, CloseReason::OutputOverflow);
+                Err(Error::OutputOverflow)
+            }
+            Err(e) => {
+                log::debug!("{id}: layer refused output: {e}");
+                Err(Error::NoSuchConnection)
+            }
+        };
+        out.clear();
+        self.wire_out = out;
+        r
+    }
+
+    /// Queues bytes that are already on the wire's terms (a layer's
+    /// output), with the same cap and high-water mark as any output.
+    pub(crate) fn push_wire(&mut self, id: ConnId, bytes: &[u8]) -> Result<()> {
+        let (max, high) = (self.config.max_outb, self.config.high_water);
+        let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
+        if bytes.is_empty() || matches!(conn.state, State::Dead(_)) {
+            return Ok(());
+        }
+        if conn.outb.len() + bytes.len() > max {
+            log::info!(
+                "{id} ({}): pending output would pass {max} bytes; closing",
+                conn.peer
+            );
+            self.kill(id, CloseReason::OutputOverflow);
+            return Err(Error::OutputOverflow);
+        }
+        conn.outb.extend(bytes, pool);
         if conn.outb.len() >= high {
             conn.paused = true;
         }
@@ -403,6 +475,34 @@ impl<D> Context<'_, D> {
             conn.state = State::Connecting { timer, close: None };
         }
         log::debug!("{id}: connecting to {addr}");
+        Ok(id)
+    }
+
+    /// [`connect`](Self::connect) through a [`Wrap`](crate::Wrap) (TLS with
+    /// [`Wrap::tls_client`](crate::Wrap::tls_client)): the handshake runs
+    /// once connected, and [`Handler::connection_made`](crate::Handler::connection_made)
+    /// follows when it is done; the handler sees plaintext only. Output
+    /// queued before then waits in the layer (TLS: at most 64 KiB).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); [`Error::Io`] if the wrap cannot make
+    /// its layer.
+    pub fn connect_wrapped(
+        &mut self,
+        addr: SocketAddr,
+        data: D,
+        wrap: &crate::Wrap,
+    ) -> Result<ConnId> {
+        let layer = wrap
+            .make()
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let id = self.connect(addr, data)?;
+        if let Some(conn) = self.core.get_mut(id) {
+            let mut w = crate::wrap::Wrapped::new(layer);
+            w.timeout = wrap.handshake_timeout;
+            conn.wrap = Some(w);
+        }
         Ok(id)
     }
 
@@ -583,13 +683,21 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn write_eof(&mut self, id: ConnId) {
+        let mut out = std::mem::take(&mut self.core.wire_out);
         if let Some(conn) = self.core.get_mut(id) {
             if !conn.write_closed {
                 conn.write_closed = true;
                 conn.fin_pending = true;
+                // On TLS: close_notify, then FIN.
+                if let Some(w) = conn.wrap.as_mut() {
+                    w.close(&mut out);
+                }
+                let _ = self.core.push_wire(id, &out);
                 self.core.mark_dirty(id);
             }
         }
+        out.clear();
+        self.core.wire_out = out;
     }
 
     /// Whether `id`'s pending output is above [`Config::high_water`]: a

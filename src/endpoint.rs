@@ -26,6 +26,8 @@ pub(crate) struct Listener {
     pub(crate) sock: ListenSock,
     /// Readiness not yet drained (edge-triggered: nobody will tell us again).
     pub(crate) ready: bool,
+    /// The layer each accepted connection gets (TLS, HTTP/WebSocket).
+    pub(crate) wrap: Option<crate::Wrap>,
 }
 
 pub(crate) enum ListenSock {

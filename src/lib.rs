@@ -77,6 +77,7 @@ pub mod http;
 pub mod layer;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod wrap;
 #[cfg(feature = "websocket")]
 pub mod ws;
 
@@ -103,6 +104,7 @@ pub use rate::TokenBucket;
 pub use reactor::Reactor;
 pub use sanitize::terminal_safe;
 pub use selector::Selector;
+pub use wrap::{BoxLayer, Wrap, HANDSHAKE_TIMEOUT};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

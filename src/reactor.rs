@@ -23,6 +23,7 @@ use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
 use crate::handle::Shared;
 use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
 use crate::listen::bind_unix;
+use crate::wrap::Wrapped;
 use crate::{
     CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
     ListenerId, PeerAddr, Result, SourceId, UdpId,
@@ -107,6 +108,10 @@ pub struct Reactor<H: Handler> {
     scratch: Vec<ConnId>,
     /// Where UDP datagrams are read; allocated with the first UDP socket.
     udp_buf: Vec<u8>,
+    /// Where a wrapped connection's socket is read (its layer's input).
+    wire_in: Vec<u8>,
+    /// What a wrapped connection's layer decoded, on its way to `inb`.
+    app_in: Vec<u8>,
     full_logged: bool,
     /// `accept` is failing (out of descriptors): warned once already.
     accept_failing: bool,
@@ -172,6 +177,7 @@ impl<H: Handler> Reactor<H> {
                 shutting_down: false,
                 next_gen: 1,
                 per_ip: Default::default(),
+                wire_out: Vec::new(),
             },
             poll,
             signals: None,
@@ -179,6 +185,8 @@ impl<H: Handler> Reactor<H> {
             shutdown_deadline: None,
             scratch: Vec::new(),
             udp_buf: Vec::new(),
+            wire_in: Vec::new(),
+            app_in: Vec::new(),
             full_logged: false,
             accept_failing: false,
         })
@@ -292,7 +300,11 @@ impl<H: Handler> Reactor<H> {
             .registry
             .register(sock.source(), id.token(), Interest::READABLE)?;
         log::info!("listening on {}", sock.describe());
-        entry.insert(Endpoint::Listener(Listener { sock, ready: true }));
+        entry.insert(Endpoint::Listener(Listener {
+            sock,
+            ready: true,
+            wrap: None,
+        }));
         Ok(id)
     }
 
@@ -398,6 +410,43 @@ impl<H: Handler> Reactor<H> {
     /// ```
     pub fn register_fd(&mut self, fd: RawFd, events: EventMask) -> Result<SourceId> {
         self.core.register_fd(fd, events)
+    }
+
+    /// Puts a protocol layer on every connection `listener` accepts from
+    /// now on: TLS ([`Wrap::tls`](crate::Wrap::tls)), HTTP/WebSocket
+    /// ([`Wrap::web`](crate::Wrap::web)), or both. The handler hears of a
+    /// connection only once its handshake is done and sees plaintext
+    /// (lines, for WebSocket) only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`] if `listener` names no listener.
+    pub fn wrap_listener(&mut self, listener: ListenerId, wrap: crate::Wrap) -> Result<()> {
+        match self.core.endpoints.get_mut(listener.0) {
+            Some(Endpoint::Listener(l)) => {
+                l.wrap = Some(wrap);
+                Ok(())
+            }
+            _ => Err(Error::NoSuchEndpoint),
+        }
+    }
+
+    /// [`Context::connect_wrapped`] before (or while) the loop runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::connect_wrapped`].
+    pub fn connect_wrapped(
+        &mut self,
+        addr: SocketAddr,
+        data: H::Data,
+        wrap: &crate::Wrap,
+    ) -> Result<ConnId> {
+        self.core.now = Instant::now();
+        Context {
+            core: &mut self.core,
+        }
+        .connect_wrapped(addr, data, wrap)
     }
 
     /// Opens an outgoing TCP connection before (or while) the loop runs; see
@@ -710,6 +759,18 @@ impl<H: Handler> Reactor<H> {
         );
         self.core.cancel_timer(timer);
         match outcome {
+            Ok(_) if self.core.get(id).is_some_and(|c| c.wrap.is_some()) => {
+                // The handshake first; connection_made once it is done.
+                let timeout = self
+                    .core
+                    .get(id)
+                    .and_then(|c| c.wrap.as_ref())
+                    .map(|w| w.timeout);
+                self.start_wrapped(id, timeout.unwrap_or(crate::HANDSHAKE_TIMEOUT));
+                if let Some(reason) = close {
+                    self.core.close_gracefully(id, reason);
+                }
+            }
             Ok(_) => {
                 let cx = &mut Context {
                     core: &mut self.core,
@@ -788,7 +849,8 @@ impl<H: Handler> Reactor<H> {
                     Ok((stream, peer)) => {
                         accepted += 1;
                         self.accept_failing = false;
-                        self.admit(stream, peer);
+                        let wrap = l.wrap.clone();
+                        self.admit(stream, peer, wrap);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.ready = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -814,7 +876,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Registers an accepted socket and asks the handler about it.
-    fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr) {
+    fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr, wrap: Option<crate::Wrap>) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);
@@ -844,10 +906,208 @@ impl<H: Handler> Reactor<H> {
                 conn.counted = true;
             }
         }
+        if let Some(wrap) = wrap {
+            // The handler hears of it once the handshake is done.
+            match wrap.make() {
+                Ok(layer) => {
+                    if let Some(conn) = self.core.get_mut(id) {
+                        conn.wrap = Some(Wrapped::new(layer));
+                    }
+                    self.start_wrapped(id, wrap.handshake_timeout);
+                }
+                Err(e) => {
+                    log::warn!("{id}: cannot make its {} layer: {e}", wrap.name());
+                    let e = io::Error::other(e);
+                    self.core.kill(id, CloseReason::Error(e));
+                }
+            }
+            return;
+        }
+        self.tell_accepted(id, &peer);
+    }
+
+    /// Starts a wrapped connection's handshake: the layer's first bytes
+    /// (a TLS client's hello) and the handshake timeout.
+    fn start_wrapped(&mut self, id: ConnId, timeout: Duration) {
+        let deadline = later(self.core.now, timeout);
+        let timer = self.core.add_timer(deadline, Timer::Handshake(id));
+        let mut out = mem::take(&mut self.core.wire_out);
+        out.clear();
+        let started = match self.core.get_mut(id).and_then(|c| c.wrap.as_mut()) {
+            Some(w) => {
+                w.timer = Some(timer);
+                w.layer.start(&mut out)
+            }
+            None => Ok(()),
+        };
+        let _ = self.core.push_wire(id, &out);
+        out.clear();
+        self.core.wire_out = out;
+        if let Err(e) = started {
+            log::debug!("{id}: layer failed to start: {e}");
+            self.core
+                .kill(id, CloseReason::Error(io::Error::other(e.to_string())));
+        }
+    }
+
+    /// The handshake of `id` is done: now the handler hears of it.
+    fn handshake_done(&mut self, id: ConnId) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        let Some(w) = conn.wrap.as_mut() else {
+            return;
+        };
+        w.handshaking = false;
+        let timer = w.timer.take();
+        let (outgoing, peer) = (conn.data.is_some(), conn.peer.clone());
+        if let Some(timer) = timer {
+            self.core.cancel_timer(timer);
+        }
+        log::debug!("{id}: handshake done");
+        if outgoing {
+            let cx = &mut Context {
+                core: &mut self.core,
+            };
+            self.handler.connection_made(cx, id);
+        } else {
+            self.tell_accepted(id, &peer);
+        }
+    }
+
+    /// One read of a wrapped connection's socket, through its layer.
+    /// Returns the bytes read if reading should go on.
+    fn read_wrapped(&mut self, id: ConnId, want: usize, lingering: bool) -> Option<usize> {
+        let now = self.core.now;
+        if self.wire_in.len() < want {
+            self.wire_in.resize(want, 0);
+        }
+        let (conn, pool) = self.core.conn_and_pool(id)?;
+        match (&conn.stream).read(&mut self.wire_in[..want]) {
+            Ok(0) => {
+                conn.eof = true;
+                conn.readable = false;
+                if lingering {
+                    self.core.finish(id);
+                } else {
+                    self.layer_step(id, None);
+                }
+                None
+            }
+            // Closing: the rest is discarded, as for plain TCP.
+            Ok(n) if lingering => Some(n),
+            Ok(n) => {
+                if n < want && !conn.hup {
+                    conn.readable = false;
+                }
+                if let Some(idle) = &mut conn.idle {
+                    idle.last_read = now;
+                }
+                let input = mem::take(&mut self.wire_in);
+                let go_on = self.layer_step(id, Some(&input[..n]));
+                self.wire_in = input;
+                go_on.then_some(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.readable = false;
+                conn.inb.release_if_empty(pool);
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Some(0),
+            Err(e) => {
+                log::debug!("{id}: read failed: {e}");
+                self.core.kill(id, CloseReason::Error(e));
+                None
+            }
+        }
+    }
+
+    /// Runs `id`'s layer over `input` (`None`: the socket's EOF), queues
+    /// what the layer sends, tells the handler what came out. Returns
+    /// whether to keep reading.
+    fn layer_step(&mut self, id: ConnId, input: Option<&[u8]>) -> bool {
+        let mut app = mem::take(&mut self.app_in);
+        let mut out = mem::take(&mut self.core.wire_out);
+        app.clear();
+        out.clear();
+        let go_on = self.layer_step_with(id, input, &mut app, &mut out);
+        app.clear();
+        out.clear();
+        self.app_in = app;
+        self.core.wire_out = out;
+        go_on
+    }
+
+    fn layer_step_with(
+        &mut self,
+        id: ConnId,
+        input: Option<&[u8]>,
+        app: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(w) = self.core.get_mut(id).and_then(|c| c.wrap.as_mut()) else {
+            return false;
+        };
+        let r = match input {
+            Some(bytes) => w.layer.on_wire_input(bytes, app, out),
+            None => w.layer.on_wire_eof(app, out),
+        };
+        let finished = w.layer.is_finished();
+        if r.is_err() {
+            w.closed = true; // it has said what it had to say
+        }
+        if self.core.push_wire(id, out).is_err() {
+            return false;
+        }
+        let progress = match r {
+            Ok(p) => p,
+            Err(e) => {
+                log::debug!("{id}: {e}; closing");
+                let e = io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+                self.core.close_gracefully(id, CloseReason::Error(e));
+                return false;
+            }
+        };
+        if progress.handshake_done {
+            self.handshake_done(id);
+        }
+        let Some((conn, pool)) = self.core.conn_and_pool(id) else {
+            return false;
+        };
+        let known = conn.wrap.as_ref().is_some_and(|w| !w.handshaking) && conn.is_open();
+        if known && !app.is_empty() {
+            conn.inb.extend(app, pool);
+            self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
+        }
+        let Some(conn) = self.core.get_mut(id) else {
+            return false;
+        };
+        if progress.peer_closed || input.is_none() {
+            // A close_notify or Close frame is the peer's EOF.
+            conn.eof = true;
+            if known && conn.is_open() {
+                self.with_inb(id, |h, cx, inb| h.eof_received(cx, id, inb));
+            } else {
+                self.core.close_gracefully(id, CloseReason::PeerClosed);
+            }
+            return false;
+        }
+        if finished {
+            let reason = if known {
+                CloseReason::PeerClosed
+            } else {
+                CloseReason::Closed
+            };
+            self.core.close_gracefully(id, reason);
+            return false;
+        }
+        conn.is_open()
+    }
+
+    /// `accept_wrapper` for a connection now ready for the handler.
+    fn tell_accepted(&mut self, id: ConnId, peer: &PeerAddr) {
         let core = &mut self.core;
-        let data = self
-            .handler
-            .accept_wrapper(&mut Context { core }, id, &peer);
+        let data = self.handler.accept_wrapper(&mut Context { core }, id, peer);
         match data {
             Some(data) => {
                 if let Some(conn) = core.get_mut(id) {
@@ -890,6 +1150,15 @@ impl<H: Handler> Reactor<H> {
             if budget == 0 {
                 self.core.queue_ready(id); // fairness: the rest next pass
                 return;
+            }
+            if conn.wrap.is_some() {
+                match self.read_wrapped(id, want, lingering) {
+                    Some(n) => {
+                        budget = budget.saturating_sub(n);
+                        continue;
+                    }
+                    None => return,
+                }
             }
             let spare = conn.inb.spare(want, pool);
             match (&conn.stream).read(spare) {
@@ -1182,6 +1451,15 @@ impl<H: Handler> Reactor<H> {
                 {
                     let e = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
                     self.core.kill(id, CloseReason::ConnectFailed(e));
+                }
+            }
+            Timer::Handshake(id) => {
+                if let Some(conn) = self.core.get(id) {
+                    if conn.wrap.as_ref().is_some_and(|w| w.handshaking) {
+                        log::debug!("{id} ({}): handshake timed out; closing", conn.peer);
+                        let e = io::Error::new(io::ErrorKind::TimedOut, "handshake timed out");
+                        self.core.kill(id, CloseReason::Error(e));
+                    }
                 }
             }
             Timer::Idle(id) => {
