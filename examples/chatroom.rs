@@ -11,12 +11,14 @@
 //! client is cut off by a limit instead of stalling the others.
 
 mod common;
+#[path = "chatroom/web.rs"]
+mod web;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
+use mio_selectors::{ChatConfig, ChatServer, Config, Reactor, Wrap};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
@@ -49,6 +51,10 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    web: web::WebArgs,
 }
 
 fn main() -> ExitCode {
@@ -71,6 +77,24 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let max_line = config.max_line;
     let reactor = Reactor::new(ChatServer::new(config), reactor_config);
-    common::serve("chatroom", reactor, &args.host, args.port)
+    common::serve_lines("chatroom", reactor, |reactor| {
+        let id = reactor.listen((args.host.as_str(), args.port))?;
+        if let Some(tls) = &tls {
+            let wrap = Wrap::tls(tls.clone()).handshake_timeout(args.tls.tls_handshake_timeout);
+            reactor.wrap_listener(id, wrap)?;
+        }
+        let mut lines = vec![format!("listening on {}", reactor.local_addr(id)?)];
+        lines.extend(web::listen(reactor, &args.web, tls, max_line)?);
+        Ok(lines)
+    })
 }

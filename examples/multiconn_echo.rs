@@ -16,7 +16,9 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
+use mio_selectors::{
+    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, Wrap,
+};
 
 /// TCP echo server: every byte received is sent back to its sender.
 #[derive(Parser)]
@@ -40,6 +42,8 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long)]
     max_per_ip: Option<usize>,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 struct Echo;
@@ -83,10 +87,20 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
-    common::serve(
-        "multiconn_echo",
-        Reactor::new(Echo, config),
-        &args.host,
-        args.port,
-    )
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("multiconn_echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = args.tls.tls_handshake_timeout;
+    common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
+        let id = reactor.listen((args.host.as_str(), args.port))?;
+        if let Some(tls) = tls {
+            reactor.wrap_listener(id, Wrap::tls(tls).handshake_timeout(timeout))?;
+        }
+        Ok(reactor.local_addr(id)?.to_string())
+    })
 }
