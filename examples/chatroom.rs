@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
-use mio_selectors::{ChatConfig, ChatServer, Config, Reactor, Wrap};
+use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]
@@ -90,8 +90,7 @@ fn main() -> ExitCode {
     common::serve_lines("chatroom", reactor, |reactor| {
         let id = reactor.listen((args.host.as_str(), args.port))?;
         if let Some(tls) = &tls {
-            let wrap = Wrap::tls(tls.clone()).handshake_timeout(args.tls.tls_handshake_timeout);
-            reactor.wrap_listener(id, wrap)?;
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }
         let mut lines = vec![format!("listening on {}", reactor.local_addr(id)?)];
         lines.extend(web::listen(reactor, &args.web, tls, max_line)?);

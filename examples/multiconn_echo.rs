@@ -16,9 +16,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, Wrap,
-};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 /// TCP echo server: every byte received is sent back to its sender.
 #[derive(Parser)]
@@ -95,11 +93,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let timeout = args.tls.tls_handshake_timeout;
     common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
         let id = reactor.listen((args.host.as_str(), args.port))?;
-        if let Some(tls) = tls {
-            reactor.wrap_listener(id, Wrap::tls(tls).handshake_timeout(timeout))?;
+        if let Some(tls) = &tls {
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }
         Ok(reactor.local_addr(id)?.to_string())
     })

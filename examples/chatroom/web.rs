@@ -6,18 +6,19 @@
 //! 405, 400, 431, 403 for a foreign `Origin`); a connection that sends no
 //! complete request head within `--web-head-timeout` (10 s) is closed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use mio_selectors::tls::rustls::ServerConfig;
-use mio_selectors::ws::{Site, WsConfig};
-use mio_selectors::{Handler, Reactor, Wrap};
+use mio_selectors::{Handler, Reactor};
+
+use super::common::tls::ServerTls;
 
 /// The page, compiled in.
+#[cfg(feature = "websocket")]
 const PAGE: &str = include_str!("web/index.html");
 
 /// What the page may do, should anything ever be rendered as markup: run
 /// only its own inline script and style, talk only to its own host.
+#[cfg(feature = "websocket")]
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
                    connect-src 'self'; img-src 'none'; base-uri 'none'; form-action 'none'";
 
@@ -35,7 +36,9 @@ pub struct WebArgs {
 /// The site: the page at `/`, the room at `/ws`. Messages up to 16 times
 /// the line limit are taken (a long one gets the long-line error from the
 /// chat); past that the socket is closed with 1009.
-fn site(secure: bool, max_line: usize) -> Arc<Site> {
+#[cfg(feature = "websocket")]
+fn site(secure: bool, max_line: usize) -> std::sync::Arc<mio_selectors::ws::Site> {
+    use mio_selectors::ws::{Site, WsConfig};
     let page = mio_selectors::http::Response::ok("text/html; charset=utf-8", PAGE.as_bytes())
         .header("Cache-Control", "no-store")
         .header("X-Content-Type-Options", "nosniff")
@@ -54,21 +57,34 @@ fn site(secure: bool, max_line: usize) -> Arc<Site> {
 pub fn listen<H: Handler>(
     reactor: &mut Reactor<H>,
     args: &WebArgs,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     max_line: usize,
 ) -> mio_selectors::Result<Option<String>> {
     let Some(addr) = &args.web else {
         return Ok(None);
     };
-    let id = reactor.listen(addr.as_str())?;
-    let site = site(tls.is_some(), max_line);
-    let (wrap, scheme) = match tls {
-        Some(tls) => (Wrap::web_tls(tls, site), "https"),
-        None => (Wrap::web(site), "http"),
-    };
-    reactor.wrap_listener(id, wrap.handshake_timeout(args.web_head_timeout))?;
-    Ok(Some(format!(
-        "web on {scheme}://{}/",
-        reactor.local_addr(id)?
-    )))
+    #[cfg(not(feature = "websocket"))]
+    {
+        let _ = (reactor, tls, max_line, addr);
+        Err(mio_selectors::Error::Config(
+            "--web: built without WebSocket (cargo feature `websocket`)",
+        ))
+    }
+    #[cfg(feature = "websocket")]
+    {
+        let id = reactor.listen(addr.as_str())?;
+        let site = site(tls.is_some(), max_line);
+        let (wrap, scheme) = match tls {
+            #[cfg(feature = "tls")]
+            Some(tls) => (mio_selectors::Wrap::web_tls(tls, site), "https"),
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match tls {},
+            None => (mio_selectors::Wrap::web(site), "http"),
+        };
+        reactor.wrap_listener(id, wrap.handshake_timeout(args.web_head_timeout))?;
+        Ok(Some(format!(
+            "web on {scheme}://{}/",
+            reactor.local_addr(id)?
+        )))
+    }
 }

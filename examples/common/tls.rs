@@ -3,10 +3,17 @@
 //! one line naming the file.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use mio_selectors::tls::{self, rustls::ServerConfig};
+use mio_selectors::Wrap;
+
+/// A loaded server config (nothing can be loaded without the `tls` feature).
+#[cfg(feature = "tls")]
+pub type ServerTls = std::sync::Arc<mio_selectors::tls::rustls::ServerConfig>;
+/// A loaded server config (nothing can be loaded without the `tls` feature).
+#[cfg(not(feature = "tls"))]
+#[derive(Clone, Debug)]
+pub enum ServerTls {}
 
 /// The TLS flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -33,12 +40,23 @@ pub fn positive_secs(s: &str) -> Result<Duration, String> {
 
 impl TlsArgs {
     /// The server config, if TLS was asked for; `Err` is the line to print.
-    pub fn server_config(&self) -> Result<Option<Arc<ServerConfig>>, String> {
+    pub fn server_config(&self) -> Result<Option<ServerTls>, String> {
         match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => tls::server_config(cert, key)
+            #[cfg(feature = "tls")]
+            (Some(cert), Some(key)) => mio_selectors::tls::server_config(cert, key)
                 .map(Some)
                 .map_err(|e| e.to_string()),
+            #[cfg(not(feature = "tls"))]
+            (Some(_), Some(_)) => Err("built without TLS (cargo feature `tls`)".into()),
             _ => Ok(None),
         }
+    }
+
+    /// The wrap for a TLS listener, with the handshake timeout.
+    pub fn wrap(&self, tls: &ServerTls) -> Wrap {
+        #[cfg(feature = "tls")]
+        return Wrap::tls(tls.clone()).handshake_timeout(self.tls_handshake_timeout);
+        #[cfg(not(feature = "tls"))]
+        match *tls {}
     }
 }
