@@ -1143,7 +1143,8 @@ impl<H: Handler> Reactor<H> {
             if !conn.readable || conn.eof || !wanted {
                 return;
             }
-            let want = chunk.min(max_inb - conn.inb.len());
+            // Saturating: a layer may overshoot `max_inb` by one record or message.
+            let want = chunk.min(max_inb.saturating_sub(conn.inb.len()));
             if want == 0 {
                 return; // full: the handler was told, see `with_inb`
             }
