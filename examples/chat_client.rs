@@ -18,9 +18,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
-use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, SourceId, EVENT_READ,
-};
+use mio_selectors::reactor::SourceId;
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor, EVENT_READ};
 
 /// Chat client: prints what the server sends, sends what you type.
 #[derive(clap::Parser)]
@@ -47,12 +46,14 @@ struct Client {
 impl Handler for Client {
     type Data = ();
 
-    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
-        None // a client accepts nothing
-    }
-
     // Python: if socks == server: message = socks.recv(2048); print(message)
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        _: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let mut out = io::stdout().lock();
         let _ = out.write_all(inb).and_then(|()| out.flush());
         inb.clear();
@@ -87,7 +88,7 @@ impl Handler for Client {
         }
     }
 
-    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, _: ConnId) {
+    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: &mut ()) {
         if self.stdin_source.is_none() && !self.stdin_eof {
             self.stdin_source = cx.register_fd(self.stdin.as_raw_fd(), EVENT_READ).ok();
         }
@@ -102,9 +103,17 @@ impl Handler for Client {
     ) {
         self.outcome = Some(match reason {
             CloseReason::PeerClosed | CloseReason::Closed => Ok(()),
-            CloseReason::ConnectFailed(e) => Err(format!("cannot connect to {}: {e}", self.target)),
             other => Err(format!("connection to {} lost: {other}", self.target)),
         });
+        cx.stop();
+    }
+
+    fn connect_failed(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: (), reason: &CloseReason) {
+        let why = match reason {
+            CloseReason::ConnectFailed(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        self.outcome = Some(Err(format!("cannot connect to {}: {why}", self.target)));
         cx.stop();
     }
 }

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reactor};
 
 use common::{MulticonnArgs as Args, MESSAGES};
 
@@ -47,18 +47,13 @@ impl Client {
 impl Handler for Client {
     type Data = Data;
 
-    // A client accepts nothing.
-    fn accept_wrapper(
+    fn service_connection(
         &mut self,
-        _: &mut Context<'_, Data>,
-        _: ConnId,
-        _: &PeerAddr,
-    ) -> Option<Data> {
-        None
-    }
-
-    fn service_connection(&mut self, cx: &mut Context<'_, Data>, id: ConnId, inb: &mut InBuf) {
-        let Some(data) = cx.data_mut(id) else { return };
+        cx: &mut Context<'_, Data>,
+        id: ConnId,
+        data: &mut Data,
+        inb: &mut InBuf,
+    ) {
         log::info!(
             "Received {:?} from connection {}",
             inb.escape_ascii().to_string(),
@@ -108,7 +103,18 @@ impl Handler for Client {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<ConnId>, _: u64) {
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Data>,
+        _: ConnId,
+        data: Data,
+        reason: &CloseReason,
+    ) {
+        let (connid, server) = (data.connid, self.server);
+        self.fail(cx, format!("connection {connid} to {server}: {reason}"));
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<(ConnId, &mut Data)>, _: u64) {
         let open = self.open;
         self.fail(
             cx,

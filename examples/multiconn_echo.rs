@@ -9,7 +9,7 @@
 //! `accept_wrapper` for it and `service_connection` for each client, and
 //! echoes `data.outb` back as the socket becomes writable. Here the reactor
 //! does the accepting, reading and writing; the handler keeps the two
-//! callbacks.
+//! callbacks (and logs each close). The README shows this handler, whole.
 
 mod common;
 
@@ -53,25 +53,30 @@ impl Handler for Echo {
         &mut self,
         _: &mut Context<'_, PeerAddr>,
         _: ConnId,
-        addr: &PeerAddr,
+        peer: &PeerAddr,
     ) -> Option<PeerAddr> {
-        log::info!("Accepted connection from {addr}");
-        Some(addr.clone())
+        log::info!("Accepted connection from {peer}");
+        Some(peer.clone()) // the connection's data: Python's `key.data`
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, PeerAddr>, id: ConnId, inb: &mut InBuf) {
-        // Python: data.outb += recv_data. The reactor writes it out.
-        let _ = cx.send_from(id, inb);
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, PeerAddr>,
+        id: ConnId,
+        _: &mut PeerAddr,
+        inb: &mut InBuf,
+    ) {
+        let _ = cx.send_from(id, inb); // Python: data.outb += recv_data
     }
 
     fn connection_lost(
         &mut self,
         _: &mut Context<'_, PeerAddr>,
         _: ConnId,
-        addr: PeerAddr,
+        peer: PeerAddr,
         why: &CloseReason,
     ) {
-        log::info!("Closing connection to {addr} ({why})");
+        log::info!("Closing connection to {peer} ({why})");
     }
 }
 

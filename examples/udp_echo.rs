@@ -17,7 +17,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mio_selectors::{Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, UdpId};
+use mio_selectors::reactor::UdpId;
+use mio_selectors::{Config, Context, Handler, Reactor};
 
 /// UDP echo server: every datagram is sent back to its sender.
 #[derive(Parser)]
@@ -48,13 +49,6 @@ impl Handler for UdpEcho {
             log::warn!("reply to {from} dropped: {e}");
         }
     }
-
-    // No TCP here: nothing is ever accepted.
-    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
-        None
-    }
-
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
 }
 
 fn main() -> ExitCode {

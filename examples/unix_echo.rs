@@ -40,7 +40,13 @@ impl Handler for Echo {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let _ = cx.send_from(id, inb); // data.outb += recv_data
     }
 }

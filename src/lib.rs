@@ -3,7 +3,32 @@
 //! Non-blocking socket servers in Rust without async, shaped like Python's
 //! `selectors` tutorials and correct under mio's edge-triggered readiness.
 //!
-//! The major components:
+//! # Layout
+//!
+//! Each module has one job, and each public item one path: the core names
+//! below are at the crate root, everything else in the module it belongs to.
+//!
+//! | module | job | public names |
+//! |---|---|---|
+//! | `selector/` | Python's `selectors` on mio, level-triggered by re-arming | [`Selector`] (root); [`selector::SelectorKey`], [`selector::SelectorMap`], [`selector::FileObj`] |
+//! | `events` | the read/write mask both halves use | [`EventMask`], [`EVENT_READ`], [`EVENT_WRITE`] (root) |
+//! | `reactor/` | the event loop, the connections it owns, timers, and what callbacks may do | [`Reactor`], [`Handler`], [`Context`], [`Handle`], [`Config`], [`ConnId`], [`CloseReason`], [`PeerAddr`] (root); ids, [`reactor::ListenOptions`], [`reactor::Idle`], [`reactor::Loop`], [`reactor::TokenBucket`] |
+//! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
+//! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
+//! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
+//! | `layer` | the sans-IO seam between a socket and a handler, and stacking | [`layer::Layer`], [`layer::Stack`], [`layer::Progress`], [`layer::LayerError`] |
+//! | `tls/` | rustls sessions as a layer, PEM configs (feature `tls`) | `tls::TlsSession`, `tls::server_config`, `tls::client_config_trusting`, ... |
+//! | `http/` | bounded HTTP/1.1 request heads and simple responses | [`http::parse_head`], [`http::Request`], [`http::Response`] |
+//! | `ws/` | WebSocket server on tungstenite, messages as lines; an HTTP page server that upgrades (feature `websocket`) | `ws::WebServer`, `ws::Site`, `ws::WsSession` |
+//!
+//! `selector/` never imports `reactor/`, and the reactor never uses the
+//! `Selector`. Applications live outside the library and use only this
+//! public API: `examples/chatroom/` is the chat server, a [`Handler`] on a
+//! [`Reactor`] with [`codec::LineCodec`], [`reactor::TokenBucket`] and
+//! [`codec::terminal_safe`]. See `docs/ARCHITECTURE.md` for the loop's
+//! pass and its invariants.
+//!
+//! # The major components
 //!
 //! - [`Selector`]: Python's `selectors.DefaultSelector` on mio: `register`,
 //!   `modify`, `unregister`, `select`, `get_key`, `get_map`, `close`, keys
@@ -48,63 +73,32 @@
 #![warn(missing_docs)]
 #![cfg(unix)]
 
-mod buffer;
-pub mod chat;
+mod buf;
 pub mod codec;
-mod config;
-mod conn;
-mod context;
-mod endpoint;
 mod error;
 mod events;
-mod handle;
-mod handler;
-mod id;
-mod key;
-mod line;
-mod listen;
-mod map;
-mod outbuf;
-mod peer;
-mod rate;
-mod reactor;
-mod sanitize;
-mod selector;
-mod stream;
+pub mod reactor;
+pub mod selector;
 
 // Protocol layers between sockets and handlers (TLS, HTTP, WebSocket).
 pub mod http;
 pub mod layer;
 #[cfg(feature = "tls")]
 pub mod tls;
-mod wrap;
 #[cfg(feature = "websocket")]
 pub mod ws;
 
-pub use buffer::InBuf;
-pub use chat::{ChatConfig, ChatServer};
-pub use codec::{
-    for_each_frame, for_each_frame_in, Decoder, EncodeError, Encoder, FrameTooLarge,
-    LengthPrefixedCodec, LineCodec, LineTooLong,
-};
-pub use config::Config;
-pub use conn::Idle;
-pub use context::Context;
+pub use buf::InBuf;
 pub use error::{Error, Result};
 pub use events::{EventMask, EVENT_READ, EVENT_WRITE};
-pub use handle::{Handle, Loop};
-pub use handler::{CloseReason, Handler};
-pub use id::{ConnId, ListenerId, SourceId, TimerId, UdpId};
-pub use key::{FileObj, SelectorKey};
-pub use line::{Line, LineFramer};
-pub use listen::ListenOptions;
-pub use map::SelectorMap;
-pub use peer::PeerAddr;
-pub use rate::TokenBucket;
-pub use reactor::Reactor;
-pub use sanitize::terminal_safe;
-pub use selector::Selector;
-pub use wrap::{BoxLayer, Wrap, HANDSHAKE_TIMEOUT};
+pub use reactor::config::Config;
+pub use reactor::context::Context;
+pub use reactor::event_loop::Reactor;
+pub use reactor::handle::Handle;
+pub use reactor::handler::{CloseReason, Handler};
+pub use reactor::id::ConnId;
+pub use reactor::peer::PeerAddr;
+pub use selector::select::Selector;
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -11,6 +11,10 @@
 
 mod fault;
 mod util;
+// The chat application lives in the chatroom example; the tests run it in-process.
+#[allow(dead_code)]
+#[path = "../examples/chatroom/chat/mod.rs"]
+mod chat;
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -18,8 +22,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat::{ChatConfig, ChatServer};
 use fault::{figures, LineClient, STEP};
-use mio_selectors::{ChatConfig, ChatServer, Config};
+use mio_selectors::Config;
 use util::Rng;
 
 const TOO_LONG: &str = "* error: line too long (max 4096 bytes)\n";

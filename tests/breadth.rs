@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use mio_selectors::reactor::{Idle, ListenOptions, TimerId, UdpId};
 use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Error, Handle, Handler, Idle, InBuf, ListenOptions,
-    PeerAddr, Reactor, TimerId, UdpId,
+    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
 };
 use util::{
     accept_within, check_bytes, connect, read_exact_deadline, read_to_eof_deadline, with_deadline,
@@ -86,7 +86,11 @@ enum Ev {
     Data(ConnId, Vec<u8>),
     Eof(ConnId),
     Lost(ConnId, Why),
+    /// `connect_failed`: an outgoing connection that was never made.
+    ConnectFailed(ConnId, Why),
     Timer(Option<ConnId>, u64),
+    /// `pause_writing`.
+    Pause(ConnId),
     /// `resume_writing`, with the pending output at that moment.
     Resume(ConnId, usize),
     Datagram {
@@ -105,7 +109,9 @@ impl fmt::Debug for Ev {
             Ev::Data(id, d) => write!(f, "Data({id}, {} bytes)", d.len()),
             Ev::Eof(id) => write!(f, "Eof({id})"),
             Ev::Lost(id, why) => write!(f, "Lost({id}, {why:?})"),
+            Ev::ConnectFailed(id, why) => write!(f, "ConnectFailed({id}, {why:?})"),
             Ev::Timer(id, tag) => write!(f, "Timer({id:?}, {tag})"),
+            Ev::Pause(id) => write!(f, "Pause({id})"),
             Ev::Resume(id, n) => write!(f, "Resume({id}, {n})"),
             Ev::Datagram { from, data, .. } => write!(f, "Datagram({from}, {} bytes)", data.len()),
             Ev::ShuttingDown => write!(f, "ShuttingDown"),
@@ -170,11 +176,17 @@ impl Handler for Probe {
         Some(())
     }
 
-    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId) {
+    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut ()) {
         self.event(cx, Ev::Made(id));
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let data = inb.to_vec();
         if self.echo {
             let _ = cx.send_from(id, inb);
@@ -183,7 +195,7 @@ impl Handler for Probe {
         self.event(cx, Ev::Data(id, data));
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut InBuf) {
+    fn eof_received(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), _: &mut InBuf) {
         self.event(cx, Ev::Eof(id));
         cx.close(id);
     }
@@ -192,7 +204,15 @@ impl Handler for Probe {
         self.event(cx, Ev::Lost(id, r.into()));
     }
 
-    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, id: ConnId) {
+    fn connect_failed(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: (), r: &CloseReason) {
+        self.event(cx, Ev::ConnectFailed(id, r.into()));
+    }
+
+    fn pause_writing(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut ()) {
+        self.event(cx, Ev::Pause(id));
+    }
+
+    fn resume_writing(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut ()) {
         let pending = cx.pending_output(id).unwrap_or(usize::MAX);
         self.event(cx, Ev::Resume(id, pending));
     }
@@ -214,7 +234,8 @@ impl Handler for Probe {
         self.event(cx, Ev::Datagram { from, data });
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ()>, conn: Option<ConnId>, tag: u64) {
+    fn on_timer(&mut self, cx: &mut Context<'_, ()>, conn: Option<(ConnId, &mut ())>, tag: u64) {
+        let conn = conn.map(|(id, _)| id);
         self.event(cx, Ev::Timer(conn, tag));
     }
 
@@ -1163,7 +1184,7 @@ fn connect_to_a_closed_port_fails_at_once_with_connection_refused() {
         let port = closed_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let spec = silent().hook(|cx, ev, emit| {
-            if let Ev::Lost(..) = ev {
+            if let Ev::ConnectFailed(..) = ev {
                 emit.note("connections after", cx.connection_count());
             }
         });
@@ -1173,9 +1194,11 @@ fn connect_to_a_closed_port_fails_at_once_with_connection_refused() {
             r.with_context(|cx| cx.send(id, b"never sent"))?;
             Ok(id)
         });
-        let (_, at, ev) = rig.wait(WAIT, "connection_lost", |ev| matches!(ev, Ev::Lost(..)));
+        let (_, at, ev) = rig.wait(WAIT, "connect_failed", |ev| {
+            matches!(ev, Ev::ConnectFailed(..))
+        });
         assert!(
-            matches!(ev, Ev::Lost(i, Why::ConnectFailed(io::ErrorKind::ConnectionRefused)) if i == id),
+            matches!(ev, Ev::ConnectFailed(i, Why::ConnectFailed(io::ErrorKind::ConnectionRefused)) if i == id),
             "{ev:?}"
         );
         // Far below the 10 s connect timeout: the refusal itself was seen.
@@ -1183,6 +1206,8 @@ fn connect_to_a_closed_port_fails_at_once_with_connection_refused() {
         assert!(took < Duration::from_secs(2), "refusal took {took:?}");
         rig.stop();
         assert_eq!(rig.count(|ev| matches!(ev, Ev::Made(_))), 0);
+        // A connection that was never made is not lost either.
+        assert_eq!(rig.count(|ev| matches!(ev, Ev::Lost(..))), 0);
         assert_eq!(rig.note("connections after"), Some(0));
     });
 }
@@ -1223,9 +1248,11 @@ fn connect_that_never_completes_fails_after_connect_timeout() {
         };
         let start = Instant::now();
         let (mut rig, id) = Rig::start(silent().config(config), move |r| r.connect(addr, ()));
-        let (_, at, ev) = rig.wait(WAIT, "connection_lost", |ev| matches!(ev, Ev::Lost(..)));
+        let (_, at, ev) = rig.wait(WAIT, "connect_failed", |ev| {
+            matches!(ev, Ev::ConnectFailed(..))
+        });
         assert!(
-            matches!(ev, Ev::Lost(i, Why::ConnectFailed(io::ErrorKind::TimedOut)) if i == id),
+            matches!(ev, Ev::ConnectFailed(i, Why::ConnectFailed(io::ErrorKind::TimedOut)) if i == id),
             "{ev:?}"
         );
         let took = at - start;
@@ -1832,5 +1859,135 @@ fn resume_writing_follows_a_drain_below_low_water_after_the_reader_resumes() {
             }
         }
         eprintln!("stalled at {produced} bytes; {resumed_after_stall} resumes after");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The order of Handler calls (issue 9: asyncio's `start -> CM [-> DR*]
+// [-> ER?] -> CL -> end`, written down on `Handler`)
+// ---------------------------------------------------------------------------
+
+/// Checks one connection's calls against the documented order: an accepted
+/// one `Accepted Made X* [Eof Y*] Lost`, an outgoing one `Made X* [Eof Y*]
+/// Lost` or only `ConnectFailed`, where X is data, timers, pauses and
+/// resumes and Y the same without data; pauses and resumes alternate,
+/// pause first.
+fn check_call_order(id: ConnId, calls: &[&Ev], outgoing: bool) {
+    let fail = |why: &str| panic!("{id}: {why}: {calls:?}");
+    if let [Ev::ConnectFailed(..)] = calls {
+        return assert!(outgoing, "{id}: connect_failed for an accepted connection");
+    }
+    let mut rest = calls;
+    if !outgoing {
+        match rest.split_first() {
+            Some((Ev::Accepted { .. }, tail)) => rest = tail,
+            _ => fail("an accepted connection must start with accept_wrapper"),
+        }
+    }
+    match rest.split_first() {
+        Some((Ev::Made(_), tail)) => rest = tail,
+        _ => fail("connection_made must come first"),
+    }
+    match rest.split_last() {
+        Some((Ev::Lost(..), body)) => rest = body,
+        _ => fail("connection_lost must come last"),
+    }
+    let (mut eof, mut paused) = (false, false);
+    for ev in rest {
+        match ev {
+            Ev::Data(..) if eof => fail("service_connection after eof_received"),
+            Ev::Data(..) | Ev::Timer(..) => {}
+            Ev::Eof(_) if eof => fail("eof_received twice"),
+            Ev::Eof(_) => eof = true,
+            Ev::Pause(_) if paused => fail("pause_writing twice without resume_writing"),
+            Ev::Resume(..) if !paused => fail("resume_writing without pause_writing"),
+            Ev::Pause(_) | Ev::Resume(..) => paused = !paused,
+            _ => fail("a call out of place"),
+        }
+    }
+}
+
+/// Every kind of connection life in one reactor (a pause and resume, a
+/// peer's EOF, an outgoing connection to ourselves, a refused connect, a
+/// shutdown) and each one's calls checked against the documented order.
+#[test]
+fn handler_calls_follow_the_documented_order() {
+    with_deadline(LIMIT, || {
+        let config = Config {
+            high_water: 4096,
+            low_water: 1024,
+            ..Config::default()
+        };
+        let refused = SocketAddr::from(([127, 0, 0, 1], closed_port()));
+        let (mut rig, (addr, outgoing)) = Rig::start(echo().config(config), move |r| {
+            let lid = r.listen("127.0.0.1:0")?;
+            let addr = r.local_addr(lid)?;
+            let ours = r.connect(addr, ())?;
+            let failed = r.connect(refused, ())?;
+            Ok((addr, [ours, failed]))
+        });
+        // A slow reader: its echo backs up past high water, then drains.
+        let deadline = Instant::now() + WAIT;
+        let slow = connect(addr);
+        let payload = vec![b'p'; 256 * 1024];
+        let writer = {
+            let w = slow.try_clone().unwrap();
+            let payload = payload.clone();
+            thread::spawn(move || write_all_deadline(&w, &payload, deadline))
+        };
+        rig.wait(WAIT, "pause_writing", |ev| matches!(ev, Ev::Pause(_)));
+        let mut echoed = vec![0; payload.len()];
+        read_exact_deadline(&slow, &mut echoed, deadline).unwrap();
+        assert!(echoed == payload, "the echo differs");
+        writer.join().unwrap().unwrap();
+        slow.shutdown(Shutdown::Write).unwrap();
+        read_to_eof_deadline(&slow, 0, deadline).unwrap();
+        // A quick one: a line, then EOF.
+        let mut quick = connect(addr);
+        quick.write_all(b"hi\n").unwrap();
+        let mut line = [0; 3];
+        read_exact_deadline(&quick, &mut line, deadline).unwrap();
+        assert_eq!(&line, b"hi\n");
+        quick.shutdown(Shutdown::Write).unwrap();
+        read_to_eof_deadline(&quick, 0, deadline).unwrap();
+        rig.wait(WAIT, "connect_failed", |ev| {
+            matches!(ev, Ev::ConnectFailed(..))
+        });
+        rig.stop(); // the outgoing connection and its accepted side end in the shutdown
+        let mut ids: Vec<ConnId> = Vec::new();
+        for (_, ev) in &rig.log {
+            let id = match ev {
+                Ev::Accepted { id, .. } | Ev::Made(id) | Ev::Data(id, _) | Ev::Eof(id) => *id,
+                Ev::Lost(id, _) | Ev::ConnectFailed(id, _) | Ev::Pause(id) => *id,
+                Ev::Resume(id, _) => *id,
+                _ => continue,
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        assert_eq!(ids.len(), 5, "two outgoing, three accepted: {}", rig.dump());
+        for id in ids {
+            let calls: Vec<&Ev> = rig
+                .log
+                .iter()
+                .map(|(_, ev)| ev)
+                .filter(|ev| match ev {
+                    Ev::Accepted { id: i, .. } | Ev::Made(i) | Ev::Data(i, _) | Ev::Eof(i) => {
+                        *i == id
+                    }
+                    Ev::Lost(i, _) | Ev::ConnectFailed(i, _) | Ev::Pause(i) => *i == id,
+                    Ev::Resume(i, _) => *i == id,
+                    Ev::Timer(i, _) => *i == Some(id),
+                    _ => false,
+                })
+                .collect();
+            check_call_order(id, &calls, outgoing.contains(&id));
+        }
+        assert!(
+            rig.count(|ev| matches!(ev, Ev::Resume(..))) >= 1,
+            "{}",
+            rig.dump()
+        );
     });
 }

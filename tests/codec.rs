@@ -10,7 +10,7 @@
 
 use std::ops::ControlFlow;
 
-use mio_selectors::{
+use mio_selectors::codec::{
     for_each_frame_in, Decoder, EncodeError, Encoder, FrameTooLarge, LengthPrefixedCodec,
     LineCodec, LineTooLong,
 };
@@ -167,7 +167,7 @@ fn header_byte(b: u8) -> u8 {
     }
 }
 
-/// The spec of `LineCodec`, written independently of `LineFramer`: each
+/// The spec of `LineCodec`, written independently of its decoder: each
 /// `\n`-terminated line, less one trailing `\r`, is a frame if it fits and
 /// one `LineTooLong` if not; an unterminated tail is reported too long as
 /// soon as no continuation could make it fit.

@@ -134,6 +134,22 @@ fn assert_usage_error((status, lines, stderr): (ExitStatus, Vec<String>, String)
     assert!(lines.is_empty(), "stdout: {lines:?}");
 }
 
+/// The README's echo is the whole of `examples/multiconn_echo.rs`'s logic:
+/// its handler, word for word (issue 9's "Done when").
+#[test]
+fn readme_echo_is_the_example_handler() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).expect(p);
+    let (example, readme) = (read("examples/multiconn_echo.rs"), read("README.md"));
+    let start = example.find("struct Echo;").expect("the example's handler");
+    let end = example[start..].find("\nfn main()").expect("its main") + start;
+    let handler = &example[start..end];
+    assert!(
+        readme.contains(handler),
+        "README.md must show examples/multiconn_echo.rs's handler:\n{handler}"
+    );
+}
+
 #[test]
 fn echo_prints_one_readiness_line_and_echoes_ipv4() {
     let server = Server::start("127.0.0.1");

@@ -29,6 +29,10 @@
 //! runs alone: it holds [`HEAP`] exclusively, every other test shares it.
 
 mod util;
+// The chat application lives in the chatroom example; the tests run it in-process.
+#[allow(dead_code)]
+#[path = "../examples/chatroom/chat/mod.rs"]
+mod chat;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -40,10 +44,12 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use mio_selectors::chat::Client as ChatData;
+use chat::Client as ChatData;
+use chat::{ChatConfig, ChatServer};
+use mio_selectors::codec::{Decoder, LineCodec};
+use mio_selectors::reactor::{Idle, TokenBucket};
 use mio_selectors::{
-    ChatConfig, ChatServer, CloseReason, Config, ConnId, Context, Decoder, Handle, Handler, Idle,
-    InBuf, Line, LineCodec, LineFramer, PeerAddr, Reactor, TokenBucket,
+    CloseReason, Config, ConnId, Context, Handle, Handler, InBuf, PeerAddr, Reactor,
 };
 use util::{
     accept_within, check_bytes, connect, is_timeout, read_exact_deadline, read_to_eof_deadline,
@@ -313,11 +319,17 @@ impl Handler for Echo {
         Some(())
     }
 
-    fn connection_made(&mut self, _: &mut Context<'_, ()>, id: ConnId) {
+    fn connection_made(&mut self, _: &mut Context<'_, ()>, id: ConnId, _: &mut ()) {
         let _ = self.ev.send(Ev::Made(id));
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         let _ = cx.send_from(id, inb);
     }
 
@@ -325,7 +337,7 @@ impl Handler for Echo {
         lost(&self.ev, reason);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<ConnId>, tag: u64) {
+    fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<(ConnId, &mut ())>, tag: u64) {
         if let Some(fired) = &self.yields {
             fired.fetch_add(1, Ordering::Relaxed);
             cx.call_later(Duration::ZERO, None, tag); // asyncio's call_soon: "yield"
@@ -407,7 +419,13 @@ impl Handler for Producer {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
             if cx.is_writing_paused(id) {
                 return; // the rest waits for resume_writing
@@ -417,7 +435,7 @@ impl Handler for Producer {
         }
     }
 
-    fn resume_writing(&mut self, _: &mut Context<'_, ()>, _: ConnId) {
+    fn resume_writing(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut ()) {
         self.resumed.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -502,7 +520,14 @@ impl Handler for Bulk {
         Some(())
     }
 
-    fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
+    fn service_connection(
+        &mut self,
+        _: &mut Context<'_, ()>,
+        _: ConnId,
+        _: &mut (),
+        _: &mut InBuf,
+    ) {
+    }
 
     fn connection_lost(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: (), reason: &CloseReason) {
         lost(&self.ev, reason);
@@ -646,7 +671,13 @@ impl Handler for Refuser {
         Some(())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ()>,
+        id: ConnId,
+        _: &mut (),
+        inb: &mut InBuf,
+    ) {
         if !inb.contains(&b'\n') && inb.len() >= SMALL_INB {
             let _ = cx.send(id, b"error: request too large\n");
             cx.close(id);
@@ -912,6 +943,11 @@ fn idle_timeout_of_duration_max_does_not_overflow() {
         if let Err(e) = echo_round_trip(addr, WAIT) {
             panic!("{e}: {}", running.why_silent());
         }
+        // An accepted connection gets connection_made too (issue 9).
+        match next_event(&rx, &mut running, WAIT, "connection_made") {
+            Ev::Made(_) => {}
+            other => panic!("expected connection_made, got {other:?}"),
+        }
         match next_event(&rx, &mut running, WAIT, "connection_lost") {
             Ev::Lost { reason, .. } => assert_eq!(reason, CloseReason::PeerClosed.to_string()),
             other => panic!("expected connection_lost, got {other:?}"),
@@ -923,10 +959,8 @@ fn idle_timeout_of_duration_max_does_not_overflow() {
 /// `usize::MAX` as a line length means "no limit", not an overflow.
 #[test]
 fn line_lengths_of_usize_max_do_not_overflow() {
-    let mut framer = LineFramer::new(usize::MAX);
-    assert_eq!(framer.decode(b"hello"), (0, None));
-    assert_eq!(framer.decode(b"hello\n"), (6, Some(Line::Text(b"hello"))));
     let mut codec = LineCodec::new(usize::MAX);
+    assert_eq!(codec.decode(b"hello"), (0, None));
     assert_eq!(codec.decode(b"hello\n"), (6, Some(Ok(&b"hello"[..]))));
 }
 
@@ -988,15 +1022,27 @@ impl Handler for Watched {
         data
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.service_connection(cx, id, inb);
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.service_connection(cx, id, data, inb);
         if let (Some(&peer), Some(pending)) = (self.peers.get(&id), cx.pending_output(id)) {
             let _ = self.ev.send(ChatEv::Served(peer, pending));
         }
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, ChatData>, id: ConnId, inb: &mut InBuf) {
-        self.inner.eof_received(cx, id, inb);
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        id: ConnId,
+        data: &mut ChatData,
+        inb: &mut InBuf,
+    ) {
+        self.inner.eof_received(cx, id, data, inb);
     }
 
     fn connection_lost(
@@ -1012,7 +1058,12 @@ impl Handler for Watched {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, ChatData>, conn: Option<ConnId>, tag: u64) {
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, ChatData>,
+        conn: Option<(ConnId, &mut ChatData)>,
+        tag: u64,
+    ) {
         self.inner.on_timer(cx, conn, tag);
     }
 

@@ -25,6 +25,10 @@
 
 mod fault;
 mod util;
+// The chat application lives in the chatroom example; the tests run it in-process.
+#[allow(dead_code)]
+#[path = "../examples/chatroom/chat/mod.rs"]
+mod chat;
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -34,9 +38,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat::{ChatConfig, ChatServer};
 use fault::load::{self, Mix, Spec};
 use fault::{figures, Fault, LineClient, Plan, Proxy, Router, Split, STEP};
-use mio_selectors::{ChatConfig, ChatServer, Config};
+use mio_selectors::Config;
 use util::{Opts, Pattern, Rng};
 
 /// Runs a test on its own thread with an overall limit, counting panics.

@@ -1,14 +1,14 @@
 //! Property tests of the chat sanitiser, [`terminal_safe`]: 50,000 cases.
 //!
-//! The framers have theirs in `tests/codec.rs` (`LineCodec`, which is
-//! `LineFramer` behind the `Decoder` trait, and `LengthPrefixedCodec`).
+//! The framers have theirs in `tests/codec.rs` (`LineCodec` and
+//! `LengthPrefixedCodec`).
 //! Each property here is run by a [`TestRunner`] that counts its cases and
 //! prints `reliability: proptest NAME cases=N` (see it with
 //! `cargo test --test sanitize -- --nocapture`).
 
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-use mio_selectors::terminal_safe;
+use mio_selectors::codec::terminal_safe;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 

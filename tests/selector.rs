@@ -16,7 +16,8 @@ use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mio_selectors::{Error, EventMask, Selector, SelectorKey, EVENT_READ, EVENT_WRITE};
+use mio_selectors::selector::SelectorKey;
+use mio_selectors::{Error, EventMask, Selector, EVENT_READ, EVENT_WRITE};
 
 /// How long any one wait may take before the test fails.
 const WAIT: Duration = Duration::from_secs(5);

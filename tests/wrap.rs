@@ -10,10 +10,9 @@
 
 use std::time::Duration;
 
+use mio_selectors::reactor::Wrap;
 use mio_selectors::tls::{client_config_trusting_pem, server_config_from_pem};
-use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor, Wrap,
-};
+use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, PeerAddr, Reactor};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const DEADLINE_TAG: u64 = 1;
@@ -33,6 +32,7 @@ struct App {
     accepted: usize,
     made: usize,
     lost: Vec<(Side, String)>,
+    failed: Vec<(Side, String)>,
     timed_out: bool,
 }
 
@@ -49,20 +49,27 @@ impl Handler for App {
         Some(Side::Server)
     }
 
-    fn connection_made(&mut self, cx: &mut Context<'_, Side>, id: ConnId) {
-        self.made += 1;
-        cx.send(id, &self.payload).unwrap();
+    fn connection_made(&mut self, cx: &mut Context<'_, Side>, id: ConnId, side: &mut Side) {
+        if *side == Side::Client {
+            self.made += 1;
+            cx.send(id, &self.payload).unwrap();
+        }
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, Side>, id: ConnId, inb: &mut InBuf) {
-        match cx.data(id) {
-            Some(Side::Server) => {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, Side>,
+        id: ConnId,
+        side: &mut Side,
+        inb: &mut InBuf,
+    ) {
+        match side {
+            Side::Server => {
                 let _ = cx.send_from(id, inb);
             }
-            _ => {
+            Side::Client => {
                 self.got.extend_from_slice(inb);
-                let n = inb.len();
-                inb.consume(n);
+                inb.clear();
                 if self.got.len() >= self.payload.len() {
                     cx.close(id);
                     cx.stop();
@@ -73,18 +80,26 @@ impl Handler for App {
 
     fn connection_lost(
         &mut self,
-        cx: &mut Context<'_, Side>,
+        _: &mut Context<'_, Side>,
         _: ConnId,
         side: Side,
         why: &CloseReason,
     ) {
         self.lost.push((side, why.to_string()));
-        if side == Side::Client && self.got.len() < self.payload.len() {
-            cx.stop(); // a client that failed ends the run
-        }
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, Side>, _: Option<ConnId>, tag: u64) {
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Side>,
+        _: ConnId,
+        side: Side,
+        why: &CloseReason,
+    ) {
+        self.failed.push((side, why.to_string()));
+        cx.stop(); // a client whose handshake failed ends the run
+    }
+
+    fn on_timer(&mut self, cx: &mut Context<'_, Side>, _: Option<(ConnId, &mut Side)>, tag: u64) {
         if tag == DEADLINE_TAG {
             self.timed_out = true;
             cx.stop();
@@ -158,8 +173,9 @@ fn a_failed_handshake_never_reaches_the_handler() {
         "the server side never reached accept_wrapper"
     );
     assert_eq!(app.made, 0, "the client side never reached connection_made");
-    // An outgoing connection's data comes back through connection_lost.
-    assert_eq!(app.lost.len(), 1, "{:?}", app.lost);
-    assert_eq!(app.lost[0].0, Side::Client);
-    assert!(app.lost[0].1.contains("certificate"), "{:?}", app.lost);
+    // It never became a connection: its data comes back through connect_failed.
+    assert!(app.lost.is_empty(), "{:?}", app.lost);
+    assert_eq!(app.failed.len(), 1, "{:?}", app.failed);
+    assert_eq!(app.failed[0].0, Side::Client);
+    assert!(app.failed[0].1.contains("certificate"), "{:?}", app.failed);
 }

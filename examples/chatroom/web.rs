@@ -76,10 +76,10 @@ pub fn listen<H: Handler>(
         let site = site(tls.is_some(), max_line);
         let (wrap, scheme) = match tls {
             #[cfg(feature = "tls")]
-            Some(tls) => (mio_selectors::Wrap::web_tls(tls, site), "https"),
+            Some(tls) => (mio_selectors::reactor::Wrap::web_tls(tls, site), "https"),
             #[cfg(not(feature = "tls"))]
             Some(tls) => match tls {},
-            None => (mio_selectors::Wrap::web(site), "http"),
+            None => (mio_selectors::reactor::Wrap::web(site), "http"),
         };
         reactor.wrap_listener(id, wrap.handshake_timeout(args.web_head_timeout))?;
         Ok(Some(format!(

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mio_selectors::Wrap;
+use mio_selectors::reactor::Wrap;
 
 /// A loaded server config (nothing can be loaded without the `tls` feature).
 #[cfg(feature = "tls")]

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mio_selectors::{Decoder, Encoder, LengthPrefixedCodec};
+use mio_selectors::codec::{Decoder, Encoder, LengthPrefixedCodec};
 
 /// Frames (`None`: too large, fatal) from `stream` fed in pieces of the
 /// sizes `cuts` says, and the bytes consumed.

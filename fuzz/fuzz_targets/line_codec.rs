@@ -1,11 +1,11 @@
-//! `LineFramer` and `LineCodec` on any bytes, fed in any pieces: never a
+//! `LineCodec` on any bytes, fed in any pieces: never a
 //! panic, never more consumed than given, never more than
 //! `max_buffered()` left waiting, lines within the maximum and free of
 //! `\n`, and the same lines whatever the pieces.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mio_selectors::{Decoder, Line, LineCodec, LineFramer};
+use mio_selectors::codec::{Decoder, LineCodec};
 
 /// Feeds `stream` in pieces of the sizes `cuts` says (cycled), the way a
 /// connection's `inb` fills; returns each line (`None`: too long) and
@@ -65,15 +65,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(whole, pieces, "lines depend on how the input was cut");
     assert_eq!(whole, bytes, "lines depend on how the input was cut");
 
-    // LineFramer, which LineCodec wraps, directly on the whole stream.
-    let mut framer = LineFramer::new(max);
+    // One fresh decoder over the whole stream, in one pass.
+    let mut framer = LineCodec::new(max);
     let mut input = stream;
     let mut direct = Vec::new();
     loop {
         let (used, line) = framer.decode(input);
         match line {
-            Some(Line::Text(t)) => direct.push(Some(t.to_vec())),
-            Some(Line::TooLong) => direct.push(None),
+            Some(Ok(t)) => direct.push(Some(t.to_vec())),
+            Some(Err(_)) => direct.push(None),
             None => {}
         }
         input = &input[used..];

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mio_selectors::terminal_safe;
+use mio_selectors::codec::terminal_safe;
 
 fn forbidden(c: char) -> bool {
     (c.is_control() && c != '\t')

@@ -693,10 +693,13 @@ impl Handler for Router {
         })
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, Flow>, id: ConnId, inb: &mut InBuf) {
-        let Some(flow) = cx.data_mut(id) else {
-            return;
-        };
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, Flow>,
+        id: ConnId,
+        flow: &mut Flow,
+        inb: &mut InBuf,
+    ) {
         let data: &[u8] = inb;
         let start = flow.got;
         let mut k = 0;
@@ -798,13 +801,25 @@ impl<H: Handler> Handler for Watch<H> {
         data
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, inb: &mut InBuf) {
-        self.inner.service_connection(cx, id, inb);
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, H::Data>,
+        id: ConnId,
+        data: &mut H::Data,
+        inb: &mut InBuf,
+    ) {
+        self.inner.service_connection(cx, id, data, inb);
         self.check(cx);
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, inb: &mut InBuf) {
-        self.inner.eof_received(cx, id, inb);
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, H::Data>,
+        id: ConnId,
+        data: &mut H::Data,
+        inb: &mut InBuf,
+    ) {
+        self.inner.eof_received(cx, id, data, inb);
         self.check(cx);
     }
 
@@ -819,12 +834,38 @@ impl<H: Handler> Handler for Watch<H> {
         self.check(cx);
     }
 
-    fn resume_writing(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId) {
-        self.inner.resume_writing(cx, id);
+    fn connection_made(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
+        self.inner.connection_made(cx, id, data);
         self.check(cx);
     }
 
-    fn on_timer(&mut self, cx: &mut Context<'_, H::Data>, conn: Option<ConnId>, tag: u64) {
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, H::Data>,
+        id: ConnId,
+        data: H::Data,
+        reason: &CloseReason,
+    ) {
+        self.inner.connect_failed(cx, id, data, reason);
+        self.check(cx);
+    }
+
+    fn pause_writing(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
+        self.inner.pause_writing(cx, id, data);
+        self.check(cx);
+    }
+
+    fn resume_writing(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
+        self.inner.resume_writing(cx, id, data);
+        self.check(cx);
+    }
+
+    fn on_timer(
+        &mut self,
+        cx: &mut Context<'_, H::Data>,
+        conn: Option<(ConnId, &mut H::Data)>,
+        tag: u64,
+    ) {
         self.inner.on_timer(cx, conn, tag);
         self.check(cx);
     }

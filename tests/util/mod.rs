@@ -364,6 +364,7 @@ impl Handler for Echo {
         &mut self,
         cx: &mut Context<'_, SocketAddr>,
         id: ConnId,
+        _: &mut SocketAddr,
         inb: &mut InBuf,
     ) {
         self.probe(cx, id);
@@ -390,7 +391,13 @@ impl Handler for Echo {
         });
     }
 
-    fn eof_received(&mut self, cx: &mut Context<'_, SocketAddr>, id: ConnId, _: &mut InBuf) {
+    fn eof_received(
+        &mut self,
+        cx: &mut Context<'_, SocketAddr>,
+        id: ConnId,
+        _: &mut SocketAddr,
+        _: &mut InBuf,
+    ) {
         let pending = cx.pending_output(id);
         self.shared.update(|s| {
             if let Some(c) = s.conns.get_mut(&id) {

@@ -1453,7 +1453,7 @@ fn report(
         };
         let _ = writeln!(w, "- **{}** — {what}", s.label);
     }
-    let _ = writeln!(w, "- Chat: **ours** is `examples/chatroom.rs` (release build; `--rate 1000000 --burst 1000000` lifts the per-client rate limit, a policy rather than a cost); **tokio chat** is `bench/src/bin/tokio_chat.rs`, tokio's chat example (shared map of unbounded channels, `Framed<LinesCodec>`, a task per client) on `current_thread`, relaying `<NAME> LINE` like ours.");
+    let _ = writeln!(w, "- Chat: **ours** is `examples/chatroom/` (release build; `--rate 1000000 --burst 1000000` lifts the per-client rate limit, a policy rather than a cost); **tokio chat** is `bench/src/bin/tokio_chat.rs`, tokio's chat example (shared map of unbounded channels, `Framed<LinesCodec>`, a task per client) on `current_thread`, relaying `<NAME> LINE` like ours.");
     let _ = writeln!(w, "\nEvery server sets TCP_NODELAY on its connections (the Python one too, a deviation from the tutorial) so that Nagle's algorithm does not decide the pipelined results.\n");
 
     // ---- targets

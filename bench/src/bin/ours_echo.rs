@@ -29,7 +29,13 @@ impl Handler for Echo {
         Some(addr.clone())
     }
 
-    fn service_connection(&mut self, cx: &mut Context<'_, PeerAddr>, id: ConnId, inb: &mut InBuf) {
+    fn service_connection(
+        &mut self,
+        cx: &mut Context<'_, PeerAddr>,
+        id: ConnId,
+        _: &mut PeerAddr,
+        inb: &mut InBuf,
+    ) {
         let _ = cx.send_from(id, inb);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
-use crate::buffer::{BufPool, ByteBuf};
+use super::{BufPool, ByteBuf};
 
 /// Most slices handed to one `writev`.
 const MAX_IOV: usize = 64;

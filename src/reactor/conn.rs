@@ -2,10 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::buffer::ByteBuf;
-use crate::outbuf::OutBuf;
-use crate::stream::Stream;
-use crate::{CloseReason, PeerAddr, TimerId};
+use super::stream::Stream;
+use super::TimerId;
+use crate::buf::ByteBuf;
+use crate::buf::OutBuf;
+use crate::{CloseReason, PeerAddr};
 
 /// `now + d`, or a time a century away if that overflows (`Duration::MAX`
 /// is a fair way to say "never").
@@ -46,7 +47,7 @@ pub(crate) enum State {
 ///
 /// ```
 /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-/// use mio_selectors::Idle;
+/// use mio_selectors::reactor::Idle;
 /// cx.set_idle_timeout(id, Idle::Read, Some(std::time::Duration::from_secs(300)));
 /// # }
 /// ```
@@ -94,8 +95,13 @@ pub(crate) struct Conn<D> {
     pub(crate) gen: u32,
     pub(crate) inb: ByteBuf,
     pub(crate) outb: OutBuf,
-    /// `None` only while `accept_wrapper` runs.
+    /// `None` while `accept_wrapper` runs, and while a callback about this
+    /// connection has it lent.
     pub(crate) data: Option<D>,
+    /// `connection_made` was called: `connection_lost` is owed.
+    pub(crate) made: bool,
+    /// `pause_writing` was called and `resume_writing` is owed.
+    pub(crate) pause_told: bool,
     pub(crate) state: State,
     pub(crate) idle: Option<Box<IdleWatch>>,
     /// The socket may hold unread input (set by a readable event, cleared by
@@ -127,7 +133,7 @@ pub(crate) struct Conn<D> {
     /// In the reactor's flush list for this pass.
     pub(crate) dirty: bool,
     /// A protocol layer (TLS, WebSocket) between the socket and `inb`/`outb`.
-    pub(crate) wrap: Option<Box<crate::wrap::Wrapped>>,
+    pub(crate) wrap: Option<Box<super::wrap::Wrapped>>,
 }
 
 impl<D> Conn<D> {
@@ -139,6 +145,8 @@ impl<D> Conn<D> {
             inb: ByteBuf::default(),
             outb: OutBuf::default(),
             data: None,
+            made: false,
+            pause_told: false,
             state,
             idle: None,
             readable: false,

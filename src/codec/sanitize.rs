@@ -9,7 +9,7 @@
 /// client's line reaches another client's screen.
 ///
 /// ```
-/// use mio_selectors::terminal_safe;
+/// use mio_selectors::codec::terminal_safe;
 /// assert_eq!(terminal_safe(b"hi\tthere"), "hi\tthere");
 /// assert_eq!(terminal_safe(b"\x1b[31mred"), "\u{FFFD}[31mred");
 /// assert_eq!(terminal_safe(b"a\xffb"), "a\u{FFFD}b");

@@ -9,16 +9,14 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 use slab::Slab;
 
-use crate::buffer::{BufPool, ByteBuf};
-use crate::conn::{later, Conn, IdleWatch, State};
-use crate::endpoint::{Endpoint, Udp};
-use crate::handle::Loop;
-use crate::id::GEN_MASK;
-use crate::stream::Stream;
-use crate::{
-    CloseReason, Config, ConnId, Error, Handle, Idle, InBuf, PeerAddr, Result, SourceId, TimerId,
-    UdpId,
-};
+use super::conn::{later, Conn, IdleWatch, State};
+use super::endpoint::{Endpoint, Endpoints, Udp};
+use super::handle::Loop;
+use super::id::GEN_MASK;
+use super::stream::Stream;
+use super::{Idle, SourceId, TimerId, UdpId};
+use crate::buf::{BufPool, ByteBuf};
+use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a due timer does.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +39,7 @@ pub(crate) enum Timer {
 /// never bare slab keys, so an entry outliving its connection is ignored.
 pub(crate) struct Core<D> {
     pub(crate) conns: Slab<Conn<D>>,
-    pub(crate) endpoints: Slab<Endpoint>,
+    pub(crate) endpoints: Endpoints,
     pub(crate) pool: BufPool,
     pub(crate) config: Config,
     pub(crate) registry: Registry,
@@ -207,11 +205,10 @@ impl<D> Core<D> {
         events: crate::EventMask,
     ) -> Result<SourceId> {
         let interest = events.to_interest()?;
-        let entry = self.endpoints.vacant_entry();
-        let id = SourceId(entry.key());
+        let id = SourceId(self.endpoints.next_id());
         self.registry
             .register(&mut mio::unix::SourceFd(&fd), id.token(), interest)?;
-        entry.insert(Endpoint::Fd { fd, events });
+        self.endpoints.insert(Endpoint::Fd { fd, events });
         Ok(id)
     }
 
@@ -357,7 +354,7 @@ enum Output<'a> {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, from: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         cx.broadcast(inb, Some(from)); // a slow receiver is closed, the rest go on
 ///         inb.clear();
 ///     }
@@ -428,7 +425,7 @@ impl<D> Context<'_, D> {
                 continue;
             };
             let id = ConnId::new(key, conn.gen);
-            if Some(id) == except || !conn.is_open() || conn.data.is_none() {
+            if Some(id) == except || !conn.is_open() || !conn.made {
                 continue;
             }
             if self
@@ -478,8 +475,8 @@ impl<D> Context<'_, D> {
         Ok(id)
     }
 
-    /// [`connect`](Self::connect) through a [`Wrap`](crate::Wrap) (TLS with
-    /// [`Wrap::tls_client`](crate::Wrap::tls_client)): the handshake runs
+    /// [`connect`](Self::connect) through a [`Wrap`](super::Wrap) (TLS with
+    /// [`Wrap::tls_client`](super::Wrap::tls_client)): the handshake runs
     /// once connected, and [`Handler::connection_made`](crate::Handler::connection_made)
     /// follows when it is done; the handler sees plaintext only. Output
     /// queued before then waits in the layer (TLS: at most 64 KiB).
@@ -492,14 +489,14 @@ impl<D> Context<'_, D> {
         &mut self,
         addr: SocketAddr,
         data: D,
-        wrap: &crate::Wrap,
+        wrap: &super::Wrap,
     ) -> Result<ConnId> {
         let layer = wrap
             .make()
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let id = self.connect(addr, data)?;
         if let Some(conn) = self.core.get_mut(id) {
-            let mut w = crate::wrap::Wrapped::new(layer);
+            let mut w = super::wrap::Wrapped::new(layer);
             w.timeout = wrap.handshake_timeout;
             conn.wrap = Some(w);
         }
@@ -517,7 +514,7 @@ impl<D> Context<'_, D> {
     /// refuses it (too big for the socket, no route).
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::UdpId, from: std::net::SocketAddr) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, udp: mio_selectors::reactor::UdpId, from: std::net::SocketAddr) {
     /// let _ = cx.send_to(udp, b"pong", from);
     /// # }
     /// ```
@@ -565,7 +562,7 @@ impl<D> Context<'_, D> {
     }
 
     /// Calls [`Handler::on_timer`](crate::Handler::on_timer) with `conn`
-    /// and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
+    /// (and its data) and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
     /// connection that has closed by then is dropped silently. Timers are
     /// folded into the poll timeout: no thread.
     ///
@@ -622,7 +619,7 @@ impl<D> Context<'_, D> {
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
-    /// use mio_selectors::Idle;
+    /// use mio_selectors::reactor::Idle;
     /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
     /// # }
     /// ```
@@ -700,9 +697,13 @@ impl<D> Context<'_, D> {
         self.core.wire_out = out;
     }
 
-    /// Whether `id`'s pending output is above [`Config::high_water`]: a
-    /// producer should stop until [`Handler::resume_writing`](crate::Handler::resume_writing)
-    /// (asyncio's `pause_writing`). The reactor itself stops reading `id`.
+    /// Whether `id`'s pending output passed [`Config::high_water`] and has
+    /// not yet drained to [`Config::low_water`]: a producer should stop
+    /// until [`Handler::resume_writing`](crate::Handler::resume_writing).
+    /// It turns true at the `send` that passes the mark, before
+    /// [`Handler::pause_writing`](crate::Handler::pause_writing) is called;
+    /// every pause seen here is reported there, so a resume always follows.
+    /// The reactor itself stops reading `id` meanwhile.
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, id: mio_selectors::ConnId) {
@@ -718,7 +719,7 @@ impl<D> Context<'_, D> {
     /// The descriptor itself stays open: it is the caller's.
     ///
     /// ```
-    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::SourceId) {
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>, stdin: mio_selectors::reactor::SourceId) {
     /// cx.unregister_source(stdin);
     /// # }
     /// ```
@@ -758,8 +759,9 @@ impl<D> Context<'_, D> {
         self.core.kill(id, CloseReason::Closed);
     }
 
-    /// The data of `id` (Python: `key.data`); `None` if `id` is gone, or
-    /// during its own `accept_wrapper`.
+    /// The data of `id` (Python: `key.data`); `None` if `id` is gone, during
+    /// its own `accept_wrapper`, or while a callback about `id` holds it
+    /// (that callback has it as an argument).
     ///
     /// ```
     /// # fn f(cx: &mut mio_selectors::Context<'_, String>, id: mio_selectors::ConnId) {
@@ -827,7 +829,7 @@ impl<D> Context<'_, D> {
         self.core
             .conns
             .iter()
-            .filter(|(_, c)| c.is_open() && c.data.is_some())
+            .filter(|(_, c)| c.is_open() && c.made)
             .map(|(key, c)| ConnId::new(key, c.gen))
     }
 
@@ -903,7 +905,7 @@ pub(crate) fn send_datagram(
         }
     }
     // Each datagram is charged its slot too, so empty ones cannot pile up.
-    let cost = data.len() + crate::endpoint::DATAGRAM_OVERHEAD;
+    let cost = data.len() + super::endpoint::DATAGRAM_OVERHEAD;
     if sock.queued_bytes + cost > cap {
         log::debug!("udp: send queue full, datagram to {addr} dropped");
         return Err(Error::QueueFull);
@@ -951,7 +953,7 @@ mod tests {
         let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut udp = Udp::new(sock);
         udp.writable = false;
-        let cap = 4 * (10 + crate::endpoint::DATAGRAM_OVERHEAD);
+        let cap = 4 * (10 + crate::reactor::endpoint::DATAGRAM_OVERHEAD);
         for i in 0..4u8 {
             send_datagram(&mut udp, &[i; 10], to, cap).unwrap();
         }

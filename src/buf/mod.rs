@@ -4,6 +4,10 @@
 use std::fmt;
 use std::ops::Deref;
 
+mod outbuf;
+
+pub(crate) use outbuf::OutBuf;
+
 /// A FIFO of bytes over a `Vec` that stays fully initialised (`len ==
 /// capacity`), so reading into it needs neither `unsafe` nor a memset.
 /// Consumed bytes are skipped by `start`; the live bytes are moved to the
@@ -151,7 +155,7 @@ impl BufPool {
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mio_selectors::PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         // Echo whole lines only; keep a partial line for later.
 ///         while let Some(end) = inb.iter().position(|&b| b == b'\n') {
 ///             let _ = cx.send(id, &inb[..=end]);

@@ -18,8 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TimerId;
 use crate::layer::Layer;
-use crate::TimerId;
 
 /// A layer for one connection, owned by the reactor.
 pub type BoxLayer = Box<dyn Layer + Send>;
@@ -36,7 +36,7 @@ type Make = dyn Fn() -> Result<BoxLayer, String> + Send + Sync;
 /// ```
 /// # #[cfg(feature = "tls")]
 /// # fn f(reactor: &mut mio_selectors::Reactor<impl mio_selectors::Handler>) -> Result<(), Box<dyn std::error::Error>> {
-/// use mio_selectors::Wrap;
+/// use mio_selectors::reactor::Wrap;
 /// let config = mio_selectors::tls::server_config("cert.pem", "key.pem")?;
 /// let id = reactor.listen("127.0.0.1:8443")?;
 /// reactor.wrap_listener(id, Wrap::tls(config))?; // the handler sees plaintext

@@ -11,7 +11,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// sockets (`TCP_NODELAY`, keepalive) are in [`Config`](crate::Config).
 ///
 /// ```
-/// use mio_selectors::ListenOptions;
+/// use mio_selectors::reactor::ListenOptions;
 /// let options = ListenOptions { backlog: 4096, reuse_port: true, ..ListenOptions::default() };
 /// assert!(options.reuse_address);
 /// ```

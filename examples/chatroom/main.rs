@@ -1,5 +1,9 @@
 //! The tutorials' chatroom on the Reactor: each line a client sends goes to
-//! every other client as `<NAME> TEXT`. Protocol: `chat-protocol.md`.
+//! every other client as `<NAME> TEXT`. Protocol: `docs/chat-protocol.md`.
+//!
+//! The chat logic is `chat/`: a [`Handler`](mio_selectors::Handler)
+//! (`chat/server.rs`) and its limits (`chat/config.rs`), built only on the
+//! library's public API. This file is the command line.
 //!
 //! ```text
 //! cargo run --example chatroom -- [HOST PORT]    # default 127.0.0.1 8000
@@ -10,15 +14,17 @@
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
 
+mod chat;
+#[path = "../common/mod.rs"]
 mod common;
-#[path = "chatroom/web.rs"]
 mod web;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chat::{ChatConfig, ChatServer};
 use clap::{CommandFactory, Parser};
-use mio_selectors::{ChatConfig, ChatServer, Config, Reactor};
+use mio_selectors::{Config, Reactor};
 
 /// Chat server: relays each line to every other client.
 #[derive(Parser)]

@@ -83,7 +83,7 @@ impl<T> SelectorKey<T> {
 /// Python allows.
 ///
 /// ```
-/// use mio_selectors::FileObj;
+/// use mio_selectors::selector::FileObj;
 /// use std::os::unix::io::AsRawFd;
 ///
 /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;

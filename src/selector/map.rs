@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::os::unix::io::RawFd;
 
-use crate::selector::Entry;
-use crate::{FileObj, SelectorKey};
+use super::select::Entry;
+use super::{FileObj, SelectorKey};
 
 /// A read-only view of a selector's registrations, keyed by fd (Python: the
 /// `Mapping` that `sel.get_map()` returns).

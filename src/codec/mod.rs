@@ -33,7 +33,7 @@
 //! and can live in the handler.
 //!
 //! ```
-//! use mio_selectors::{for_each_frame_in, Encoder, LengthPrefixedCodec};
+//! use mio_selectors::codec::{for_each_frame_in, Encoder, LengthPrefixedCodec};
 //! use std::ops::ControlFlow;
 //!
 //! let codec = LengthPrefixedCodec::new(1024);
@@ -49,12 +49,20 @@
 //! });
 //! assert_eq!(used, wire.len());
 //! assert_eq!(frames, [&b"hello\nworld"[..], b""]);
-//! # Ok::<(), mio_selectors::EncodeError>(())
+//! # Ok::<(), mio_selectors::codec::EncodeError>(())
 //! ```
 
 use std::ops::ControlFlow;
 
-use crate::{InBuf, Line, LineFramer};
+mod length;
+mod line;
+mod sanitize;
+
+pub use length::{FrameTooLarge, LengthPrefixedCodec};
+pub use line::{LineCodec, LineTooLong};
+pub use sanitize::terminal_safe;
+
+use crate::InBuf;
 
 /// Splits a byte stream into frames, without buffering or copying.
 ///
@@ -79,7 +87,7 @@ use crate::{InBuf, Line, LineFramer};
 /// returns `Some`; the helpers stop at the first call that consumes nothing.
 ///
 /// ```
-/// use mio_selectors::{Decoder, LineCodec};
+/// use mio_selectors::codec::{Decoder, LineCodec};
 ///
 /// let mut dec = LineCodec::new(80);
 /// assert_eq!(dec.decode(b"hi\r\nthere"), (4, Some(Ok(&b"hi"[..]))));
@@ -101,7 +109,7 @@ pub trait Decoder {
     /// is still usable after it.
     ///
     /// ```
-    /// use mio_selectors::{Decoder, LengthPrefixedCodec};
+    /// use mio_selectors::codec::{Decoder, LengthPrefixedCodec};
     ///
     /// let mut dec = LengthPrefixedCodec::new(16);
     /// assert_eq!(dec.decode(b"\0\0\0\x02ab"), (6, Some(Ok(&b"ab"[..]))));
@@ -121,14 +129,14 @@ pub trait Decoder {
 /// was.
 ///
 /// ```
-/// use mio_selectors::{Encoder, LineCodec};
+/// use mio_selectors::codec::{Encoder, LineCodec};
 ///
 /// let codec = LineCodec::new(80);
 /// let mut out = Vec::new();
 /// codec.encode(b"one", &mut out)?;
 /// codec.encode(b"two", &mut out)?;
 /// assert_eq!(out, b"one\ntwo\n");
-/// # Ok::<(), mio_selectors::EncodeError>(())
+/// # Ok::<(), mio_selectors::codec::EncodeError>(())
 /// ```
 pub trait Encoder {
     /// Appends `frame`, framed, to `out`.
@@ -140,7 +148,7 @@ pub trait Encoder {
     /// delimiter); `out` is then unchanged.
     ///
     /// ```
-    /// use mio_selectors::{EncodeError, Encoder, LineCodec};
+    /// use mio_selectors::codec::{EncodeError, Encoder, LineCodec};
     ///
     /// let mut out = Vec::new();
     /// let err = LineCodec::new(80).encode(b"a\nb", &mut out).unwrap_err();
@@ -153,7 +161,7 @@ pub trait Encoder {
 /// Why an [`Encoder`] refused a frame.
 ///
 /// ```
-/// use mio_selectors::EncodeError;
+/// use mio_selectors::codec::EncodeError;
 ///
 /// let err = EncodeError::TooLong { len: 9, max: 8 };
 /// assert_eq!(err.to_string(), "frame of 9 bytes exceeds the maximum of 8");
@@ -181,353 +189,6 @@ pub enum EncodeError {
     TrailingCr,
 }
 
-/// A line longer than the [`LineCodec`]'s maximum. Not fatal: the rest of
-/// the line is skipped and decoding carries on with the next one.
-///
-/// ```
-/// use mio_selectors::LineTooLong;
-/// assert_eq!(LineTooLong { max: 4 }.to_string(), "line longer than 4 bytes");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("line longer than {max} bytes")]
-pub struct LineTooLong {
-    /// The codec's maximum line length.
-    pub max: usize,
-}
-
-/// A length header announcing a frame larger than the
-/// [`LengthPrefixedCodec`]'s maximum. Fatal: the stream has no point to
-/// resynchronise at, so the connection should be closed.
-///
-/// ```
-/// use mio_selectors::FrameTooLarge;
-/// let err = FrameTooLarge { len: 70000, max: 65536 };
-/// assert_eq!(err.to_string(), "frame of 70000 bytes announced, the maximum is 65536");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("frame of {len} bytes announced, the maximum is {max}")]
-pub struct FrameTooLarge {
-    /// The length the header announced.
-    pub len: usize,
-    /// The codec's maximum frame length.
-    pub max: usize,
-}
-
-/// LF or CRLF terminated lines of at most `max_len` bytes (terminator not
-/// counted), on top of [`LineFramer`].
-///
-/// Decoding gives each line without its terminator. An over-long line gives
-/// [`LineTooLong`] once, as soon as it is known to be too long (before its
-/// newline arrives), and is then skipped up to its `\n`; the next line
-/// decodes normally. The caller never holds more than `max_len + 1` bytes of
-/// a partial line. Encoding appends `\n`.
-///
-/// ```
-/// use mio_selectors::{Decoder, LineCodec, LineTooLong};
-///
-/// let mut dec = LineCodec::new(4);
-/// let mut input: &[u8] = b"ok\r\nfar too long\nyes\n";
-/// let mut got = Vec::new();
-/// loop {
-///     let (used, item) = dec.decode(input);
-///     if let Some(item) = item { got.push(item) }
-///     input = &input[used..];
-///     if used == 0 { break }
-/// }
-/// assert_eq!(got, [Ok(&b"ok"[..]), Err(LineTooLong { max: 4 }), Ok(b"yes")]);
-/// ```
-#[derive(Debug, Clone)]
-pub struct LineCodec {
-    framer: LineFramer,
-}
-
-impl LineCodec {
-    /// A codec for lines of at most `max_len` bytes.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::LineCodec::new(4096).max_len(), 4096);
-    /// ```
-    pub fn new(max_len: usize) -> Self {
-        LineCodec {
-            framer: LineFramer::new(max_len),
-        }
-    }
-
-    /// The longest line it accepts, terminator not counted.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::LineCodec::new(8).max_len(), 8);
-    /// ```
-    pub fn max_len(&self) -> usize {
-        self.framer.max_len()
-    }
-
-    /// The input a connection must be able to hold to decode the longest
-    /// line: `max_len + 2`, for a line of `max_len` bytes and `\r\n`. After
-    /// decoding all it can, the codec leaves fewer bytes than this.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::LineCodec::new(8).max_buffered(), 10);
-    /// ```
-    pub fn max_buffered(&self) -> usize {
-        self.max_len().saturating_add(2)
-    }
-
-    /// Whether it is skipping the rest of an over-long line.
-    ///
-    /// ```
-    /// use mio_selectors::{Decoder, LineCodec};
-    ///
-    /// let mut dec = LineCodec::new(2);
-    /// dec.decode(b"abcdef");
-    /// assert!(dec.is_discarding());
-    /// dec.decode(b"\n");
-    /// assert!(!dec.is_discarding());
-    /// ```
-    pub fn is_discarding(&self) -> bool {
-        self.framer.is_discarding()
-    }
-}
-
-impl Decoder for LineCodec {
-    type Frame<'a> = &'a [u8];
-    type Error = LineTooLong;
-
-    /// The next line, without its `\n` or `\r\n`.
-    ///
-    /// # Errors
-    ///
-    /// [`LineTooLong`] once per over-long line, as soon as it is known to be
-    /// too long; the line is then skipped and decoding goes on.
-    ///
-    /// ```
-    /// use mio_selectors::{Decoder, LineCodec, LineTooLong};
-    ///
-    /// let mut dec = LineCodec::new(3);
-    /// assert_eq!(dec.decode(b"abcde"), (5, Some(Err(LineTooLong { max: 3 }))));
-    /// assert_eq!(dec.decode(b"f\nabc\n"), (2, None)); // the rest is skipped
-    /// assert_eq!(dec.decode(b"abc\n"), (4, Some(Ok(&b"abc"[..]))));
-    /// ```
-    fn decode<'a>(&mut self, input: &'a [u8]) -> (usize, Option<Result<&'a [u8], LineTooLong>>) {
-        let (used, line) = self.framer.decode(input);
-        let item = line.map(|line| match line {
-            Line::Text(text) => Ok(text),
-            Line::TooLong => Err(LineTooLong {
-                max: self.framer.max_len(),
-            }),
-        });
-        (used, item)
-    }
-}
-
-impl Encoder for LineCodec {
-    /// Appends `frame` and `\n`.
-    ///
-    /// # Errors
-    ///
-    /// - [`EncodeError::TooLong`] if `frame` is longer than
-    ///   [`max_len`](LineCodec::max_len);
-    /// - [`EncodeError::Newline`] if it contains `\n`;
-    /// - [`EncodeError::TrailingCr`] if it ends with `\r` (the peer would
-    ///   read it as part of a CRLF terminator).
-    ///
-    /// ```
-    /// use mio_selectors::{EncodeError, Encoder, LineCodec};
-    ///
-    /// let codec = LineCodec::new(3);
-    /// let mut out = Vec::new();
-    /// codec.encode(b"abc", &mut out)?;
-    /// assert_eq!(out, b"abc\n");
-    /// assert_eq!(codec.encode(b"abcd", &mut out), Err(EncodeError::TooLong { len: 4, max: 3 }));
-    /// assert_eq!(codec.encode(b"a\r", &mut out), Err(EncodeError::TrailingCr));
-    /// # Ok::<(), EncodeError>(())
-    /// ```
-    fn encode(&self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let max = self.max_len();
-        if frame.len() > max {
-            return Err(EncodeError::TooLong {
-                len: frame.len(),
-                max,
-            });
-        }
-        if let Some(at) = frame.iter().position(|&b| b == b'\n') {
-            return Err(EncodeError::Newline { at });
-        }
-        if frame.last() == Some(&b'\r') {
-            return Err(EncodeError::TrailingCr);
-        }
-        out.reserve(frame.len() + 1);
-        out.extend_from_slice(frame);
-        out.push(b'\n');
-        Ok(())
-    }
-}
-
-/// The length of [`LengthPrefixedCodec`]'s header.
-const HEADER: usize = 4;
-
-/// Frames of any bytes, each behind a 4-byte big-endian length header, of at
-/// most a maximum size that must be chosen at construction.
-///
-/// A header announcing more than the maximum gives [`FrameTooLarge`] as
-/// soon as the header has arrived, so the caller never holds more than the
-/// header and `max_len` bytes of payload. After that error the stream is
-/// unusable (there is no point to resynchronise at): the decoder has
-/// failed, every later call returns `(0, None)`, and the connection should
-/// be closed. A handler that does not close it leaves its input
-/// unconsumed, and the reactor closes it once `inb` is full.
-///
-/// ```
-/// use mio_selectors::{Decoder, Encoder, FrameTooLarge, LengthPrefixedCodec};
-///
-/// let codec = LengthPrefixedCodec::new(8);
-/// let mut wire = Vec::new();
-/// codec.encode(b"12345678", &mut wire)?;
-/// assert_eq!(wire[..4], [0, 0, 0, 8]);
-///
-/// let mut dec = codec.clone();
-/// assert_eq!(dec.decode(&wire), (12, Some(Ok(&b"12345678"[..]))));
-/// assert_eq!(dec.decode(b"\0\0\0\x09"), (4, Some(Err(FrameTooLarge { len: 9, max: 8 }))));
-/// assert!(dec.has_failed());
-/// # Ok::<(), mio_selectors::EncodeError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct LengthPrefixedCodec {
-    max_len: usize,
-    failed: bool,
-}
-
-impl LengthPrefixedCodec {
-    /// A codec for frames of at most `max_len` bytes (header not counted).
-    /// The header is 32 bits, so a `max_len` above `u32::MAX` counts as
-    /// `u32::MAX`.
-    ///
-    /// ```
-    /// let codec = mio_selectors::LengthPrefixedCodec::new(64 * 1024);
-    /// assert_eq!(codec.max_len(), 65536);
-    /// ```
-    pub fn new(max_len: usize) -> Self {
-        LengthPrefixedCodec {
-            max_len: max_len.min(u32::MAX as usize),
-            failed: false,
-        }
-    }
-
-    /// The longest frame it accepts, header not counted.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::LengthPrefixedCodec::new(100).max_len(), 100);
-    /// ```
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    /// The input a connection must be able to hold to decode the largest
-    /// frame: `max_len + 4`. Until it fails, after decoding all it can, the
-    /// codec leaves fewer bytes than this.
-    ///
-    /// ```
-    /// assert_eq!(mio_selectors::LengthPrefixedCodec::new(100).max_buffered(), 104);
-    /// ```
-    pub fn max_buffered(&self) -> usize {
-        self.max_len.saturating_add(HEADER)
-    }
-
-    /// Whether it has met a [`FrameTooLarge`] header and decodes nothing
-    /// more.
-    ///
-    /// ```
-    /// use mio_selectors::{Decoder, LengthPrefixedCodec};
-    ///
-    /// let mut dec = LengthPrefixedCodec::new(1);
-    /// assert!(!dec.has_failed());
-    /// dec.decode(&[0, 0, 0, 2]);
-    /// assert!(dec.has_failed());
-    /// assert_eq!(dec.decode(&[0, 0, 0, 0]), (0, None));
-    /// ```
-    pub fn has_failed(&self) -> bool {
-        self.failed
-    }
-}
-
-impl Decoder for LengthPrefixedCodec {
-    type Frame<'a> = &'a [u8];
-    type Error = FrameTooLarge;
-
-    /// The next frame's payload.
-    ///
-    /// # Errors
-    ///
-    /// [`FrameTooLarge`] when a header announces more than
-    /// [`max_len`](LengthPrefixedCodec::max_len) bytes. The header is
-    /// consumed and the payload is not waited for. The error is fatal: every
-    /// later call returns `(0, None)`; close the connection.
-    ///
-    /// ```
-    /// use mio_selectors::{Decoder, FrameTooLarge, LengthPrefixedCodec};
-    ///
-    /// let mut dec = LengthPrefixedCodec::new(1000);
-    /// let (used, item) = dec.decode(&[0xff, 0xff, 0xff, 0xff, b'x']);
-    /// assert_eq!(used, 4);
-    /// assert_eq!(item, Some(Err(FrameTooLarge { len: 0xffff_ffff, max: 1000 })));
-    /// ```
-    fn decode<'a>(&mut self, input: &'a [u8]) -> (usize, Option<Result<&'a [u8], FrameTooLarge>>) {
-        if self.failed {
-            return (0, None);
-        }
-        let Some((header, rest)) = input.split_first_chunk::<HEADER>() else {
-            return (0, None);
-        };
-        let len = usize::try_from(u32::from_be_bytes(*header)).unwrap_or(usize::MAX);
-        if len > self.max_len {
-            self.failed = true;
-            let max = self.max_len;
-            return (HEADER, Some(Err(FrameTooLarge { len, max })));
-        }
-        match rest.get(..len) {
-            Some(payload) => (HEADER + len, Some(Ok(payload))),
-            None => (0, None),
-        }
-    }
-}
-
-impl Encoder for LengthPrefixedCodec {
-    /// Appends the 4-byte big-endian length of `frame`, then `frame`.
-    ///
-    /// # Errors
-    ///
-    /// [`EncodeError::TooLong`] if `frame` is longer than
-    /// [`max_len`](LengthPrefixedCodec::max_len).
-    ///
-    /// ```
-    /// use mio_selectors::{EncodeError, Encoder, LengthPrefixedCodec};
-    ///
-    /// let codec = LengthPrefixedCodec::new(2);
-    /// let mut out = Vec::new();
-    /// codec.encode(b"", &mut out)?;
-    /// codec.encode(b"hi", &mut out)?;
-    /// assert_eq!(out, b"\0\0\0\0\0\0\0\x02hi");
-    /// assert_eq!(codec.encode(b"hey", &mut out), Err(EncodeError::TooLong { len: 3, max: 2 }));
-    /// # Ok::<(), EncodeError>(())
-    /// ```
-    fn encode(&self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        let max = self.max_len;
-        let len = match u32::try_from(frame.len()) {
-            Ok(len) if frame.len() <= max => len,
-            _ => {
-                return Err(EncodeError::TooLong {
-                    len: frame.len(),
-                    max,
-                })
-            }
-        };
-        out.reserve(HEADER + frame.len());
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(frame);
-        Ok(())
-    }
-}
-
 /// Decodes every frame at the front of `input`, calling `f` with each, and
 /// returns how many bytes to consume.
 ///
@@ -537,7 +198,7 @@ impl Encoder for LengthPrefixedCodec {
 /// `input` and may outlive the call.
 ///
 /// ```
-/// use mio_selectors::{for_each_frame_in, LineCodec, LineTooLong};
+/// use mio_selectors::codec::{for_each_frame_in, LineCodec, LineTooLong};
 /// use std::ops::ControlFlow;
 ///
 /// let mut dec = LineCodec::new(3);
@@ -577,19 +238,20 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 /// `inb` for next time), or after the frame for which `f` returns
 /// [`ControlFlow::Break`]; that frame is consumed, the rest is left.
 ///
-/// The decoder is usually kept in the connection's data; take it out for
-/// the call, since `f` will want the [`Context`](crate::Context):
+/// The decoder is usually kept in the connection's data, which
+/// [`Handler::service_connection`](crate::Handler::service_connection) is
+/// lent, beside the [`Context`](crate::Context) that `f` will want:
 ///
 /// ```
-/// use mio_selectors::{for_each_frame, ConnId, Context, Encoder, InBuf, LineCodec};
+/// use mio_selectors::{ConnId, Context, InBuf};
+/// use mio_selectors::codec::{for_each_frame, Encoder, LineCodec};
 /// use std::ops::ControlFlow;
 ///
 /// // The body of `Handler::service_connection`, with `LineCodec` as the
 /// // connection's data: answer each line with its length.
-/// fn service_connection(cx: &mut Context<'_, LineCodec>, id: ConnId, inb: &mut InBuf) {
-///     let Some(mut dec) = cx.data(id).cloned() else { return };
+/// fn service_connection(cx: &mut Context<'_, LineCodec>, id: ConnId, dec: &mut LineCodec, inb: &mut InBuf) {
 ///     let enc = LineCodec::new(dec.max_len());
-///     for_each_frame(&mut dec, inb, |line| {
+///     for_each_frame(dec, inb, |line| {
 ///         let reply = match line {
 ///             Ok(line) => format!("{} bytes", line.len()),
 ///             Err(e) => format!("error: {e}"),
@@ -600,21 +262,18 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 ///         }
 ///         ControlFlow::Continue(())
 ///     });
-///     if let Some(data) = cx.data_mut(id) {
-///         *data = dec;
-///     }
 /// }
 /// ```
 ///
 /// With a [`LengthPrefixedCodec`], close the connection on the error:
 ///
 /// ```
-/// use mio_selectors::{for_each_frame, ConnId, Context, InBuf, LengthPrefixedCodec};
+/// use mio_selectors::{ConnId, Context, InBuf};
+/// use mio_selectors::codec::{for_each_frame, LengthPrefixedCodec};
 /// use std::ops::ControlFlow;
 ///
-/// fn service_connection(cx: &mut Context<'_, LengthPrefixedCodec>, id: ConnId, inb: &mut InBuf) {
-///     let Some(mut dec) = cx.data(id).cloned() else { return };
-///     for_each_frame(&mut dec, inb, |frame| match frame {
+/// fn service_connection(cx: &mut Context<'_, LengthPrefixedCodec>, id: ConnId, dec: &mut LengthPrefixedCodec, inb: &mut InBuf) {
+///     for_each_frame(dec, inb, |frame| match frame {
 ///         Ok(payload) => {
 ///             let _ = payload; // handle it
 ///             ControlFlow::Continue(())
@@ -624,9 +283,6 @@ pub fn for_each_frame_in<'a, D: Decoder>(
 ///             ControlFlow::Break(())
 ///         }
 ///     });
-///     if let Some(data) = cx.data_mut(id) {
-///         *data = dec;
-///     }
 /// }
 /// ```
 pub fn for_each_frame<D: Decoder>(
@@ -641,7 +297,7 @@ pub fn for_each_frame<D: Decoder>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::{BufPool, ByteBuf};
+    use crate::buf::{BufPool, ByteBuf};
 
     fn inbuf(bytes: &[u8], pool: &mut BufPool) -> InBuf {
         let mut buf = ByteBuf::default();

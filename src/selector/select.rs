@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Poll, Token};
 
-use crate::{Error, EventMask, FileObj, Result, SelectorKey, SelectorMap};
+use super::{FileObj, SelectorKey, SelectorMap};
+use crate::{Error, EventMask, Result};
 
 /// A registration and whether `select` still owes it a re-arm.
 #[derive(Debug)]

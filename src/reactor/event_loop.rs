@@ -16,17 +16,18 @@ use mio::{Events, Interest, Poll, Waker};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::buffer::BufPool;
-use crate::conn::{later, State};
-use crate::context::{Core, Timer};
-use crate::endpoint::{Endpoint, ListenSock, Listener, Udp};
-use crate::handle::Shared;
-use crate::id::{ENDPOINT_BIT, SIGNALS, WAKER};
-use crate::listen::bind_unix;
-use crate::wrap::Wrapped;
+use super::conn::{later, State};
+use super::context::{Core, Timer};
+use super::endpoint::{Endpoint, ListenSock, Listener, Udp};
+use super::handle::Shared;
+use super::id::{ENDPOINT_BIT, SIGNALS, WAKER};
+use super::listen::bind_unix;
+use super::wrap::Wrapped;
+use super::{ListenOptions, ListenerId, SourceId, UdpId};
+use crate::buf::BufPool;
 use crate::{
-    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, ListenOptions,
-    ListenerId, PeerAddr, Result, SourceId, UdpId,
+    CloseReason, Config, ConnId, Context, Error, EventMask, Handle, Handler, InBuf, PeerAddr,
+    Result,
 };
 
 /// Accepts per listener per pass before the other work gets a turn.
@@ -84,7 +85,7 @@ const UDP_MAX: usize = 65_536;
 ///     fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
 ///         Some(())
 ///     }
-///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, inb: &mut InBuf) {
+///     fn service_connection(&mut self, cx: &mut Context<'_, ()>, id: ConnId, _: &mut (), inb: &mut InBuf) {
 ///         let _ = cx.send_from(id, inb);
 ///     }
 /// }
@@ -124,8 +125,6 @@ macro_rules! doc_app {
             "# struct App;\n",
             "# impl mio_selectors::Handler for App {\n",
             "#     type Data = ();\n",
-            "#     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }\n",
-            "#     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}\n",
             "# }\n",
         )
     };
@@ -161,7 +160,7 @@ impl<H: Handler> Reactor<H> {
             handler,
             core: Core {
                 conns: Slab::new(),
-                endpoints: Slab::new(),
+                endpoints: Default::default(),
                 pool: BufPool::new(config.read_chunk, config.pool_size),
                 config,
                 registry: poll.registry().try_clone()?,
@@ -223,7 +222,8 @@ impl<H: Handler> Reactor<H> {
     /// As [`listen`](Self::listen).
     ///
     /// ```
-    /// # use mio_selectors::{Config, ListenOptions, Reactor};
+    /// # use mio_selectors::{Config, Reactor};
+    /// # use mio_selectors::reactor::ListenOptions;
     #[doc = doc_app!()]
     /// let options = ListenOptions { reuse_port: true, ..ListenOptions::default() };
     /// let mut a = Reactor::new(App, Config::default())?;
@@ -293,14 +293,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn add_listen_sock(&mut self, mut sock: ListenSock) -> Result<ListenerId> {
-        let entry = self.core.endpoints.vacant_entry();
-        let id = ListenerId(entry.key());
-        // Reserve the slot first; if registration fails it is never filled.
+        let id = ListenerId(self.core.endpoints.next_id());
+        // Filed only if registration succeeds: a failure leaves nothing behind.
         self.core
             .registry
             .register(sock.source(), id.token(), Interest::READABLE)?;
         log::info!("listening on {}", sock.describe());
-        entry.insert(Endpoint::Listener(Listener {
+        self.core.endpoints.insert(Endpoint::Listener(Listener {
             sock,
             ready: true,
             wrap: None,
@@ -352,14 +351,13 @@ impl<H: Handler> Reactor<H> {
     /// ```
     pub fn bind_udp(&mut self, addr: impl ToSocketAddrs) -> Result<UdpId> {
         let mut sock = bind_first(addr, UdpSocket::bind)?;
-        let entry = self.core.endpoints.vacant_entry();
-        let id = UdpId(entry.key());
+        let id = UdpId(self.core.endpoints.next_id());
         let interest = Interest::READABLE | Interest::WRITABLE;
         self.core
             .registry
             .register(&mut sock, id.token(), interest)?;
         log::info!("udp: bound {:?}", sock.local_addr().ok());
-        entry.insert(Endpoint::Udp(Udp::new(sock)));
+        self.core.endpoints.insert(Endpoint::Udp(Udp::new(sock)));
         if self.udp_buf.is_empty() {
             self.udp_buf = vec![0; UDP_MAX];
         }
@@ -413,15 +411,15 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Puts a protocol layer on every connection `listener` accepts from
-    /// now on: TLS ([`Wrap::tls`](crate::Wrap::tls)), HTTP/WebSocket
-    /// ([`Wrap::web`](crate::Wrap::web)), or both. The handler hears of a
+    /// now on: TLS ([`Wrap::tls`](super::Wrap::tls)), HTTP/WebSocket
+    /// ([`Wrap::web`](super::Wrap::web)), or both. The handler hears of a
     /// connection only once its handshake is done and sees plaintext
     /// (lines, for WebSocket) only.
     ///
     /// # Errors
     ///
     /// [`Error::NoSuchEndpoint`] if `listener` names no listener.
-    pub fn wrap_listener(&mut self, listener: ListenerId, wrap: crate::Wrap) -> Result<()> {
+    pub fn wrap_listener(&mut self, listener: ListenerId, wrap: super::Wrap) -> Result<()> {
         match self.core.endpoints.get_mut(listener.0) {
             Some(Endpoint::Listener(l)) => {
                 l.wrap = Some(wrap);
@@ -440,7 +438,7 @@ impl<H: Handler> Reactor<H> {
         &mut self,
         addr: SocketAddr,
         data: H::Data,
-        wrap: &crate::Wrap,
+        wrap: &super::Wrap,
     ) -> Result<ConnId> {
         self.core.now = Instant::now();
         Context {
@@ -633,7 +631,7 @@ impl<H: Handler> Reactor<H> {
 
     fn poll_timeout(&self) -> Option<Duration> {
         let accepting = self.accept_paused_until.is_none() && !self.core.shutting_down;
-        let due = self.core.endpoints.iter().any(|(_, e)| match e {
+        let due = self.core.endpoints.iter().any(|e| match e {
             Endpoint::Listener(l) => l.ready && accepting,
             Endpoint::Udp(u) => u.readable,
             Endpoint::Fd { .. } => false,
@@ -664,10 +662,10 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    fn note_endpoint(&mut self, key: usize, event: &mio::event::Event) {
+    fn note_endpoint(&mut self, raw: usize, event: &mio::event::Event) {
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let writable = event.is_writable() || event.is_write_closed() || event.is_error();
-        match self.core.endpoints.get_mut(key) {
+        match self.core.endpoints.get_mut(raw) {
             Some(Endpoint::Listener(l)) => l.ready = true,
             Some(Endpoint::Udp(u)) => {
                 u.readable |= readable;
@@ -682,14 +680,14 @@ impl<H: Handler> Reactor<H> {
                     let cx = &mut Context {
                         core: &mut self.core,
                     };
-                    self.handler.source_ready(cx, SourceId(key), mask);
+                    self.handler.source_ready(cx, SourceId(raw), mask);
                 }
                 // Level-triggered: re-arm, so the kernel reports it again
                 // while it stays ready (unless the handler unregistered it).
-                if let Some(Endpoint::Fd { fd: same, .. }) = self.core.endpoints.get(key) {
+                if let Some(Endpoint::Fd { fd: same, .. }) = self.core.endpoints.get(raw) {
                     if *same == fd {
                         let interest = events.to_interest().expect("validated at registration");
-                        let token = SourceId(key).token();
+                        let token = SourceId(raw).token();
                         let _ = self
                             .core
                             .registry
@@ -766,16 +764,16 @@ impl<H: Handler> Reactor<H> {
                     .get(id)
                     .and_then(|c| c.wrap.as_ref())
                     .map(|w| w.timeout);
-                self.start_wrapped(id, timeout.unwrap_or(crate::HANDSHAKE_TIMEOUT));
+                self.start_wrapped(id, timeout.unwrap_or(super::HANDSHAKE_TIMEOUT));
                 if let Some(reason) = close {
                     self.core.close_gracefully(id, reason);
                 }
             }
             Ok(_) => {
-                let cx = &mut Context {
-                    core: &mut self.core,
-                };
-                self.handler.connection_made(cx, id);
+                if let Some(conn) = self.core.get_mut(id) {
+                    conn.made = true;
+                }
+                self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
                 self.core.mark_dirty(id); // output queued while connecting
                 if let Some(reason) = close {
                     self.core.close_gracefully(id, reason); // asked for while connecting
@@ -806,16 +804,16 @@ impl<H: Handler> Reactor<H> {
         self.core.shutting_down = true;
         // Stop accepting and serving datagrams; dropping a Unix listener
         // removes its socket file.
-        let keys: Vec<usize> = self.core.endpoints.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        for raw in self.core.endpoints.ids() {
             let registry = &self.core.registry;
-            match self.core.endpoints.remove(key) {
-                Endpoint::Listener(mut l) => drop(registry.deregister(l.sock.source())),
-                Endpoint::Udp(mut u) => {
+            match self.core.endpoints.remove(raw) {
+                Some(Endpoint::Listener(mut l)) => drop(registry.deregister(l.sock.source())),
+                Some(Endpoint::Udp(mut u)) => {
                     u.flush();
                     drop(registry.deregister(&mut u.sock))
                 }
-                Endpoint::Fd { fd, .. } => drop(registry.deregister(&mut SourceFd(&fd))),
+                Some(Endpoint::Fd { fd, .. }) => drop(registry.deregister(&mut SourceFd(&fd))),
+                None => {}
             }
         }
         self.handler.shutting_down(&mut Context {
@@ -836,10 +834,10 @@ impl<H: Handler> Reactor<H> {
         if self.core.shutting_down || self.accept_paused_until.is_some() {
             return;
         }
-        for key in 0..self.core.endpoints.capacity() {
+        for key in 0..self.core.endpoints.slots() {
             let mut accepted = 0;
             while accepted < ACCEPT_BATCH {
-                let Some(Endpoint::Listener(l)) = self.core.endpoints.get_mut(key) else {
+                let Some((_, Endpoint::Listener(l))) = self.core.endpoints.slot_mut(key) else {
                     break;
                 };
                 if !l.ready {
@@ -876,7 +874,7 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Registers an accepted socket and asks the handler about it.
-    fn admit(&mut self, stream: crate::stream::Stream, peer: PeerAddr, wrap: Option<crate::Wrap>) {
+    fn admit(&mut self, stream: super::stream::Stream, peer: PeerAddr, wrap: Option<super::Wrap>) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.per_ip.get(&ip).copied().unwrap_or(0);
@@ -961,15 +959,15 @@ impl<H: Handler> Reactor<H> {
         w.handshaking = false;
         let timer = w.timer.take();
         let (outgoing, peer) = (conn.data.is_some(), conn.peer.clone());
+        if outgoing {
+            conn.made = true;
+        }
         if let Some(timer) = timer {
             self.core.cancel_timer(timer);
         }
         log::debug!("{id}: handshake done");
         if outgoing {
-            let cx = &mut Context {
-                core: &mut self.core,
-            };
-            self.handler.connection_made(cx, id);
+            self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
         } else {
             self.tell_accepted(id, &peer);
         }
@@ -1077,7 +1075,9 @@ impl<H: Handler> Reactor<H> {
         let known = conn.wrap.as_ref().is_some_and(|w| !w.handshaking) && conn.is_open();
         if known && !app.is_empty() {
             conn.inb.extend(app, pool);
-            self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
+            self.with_inb(id, |h, cx, data, inb| {
+                h.service_connection(cx, id, data, inb)
+            });
         }
         let Some(conn) = self.core.get_mut(id) else {
             return false;
@@ -1086,7 +1086,7 @@ impl<H: Handler> Reactor<H> {
             // A close_notify or Close frame is the peer's EOF.
             conn.eof = true;
             if known && conn.is_open() {
-                self.with_inb(id, |h, cx, inb| h.eof_received(cx, id, inb));
+                self.with_inb(id, |h, cx, data, inb| h.eof_received(cx, id, data, inb));
             } else {
                 self.core.close_gracefully(id, CloseReason::PeerClosed);
             }
@@ -1112,7 +1112,9 @@ impl<H: Handler> Reactor<H> {
             Some(data) => {
                 if let Some(conn) = core.get_mut(id) {
                     conn.data = Some(data);
+                    conn.made = true;
                 }
+                self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
             }
             None => core.close_gracefully(id, CloseReason::Closed),
         }
@@ -1130,9 +1132,12 @@ impl<H: Handler> Reactor<H> {
         conn.queued = false;
         // Input left in `inb` while reading or writing was paused gets its
         // turn first (and keeps waiting while output is still backed up).
-        let unpaused = conn.is_open() && !conn.paused && !conn.read_paused;
+        // After EOF the handler has had its last input (no DR after ER).
+        let unpaused = conn.is_open() && !conn.paused && !conn.read_paused && !conn.eof;
         if unpaused && mem::take(&mut conn.reservice) && !conn.inb.is_empty() {
-            self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
+            self.with_inb(id, |h, cx, data, inb| {
+                h.service_connection(cx, id, data, inb)
+            });
         }
         loop {
             let Some((conn, pool)) = self.core.conn_and_pool(id) else {
@@ -1170,7 +1175,7 @@ impl<H: Handler> Reactor<H> {
                     if lingering {
                         self.core.finish(id);
                     } else {
-                        self.with_inb(id, |h, cx, inb| h.eof_received(cx, id, inb));
+                        self.with_inb(id, |h, cx, data, inb| h.eof_received(cx, id, data, inb));
                     }
                     return;
                 }
@@ -1188,7 +1193,9 @@ impl<H: Handler> Reactor<H> {
                     if n < want && !conn.hup {
                         conn.readable = false;
                     }
-                    self.with_inb(id, |h, cx, inb| h.service_connection(cx, id, inb));
+                    self.with_inb(id, |h, cx, data, inb| {
+                        h.service_connection(cx, id, data, inb)
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.readable = false;
@@ -1205,30 +1212,50 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Calls the handler with `id`'s input buffer lent out (so that the
-    /// handler may also send to `id`), then puts it back.
+    /// Calls the handler about `id` with its data and input buffer lent out
+    /// (so that the handler may also send to `id`), then puts them back; a
+    /// connection with no data (refused, or not made yet) is not called
+    /// about. Every per-connection callback goes through here.
+    fn lend(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut H::Data, &mut InBuf),
+    ) {
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
+        let Some(mut data) = conn.data.take() else {
+            return;
+        };
+        let mut inb = InBuf(mem::take(&mut conn.inb));
+        let cx = &mut Context {
+            core: &mut self.core,
+        };
+        f(&mut self.handler, cx, &mut data, &mut inb);
+        // The slot cannot have been reused: removal happens only in `reap`.
+        if let Some(conn) = self.core.get_mut(id) {
+            conn.data = Some(data);
+            conn.inb = inb.0;
+        }
+    }
+
+    /// [`lend`](Self::lend) for the callbacks that consume input, then the
+    /// input-overflow policy: a handler that leaves a full `inb` untouched
+    /// (and is not holding it back on purpose) closes the connection.
     fn with_inb(
         &mut self,
         id: ConnId,
-        f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut InBuf),
+        f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut H::Data, &mut InBuf),
     ) {
         let max_inb = self.core.config.max_inb;
         let Some(conn) = self.core.get_mut(id) else {
             return;
         };
-        let mut inb = InBuf(mem::take(&mut conn.inb));
-        let before = inb.len();
-        f(
-            &mut self.handler,
-            &mut Context {
-                core: &mut self.core,
-            },
-            &mut inb,
-        );
+        let before = conn.inb.len();
+        self.lend(id, f);
         let Some((conn, pool)) = self.core.conn_and_pool(id) else {
             return;
         };
-        conn.inb = inb.0;
         if !conn.is_open() {
             // Closed from the callback: nobody will consume the rest, and a
             // full `inb` would keep the linger phase from reading to FIN.
@@ -1252,9 +1279,9 @@ impl<H: Handler> Reactor<H> {
         if self.udp_buf.is_empty() {
             return; // no UDP socket was ever bound
         }
-        for key in 0..self.core.endpoints.capacity() {
+        for key in 0..self.core.endpoints.slots() {
             for _ in 0..UDP_BATCH {
-                let Some(Endpoint::Udp(u)) = self.core.endpoints.get_mut(key) else {
+                let Some((raw, Endpoint::Udp(u))) = self.core.endpoints.slot_mut(key) else {
                     break;
                 };
                 if !u.readable {
@@ -1266,7 +1293,7 @@ impl<H: Handler> Reactor<H> {
                             core: &mut self.core,
                         };
                         let data = &self.udp_buf[..n];
-                        self.handler.datagram_received(cx, UdpId(key), data, from);
+                        self.handler.datagram_received(cx, UdpId(raw), data, from);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => u.readable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1318,19 +1345,28 @@ impl<H: Handler> Reactor<H> {
                 }
             }
         }
+        if conn.paused && !conn.pause_told && conn.is_open() {
+            // Reported now, after the callback whose `send` passed the mark
+            // has returned; every pause a handler may have seen through
+            // `is_writing_paused` is reported, so its resume is too.
+            conn.pause_told = true;
+            self.lend(id, |h, cx, data, _| h.pause_writing(cx, id, data));
+        }
+        let Some(conn) = self.core.get_mut(id) else {
+            return;
+        };
         if conn.paused && conn.outb.len() <= low {
             conn.paused = false;
             // Input held back while output was backed up gets its turn too.
             conn.reservice |= !conn.inb.is_empty();
-            let (ready, open) = (conn.readable || conn.reservice, conn.is_open());
+            let ready = conn.readable || conn.reservice;
+            // Only a pause that was reported is resumed (they come in pairs).
+            let told = mem::take(&mut conn.pause_told) && conn.is_open();
             if ready {
                 self.core.queue_ready(id);
             }
-            if open {
-                let cx = &mut Context {
-                    core: &mut self.core,
-                };
-                self.handler.resume_writing(cx, id);
+            if told {
+                self.lend(id, |h, cx, data, _| h.resume_writing(cx, id, data));
             }
         }
         let Some(conn) = self.core.get_mut(id) else {
@@ -1439,10 +1475,17 @@ impl<H: Handler> Reactor<H> {
                     self.core.timers.insert((next, seq), timer);
                     self.core.timer_deadlines.insert(seq, next);
                 }
-                let cx = &mut Context {
-                    core: &mut self.core,
-                };
-                self.handler.on_timer(cx, conn, tag);
+                match conn {
+                    Some(id) => {
+                        self.lend(id, |h, cx, data, _| h.on_timer(cx, Some((id, data)), tag))
+                    }
+                    None => {
+                        let cx = &mut Context {
+                            core: &mut self.core,
+                        };
+                        self.handler.on_timer(cx, None, tag);
+                    }
+                }
             }
             Timer::Connect(id) => {
                 if self
@@ -1487,7 +1530,7 @@ impl<H: Handler> Reactor<H> {
     fn resume_accepting(&mut self) {
         if self.accept_paused_until.take().is_some() {
             log::debug!("accepting again");
-            for (_, e) in self.core.endpoints.iter_mut() {
+            for e in self.core.endpoints.iter_mut() {
                 if let Endpoint::Listener(l) = e {
                     l.ready = true;
                 }
@@ -1553,7 +1596,11 @@ impl<H: Handler> Reactor<H> {
             let cx = &mut Context {
                 core: &mut self.core,
             };
-            self.handler.connection_lost(cx, id, data, &reason);
+            if conn.made {
+                self.handler.connection_lost(cx, id, data, &reason);
+            } else {
+                self.handler.connect_failed(cx, id, data, &reason);
+            }
         }
         // A descriptor came free: queued clients need not wait out the backoff.
         self.resume_accepting();

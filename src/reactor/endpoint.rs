@@ -8,8 +8,11 @@ use std::os::unix::io::RawFd;
 use std::path::PathBuf;
 
 use mio::net::{TcpListener, UdpSocket, UnixListener};
+use slab::Slab;
 
-use crate::stream::Stream;
+use super::id::{endpoint_parts, endpoint_raw, GEN_MASK};
+
+use super::stream::Stream;
 use crate::{EventMask, PeerAddr};
 
 pub(crate) enum Endpoint {
@@ -22,12 +25,82 @@ pub(crate) enum Endpoint {
     },
 }
 
+/// Every endpoint, by raw id (`generation << 32 | slot`, see
+/// [`endpoint_raw`]): the slab and the generations, so that every lookup
+/// compares the generation and a stale id finds nothing.
+#[derive(Default)]
+pub(crate) struct Endpoints {
+    slab: Slab<(u32, Endpoint)>,
+    next_gen: u32,
+}
+
+impl Endpoints {
+    /// The raw id the next [`insert`](Self::insert) files under: register
+    /// the socket with it first, and file it only if that succeeded, so a
+    /// failure leaves nothing behind.
+    pub(crate) fn next_id(&self) -> usize {
+        endpoint_raw(self.slab.vacant_key(), self.next_gen)
+    }
+
+    /// Files `endpoint` under [`next_id`](Self::next_id).
+    pub(crate) fn insert(&mut self, endpoint: Endpoint) -> usize {
+        let raw = self.next_id();
+        self.slab.insert((self.next_gen, endpoint));
+        self.next_gen = (self.next_gen + 1) & GEN_MASK;
+        raw
+    }
+
+    pub(crate) fn get(&self, raw: usize) -> Option<&Endpoint> {
+        let (key, gen) = endpoint_parts(raw);
+        self.slab.get(key).filter(|e| e.0 == gen).map(|e| &e.1)
+    }
+
+    pub(crate) fn get_mut(&mut self, raw: usize) -> Option<&mut Endpoint> {
+        let (key, gen) = endpoint_parts(raw);
+        self.slab
+            .get_mut(key)
+            .filter(|e| e.0 == gen)
+            .map(|e| &mut e.1)
+    }
+
+    pub(crate) fn remove(&mut self, raw: usize) -> Option<Endpoint> {
+        self.get(raw)?;
+        Some(self.slab.remove(endpoint_parts(raw).0).1)
+    }
+
+    /// The raw ids of every endpoint, in slot order.
+    pub(crate) fn ids(&self) -> Vec<usize> {
+        let ids = self.slab.iter().map(|(key, e)| endpoint_raw(key, e.0));
+        ids.collect()
+    }
+
+    /// The endpoint in slot `key`, if any, with its raw id (for loops over
+    /// the slots that must not hold a borrow across callbacks).
+    pub(crate) fn slot_mut(&mut self, key: usize) -> Option<(usize, &mut Endpoint)> {
+        let (gen, e) = self.slab.get_mut(key)?;
+        Some((endpoint_raw(key, *gen), e))
+    }
+
+    /// One past the highest slot in use.
+    pub(crate) fn slots(&self) -> usize {
+        self.slab.capacity()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Endpoint> {
+        self.slab.iter().map(|(_, e)| &e.1)
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Endpoint> {
+        self.slab.iter_mut().map(|(_, e)| &mut e.1)
+    }
+}
+
 pub(crate) struct Listener {
     pub(crate) sock: ListenSock,
     /// Readiness not yet drained (edge-triggered: nobody will tell us again).
     pub(crate) ready: bool,
     /// The layer each accepted connection gets (TLS, HTTP/WebSocket).
-    pub(crate) wrap: Option<crate::Wrap>,
+    pub(crate) wrap: Option<super::Wrap>,
 }
 
 pub(crate) enum ListenSock {
@@ -128,5 +201,33 @@ impl Udp {
         if self.queue.capacity() > 0 {
             self.queue = VecDeque::new(); // an idle socket keeps no queue storage
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stale id (a `SourceId` kept after `unregister_source`, say) must not
+    /// reach the endpoint that reuses its slot: it once could unregister a
+    /// later descriptor.
+    #[test]
+    fn a_reused_slot_gets_a_new_generation() {
+        let mut eps = Endpoints::default();
+        let fd = Endpoint::Fd {
+            fd: 0,
+            events: crate::EVENT_READ,
+        };
+        let old = eps.insert(fd);
+        assert!(eps.remove(old).is_some());
+        let new = eps.insert(Endpoint::Fd {
+            fd: 1,
+            events: crate::EVENT_READ,
+        });
+        assert_eq!(endpoint_parts(old).0, endpoint_parts(new).0, "same slot");
+        assert_ne!(old, new);
+        assert!(eps.get(old).is_none() && eps.remove(old).is_none());
+        assert!(matches!(eps.get(new), Some(Endpoint::Fd { fd: 1, .. })));
+        assert_eq!(eps.ids(), [new]);
     }
 }

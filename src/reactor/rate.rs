@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
 ///
 /// ```
-/// use mio_selectors::TokenBucket;
+/// use mio_selectors::reactor::TokenBucket;
 /// use std::time::{Duration, Instant};
 ///
 /// let start = Instant::now();
@@ -28,7 +28,7 @@ impl TokenBucket {
     /// A full bucket. `rate` must be positive.
     ///
     /// ```
-    /// let bucket = mio_selectors::TokenBucket::new(100.0, 200.0, std::time::Instant::now());
+    /// let bucket = mio_selectors::reactor::TokenBucket::new(100.0, 200.0, std::time::Instant::now());
     /// ```
     pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
         TokenBucket {
@@ -47,7 +47,7 @@ impl TokenBucket {
     ///
     /// ```
     /// # use std::time::Instant;
-    /// let mut bucket = mio_selectors::TokenBucket::new(1.0, 1.0, Instant::now());
+    /// let mut bucket = mio_selectors::reactor::TokenBucket::new(1.0, 1.0, Instant::now());
     /// assert!(bucket.take(Instant::now()).is_ok());
     /// assert!(bucket.take(Instant::now()).is_err());
     /// ```

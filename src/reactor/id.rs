@@ -1,4 +1,5 @@
-//! [`ConnId`] and [`ListenerId`]: generation-tagged names for reactor entries.
+//! [`ConnId`], [`ListenerId`], [`UdpId`], [`SourceId`]: generation-tagged
+//! names for reactor entries; [`TimerId`].
 
 use std::fmt;
 
@@ -32,7 +33,6 @@ pub(crate) const GEN_MASK: u32 = (1 << 30) - 1;
 ///     println!("accepted {peer} as {id}"); // "accepted 127.0.0.1:40000 as #0.1"
 ///     Some(())
 /// }
-/// #     fn service_connection(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &mut InBuf) {}
 /// # }
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,12 +89,25 @@ impl fmt::Display for ConnId {
 ///
 /// ```
 /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
-/// let timer: mio_selectors::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
+/// let timer: mio_selectors::reactor::TimerId = cx.call_later(std::time::Duration::from_secs(1), None, 7);
 /// cx.cancel_timer(timer);
 /// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId(pub(crate) u64);
+
+/// Endpoint ids are `generation << KEY_BITS | slot`, as [`ConnId`]s are:
+/// `Endpoints` hands them out and checks the generation on every lookup, so
+/// an old id (or a late event) never reaches an endpoint that reused its
+/// slot.
+pub(crate) fn endpoint_raw(key: usize, gen: u32) -> usize {
+    ((gen as usize) << KEY_BITS) | key
+}
+
+/// The slot and generation of a raw endpoint id.
+pub(crate) fn endpoint_parts(raw: usize) -> (usize, u32) {
+    (raw & KEY_MASK, (raw >> KEY_BITS) as u32 & GEN_MASK)
+}
 
 macro_rules! endpoint_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -103,6 +116,7 @@ macro_rules! endpoint_id {
         pub struct $name(pub(crate) usize);
 
         impl $name {
+            /// The mio token it is registered with.
             pub(crate) fn token(self) -> Token {
                 Token(ENDPOINT_BIT | self.0)
             }
@@ -118,8 +132,6 @@ endpoint_id! {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let id = reactor.listen("127.0.0.1:0")?;
@@ -138,11 +150,9 @@ endpoint_id! {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
-    /// let udp: mio_selectors::UdpId = reactor.bind_udp("127.0.0.1:0")?;
+    /// let udp: mio_selectors::reactor::UdpId = reactor.bind_udp("127.0.0.1:0")?;
     /// assert_ne!(reactor.udp_addr(udp)?.port(), 0);
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
@@ -158,13 +168,11 @@ endpoint_id! {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// use std::os::unix::io::AsRawFd;
     /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
     /// let mut reactor = Reactor::new(App, Config::default())?;
-    /// let source: mio_selectors::SourceId = reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
+    /// let source: mio_selectors::reactor::SourceId = reactor.register_fd(a.as_raw_fd(), EVENT_READ)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     SourceId

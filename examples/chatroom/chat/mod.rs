@@ -1,0 +1,12 @@
+//! The chat application: the protocol of `docs/chat-protocol.md` as a
+//! [`Handler`](mio_selectors::Handler) on the library's public API. The
+//! tests run it in-process (they include this directory by path), and
+//! `main.rs` runs it from the command line.
+
+mod commands;
+mod config;
+mod server;
+
+pub use config::ChatConfig;
+#[allow(unused_imports)] // `Client` is named by the tests only
+pub use server::{ChatServer, Client};
