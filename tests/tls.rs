@@ -505,3 +505,70 @@ fn cert_without_key_is_a_usage_error() {
         assert!(stderr.to_lowercase().contains("usage"), "{stderr}");
     }
 }
+
+/// `chatroom --web` with TLS: `web on https://ADDR/`, the page over
+/// https and the room over wss, with Python's `ssl` and frames by hand.
+#[cfg(feature = "websocket")]
+#[test]
+fn chatroom_web_over_https_and_wss() {
+    let certs = Certs::new();
+    let (server, addr) = start("chatroom", &certs, &["--web", "127.0.0.1:0"]);
+    let web = server.line().expect("web readiness line");
+    let web = web
+        .strip_prefix("web on https://")
+        .and_then(|w| w.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not an https readiness line: {web:?}"))
+        .to_string();
+    let script = r#"
+import os, socket, ssl, sys
+host, port, ca, tcp_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+ctx = ssl.create_default_context(cafile=ca)
+def tls():
+    return ctx.wrap_socket(socket.create_connection((host, port), timeout=15), server_hostname="localhost")
+s = tls()
+s.sendall(b"GET / HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n" % (host.encode(), port))
+page = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    page += chunk
+print(page.split(b"\r\n")[0].decode())
+w = tls()
+w.sendall(("GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Origin: https://%s:%d\r\n\r\n" % (host, port, host, port)).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += w.recv(4096)
+head, buf = buf.split(b"\r\n\r\n", 1)
+print(head.split(b"\r\n")[0].decode())
+def frame():
+    global buf
+    while len(buf) < 2 or len(buf) < 2 + (buf[1] & 127):
+        buf += w.recv(4096)
+    n = buf[1] & 127
+    payload, buf = buf[2:2 + n], buf[2 + n:]
+    return payload.decode()
+print(frame().split("!")[0])
+t = ctx.wrap_socket(socket.create_connection((host, tcp_port), timeout=15), server_hostname="localhost")
+tf = t.makefile("rb")
+tf.readline()
+print(frame().split(" ")[-1])
+mask = os.urandom(4)
+text = b"hello over wss"
+w.sendall(bytes([0x81, 0x80 | len(text)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text)))
+print(tf.readline().decode().rstrip().split("> ", 1)[1])
+"#;
+    let (host, port) = web.rsplit_once(':').unwrap();
+    let ca = certs.cert();
+    let tcp_port = addr.port().to_string();
+    let (ok, out, err) = python(script, &[host, port, ca.to_str().unwrap(), &tcp_port]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "HTTP/1.1 200 OK", "{out}");
+    assert_eq!(lines[1], "HTTP/1.1 101 Switching Protocols", "{out}");
+    assert!(lines[2].starts_with("* welcome"), "{out}");
+    assert_eq!(lines[3], "joined", "{out}");
+    assert_eq!(lines[4], "hello over wss", "{out}");
+}
