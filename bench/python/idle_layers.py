@@ -42,7 +42,7 @@ def rss_kib(pid):
 
 
 def start(args):
-    p = subprocess.Popen(["bash", "-c", 'ulimit -n 65536; exec "$@"', "-"] + args,
+    p = subprocess.Popen(args,
                          stdout=subprocess.PIPE, text=True)
     lines = [p.stdout.readline().strip()]
     if "--web" in args:
