@@ -21,6 +21,7 @@ pub(crate) mod peer;
 mod rate;
 pub(crate) mod stream;
 pub(crate) mod wrap;
+mod wrap_loop;
 
 pub use conn::Idle;
 pub use handle::Loop;
