@@ -1,12 +1,24 @@
-//! [`Conn`]: one connection as the reactor keeps it in its slab.
+//! [`Conn`]: one connection as the reactor keeps it in its slab, and the
+//! owner of its lifecycle and backpressure. Its methods make every
+//! transition and return what happened (`Read`, `Flushed`, `Closing`, ...);
+//! the loop only acts on those outcomes and calls the handler.
+//!
+//! Lifecycle: `Connecting -> Open -> Closing -> Lingering -> Dead`, with
+//! shortcuts (`connected` fails, `kill` from anywhere, `finish` when the
+//! peer's FIN is already in). Backpressure: `queue` past high water sets
+//! `paused`; `take_pause` reports it once; `take_resume` clears it at low
+//! water.
 
+use std::io::{self, Read as _};
+use std::mem;
+use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::stream::Stream;
 use super::TimerId;
-use crate::buf::ByteBuf;
-use crate::buf::OutBuf;
-use crate::{CloseReason, PeerAddr};
+use crate::buf::{BufPool, ByteBuf, OutBuf};
+use crate::{CloseReason, Error, PeerAddr, Result};
 
 /// `now + d`, or a time a century away if that overflows (`Duration::MAX`
 /// is a fair way to say "never").
@@ -84,53 +96,168 @@ impl IdleWatch {
     }
 }
 
+/// Output to queue: bytes to copy, a buffer to move, or a broadcast buffer
+/// to share.
+pub(crate) enum Output<'a> {
+    Bytes(&'a [u8]),
+    Buf(&'a mut ByteBuf),
+    Shared(Arc<[u8]>),
+}
+
+impl Output<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Output::Bytes(bytes) => bytes.len(),
+            Output::Buf(buf) => buf.len(),
+            Output::Shared(shared) => shared.len(),
+        }
+    }
+}
+
+/// What one [`Conn::read`] did.
+#[derive(Debug)]
+pub(crate) enum Read {
+    /// `n` bytes were added to `inb`.
+    Data(usize),
+    /// `n` bytes were read and dropped: the connection is lingering.
+    Discarded(usize),
+    /// `WouldBlock`: nothing more until the next readable event.
+    Drained,
+    /// The peer sent FIN. `lingering`: we had sent ours, so it is done.
+    Eof {
+        lingering: bool,
+    },
+    /// `EINTR`: try again.
+    Interrupted,
+    Failed(io::Error),
+}
+
+/// What one [`Conn::flush`] did.
+#[derive(Debug)]
+pub(crate) enum Flushed {
+    /// Dead or still connecting: nothing to write yet.
+    Skipped,
+    /// Output is left and the socket is full: the next writable edge resumes.
+    Blocked,
+    /// Everything queued is written.
+    Drained,
+    /// Closing and all written: FIN sent, waiting for the peer's until
+    /// `until`. `requeue`: input may be waiting, read it (to discard).
+    Lingering {
+        until: Instant,
+        requeue: bool,
+    },
+    /// Closing, all written, and the peer's FIN is already in: finish it.
+    Done,
+    Failed(io::Error),
+}
+
+/// What [`Conn::close`] asked for.
+#[derive(Debug)]
+pub(crate) enum Closing {
+    /// Flushing now; the linger deadline is to be watched.
+    Started,
+    /// Still connecting with output queued: closed once connected.
+    Deferred,
+    /// Still connecting with nothing to send: end it now.
+    Kill(CloseReason),
+    /// Closing or dead already.
+    Ignored,
+}
+
+/// What a linger deadline found ([`Conn::linger_due`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Linger {
+    /// The peer is still reading what we flush: wait until then.
+    Extended(Instant),
+    /// No progress since the last deadline: give up, dropping this many bytes.
+    GaveUp(usize),
+    /// No FIN from the peer in time: finish it.
+    Finished,
+    /// A deadline of a state since left.
+    Stale,
+}
+
+/// How an outgoing connect ended ([`Conn::connected`]).
+#[derive(Debug)]
+pub(crate) enum Connected {
+    /// A spurious wake-up: still connecting.
+    NotYet,
+    /// Open now; cancel its `timer`, and close it if that was asked meanwhile.
+    Made {
+        timer: TimerId,
+        close: Option<CloseReason>,
+    },
+    Failed {
+        timer: TimerId,
+        error: io::Error,
+    },
+}
+
+/// What an event asks the loop to do for a connection ([`Conn::note`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Noted {
+    pub(crate) read: bool,
+    pub(crate) flush: bool,
+}
+
+/// Backpressure cleared ([`Conn::take_resume`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Resumed {
+    /// Queue it for reading: readiness or held-back input is waiting.
+    pub(crate) requeue: bool,
+    /// Call `resume_writing` (the pause was reported and it is still open).
+    pub(crate) tell: bool,
+}
+
 /// A connection: socket, peer, buffers, the application's data, and what
 /// edge-triggered readiness has told us so far.
 ///
 /// Buffers own no storage while empty (it goes back to the pool), so an idle
-/// connection costs only this struct.
+/// connection costs only this struct. The readiness and lifecycle fields are
+/// private: only the methods below move them.
 pub(crate) struct Conn<D> {
     pub(crate) stream: Stream,
     pub(crate) peer: PeerAddr,
     pub(crate) gen: u32,
     pub(crate) inb: ByteBuf,
-    pub(crate) outb: OutBuf,
+    outb: OutBuf,
     /// `None` while `accept_wrapper` runs, and while a callback about this
     /// connection has it lent.
     pub(crate) data: Option<D>,
     /// `connection_made` was called: `connection_lost` is owed.
     pub(crate) made: bool,
-    /// `pause_writing` was called and `resume_writing` is owed.
-    pub(crate) pause_told: bool,
-    pub(crate) state: State,
     pub(crate) idle: Option<Box<IdleWatch>>,
+    state: State,
     /// The socket may hold unread input (set by a readable event, cleared by
     /// `WouldBlock` or a short read).
-    pub(crate) readable: bool,
+    readable: bool,
     /// The kernel reported read-closed or an error: a short read no longer
     /// proves the socket drained, read until EOF or `WouldBlock`.
-    pub(crate) hup: bool,
+    hup: bool,
     /// The socket may take more output (cleared by `WouldBlock`).
-    pub(crate) writable: bool,
+    writable: bool,
     /// The peer sent FIN (a read returned 0).
-    pub(crate) eof: bool,
+    eof: bool,
     /// Pending output passed the high-water mark: not read until it drains
     /// to the low-water mark.
-    pub(crate) paused: bool,
+    paused: bool,
+    /// `pause_writing` was called and `resume_writing` is owed.
+    pause_told: bool,
     /// The application paused reading ([`Context::pause_reading`](crate::Context::pause_reading)).
-    pub(crate) read_paused: bool,
+    read_paused: bool,
     /// Call the handler on what `inb` holds before reading more (set when
     /// reading resumes, since input may have been left there on purpose).
-    pub(crate) reservice: bool,
+    reservice: bool,
     /// [`Context::write_eof`](crate::Context::write_eof) was called: nothing more may be queued.
-    pub(crate) write_closed: bool,
+    write_closed: bool,
     /// FIN is to be sent once `outb` is empty.
-    pub(crate) fin_pending: bool,
-    /// Counted in the reactor's per-IP tally (accepted with `max_per_ip` set).
+    fin_pending: bool,
+    /// Counted in the per-IP tally (accepted with `max_per_ip` set).
     pub(crate) counted: bool,
-    /// In the reactor's ready queue (work left after a pass).
+    /// In the ready queue (work left after a pass).
     pub(crate) queued: bool,
-    /// In the reactor's flush list for this pass.
+    /// In the flush list for this pass.
     pub(crate) dirty: bool,
     /// A protocol layer (TLS, WebSocket) between the socket and `inb`/`outb`.
     pub(crate) wrap: Option<Box<super::wrap::Wrapped>>,
@@ -146,14 +273,14 @@ impl<D> Conn<D> {
             outb: OutBuf::default(),
             data: None,
             made: false,
-            pause_told: false,
-            state,
             idle: None,
+            state,
             readable: false,
             hup: false,
             writable: true,
             eof: false,
             paused: false,
+            pause_told: false,
             read_paused: false,
             reservice: false,
             write_closed: false,
@@ -165,7 +292,489 @@ impl<D> Conn<D> {
         }
     }
 
+    /// Accepted or connected, and not closing.
     pub(crate) fn is_open(&self) -> bool {
         matches!(self.state, State::Open)
     }
+
+    pub(crate) fn is_connecting(&self) -> bool {
+        matches!(self.state, State::Connecting { .. })
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        matches!(self.state, State::Dead(_))
+    }
+
+    /// Pending output passed high water and has not drained to low water.
+    pub(crate) fn is_writing_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        self.outb.len()
+    }
+
+    /// The reason a close asked for now would give: the peer's EOF, if it
+    /// came, makes it `PeerClosed`.
+    pub(crate) fn close_reason(&self) -> CloseReason {
+        if self.eof {
+            CloseReason::PeerClosed
+        } else {
+            CloseReason::Closed
+        }
+    }
+
+    /// Sets the timer of a connect just started (the state is filed before
+    /// the timer exists).
+    pub(crate) fn set_connect_timer(&mut self, timer: TimerId) {
+        if let State::Connecting { timer: t, .. } = &mut self.state {
+            *t = timer;
+        }
+    }
+
+    /// Takes in one readiness event.
+    pub(crate) fn note(&mut self, readable: bool, writable: bool, hup: bool) -> Noted {
+        self.hup |= hup;
+        let mut noted = Noted::default();
+        if readable {
+            self.readable = true;
+            noted.read = true;
+        }
+        if writable {
+            self.writable = true;
+            let closing = matches!(self.state, State::Closing { .. });
+            noted.flush = !self.outb.is_empty() || closing;
+        }
+        noted
+    }
+
+    /// A connecting socket became writable: the connect ended, well or
+    /// badly (mio's recipe: `take_error`, then `peer_addr`).
+    pub(crate) fn connected(&mut self) -> Connected {
+        let outcome = match self.stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => self.stream.peer_addr(),
+        };
+        if matches!(&outcome, Err(e) if e.kind() == io::ErrorKind::NotConnected) {
+            return Connected::NotYet;
+        }
+        let State::Connecting { timer, close } = mem::replace(&mut self.state, State::Open) else {
+            return Connected::NotYet;
+        };
+        match outcome {
+            Ok(_) => Connected::Made { timer, close },
+            Err(error) => Connected::Failed { timer, error },
+        }
+    }
+
+    /// Whether reading may go on: readiness is left, no EOF yet, and nothing
+    /// holds reading back. A lingering connection reads on (discarding) to
+    /// see the peer's FIN.
+    pub(crate) fn wants_read(&self) -> bool {
+        let lingering = matches!(self.state, State::Lingering { .. });
+        let open = self.is_open() && !self.paused && !self.read_paused;
+        self.readable && !self.eof && (open || lingering)
+    }
+
+    /// Input left in `inb` while reading or writing was paused gets a turn
+    /// before more is read; `true` if the handler is to be called on it now.
+    /// After EOF the handler has had its last input (no DR after ER).
+    pub(crate) fn take_reservice(&mut self) -> bool {
+        let unpaused = self.is_open() && !self.paused && !self.read_paused && !self.eof;
+        unpaused && mem::take(&mut self.reservice) && !self.inb.is_empty()
+    }
+
+    /// Reads once, at most `want` bytes. This is the one place bytes from
+    /// the socket reach `inb`: a per-connection byte transform (TLS, say)
+    /// belongs here, between the socket and `inb`.
+    pub(crate) fn read(&mut self, pool: &mut BufPool, want: usize, now: Instant) -> Read {
+        let lingering = matches!(self.state, State::Lingering { .. });
+        let spare = self.inb.spare(want, pool);
+        match (&self.stream).read(spare) {
+            Ok(0) => {
+                self.eof = true;
+                self.readable = false;
+                self.inb.release_if_empty(pool);
+                Read::Eof { lingering }
+            }
+            Ok(n) if lingering => Read::Discarded(n),
+            Ok(n) => {
+                self.inb.commit(n);
+                if let Some(idle) = &mut self.idle {
+                    idle.last_read = now;
+                }
+                // A short read proves the socket drained, unless the kernel
+                // reported a hang-up that may sit behind the data.
+                if n < want && !self.hup {
+                    self.readable = false;
+                }
+                Read::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                self.inb.release_if_empty(pool);
+                Read::Drained
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Interrupted,
+            Err(e) => Read::Failed(e),
+        }
+    }
+
+    /// [`read`](Self::read) for a wrapped connection: the bytes go into
+    /// `buf` (the loop's scratch, to be run through the layer, which then
+    /// appends what came out to `inb`), not into `inb`. `Data(n)`: `n`
+    /// bytes of `buf` were read.
+    pub(crate) fn read_wire(&mut self, buf: &mut [u8], now: Instant) -> Read {
+        let lingering = matches!(self.state, State::Lingering { .. });
+        let want = buf.len();
+        match (&self.stream).read(buf) {
+            Ok(0) => {
+                self.eof = true;
+                self.readable = false;
+                Read::Eof { lingering }
+            }
+            Ok(n) if lingering => Read::Discarded(n),
+            Ok(n) => {
+                if let Some(idle) = &mut self.idle {
+                    idle.last_read = now;
+                }
+                if n < want && !self.hup {
+                    self.readable = false;
+                }
+                Read::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Read::Drained
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Interrupted,
+            Err(e) => Read::Failed(e),
+        }
+    }
+
+    /// A layer saw the peer's end (a TLS `close_notify`, a WebSocket Close
+    /// frame): it counts as EOF, and the socket is read no more.
+    pub(crate) fn set_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// After the handler had `inb` (holding `before` bytes then): input of a
+    /// connection that closed is dropped, storage goes back to the pool, and
+    /// `true` means the handler is stuck (a full `inb` it consumed nothing
+    /// of, and not held back on purpose): the input-overflow policy.
+    pub(crate) fn after_input(
+        &mut self,
+        pool: &mut BufPool,
+        before: usize,
+        max_inb: usize,
+    ) -> bool {
+        if !self.is_open() {
+            // Nobody will consume the rest, and a full `inb` would keep the
+            // linger phase from reading to FIN.
+            self.inb.clear();
+        }
+        self.inb.release_if_empty(pool);
+        let stuck = self.inb.len() >= max_inb && self.inb.len() == before;
+        stuck && self.is_open() && !self.read_paused && !self.paused
+    }
+
+    /// Queues output, or refuses it. This is the one place output enters
+    /// `outb`: a per-connection byte transform (TLS, say) belongs here.
+    ///
+    /// `Ok(false)` for nothing to queue. Past `max` nothing is queued and
+    /// [`Error::OutputOverflow`] is returned: the caller ends the
+    /// connection. At `high` or more pending, writing is paused (and reading
+    /// stops) until it drains.
+    pub(crate) fn queue(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        if self.wrap.is_some() {
+            return self.queue_through_layer(data, pool, max, high);
+        }
+        self.queue_raw(data, pool, max, high)
+    }
+
+    /// A wrapped connection's output: the layer encodes it (TLS records,
+    /// WebSocket frames) into scratch, which is queued as is.
+    fn queue_through_layer(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        if !matches!(
+            self.state,
+            State::Open | State::Connecting { close: None, .. }
+        ) {
+            return Err(Error::NoSuchConnection);
+        }
+        if self.write_closed {
+            return Err(Error::WriteClosed);
+        }
+        let Some(w) = self.wrap.as_mut() else {
+            return Err(Error::NoSuchConnection);
+        };
+        let len = data.len();
+        let (taken, wire) = super::wrap::with_scratch(|out| {
+            let taken = match &data {
+                Output::Bytes(bytes) => w.layer.on_app_output(bytes, out),
+                Output::Buf(buf) => w.layer.on_app_output(buf.as_slice(), out),
+                Output::Shared(shared) => w.layer.on_app_output(shared, out),
+            };
+            (taken, std::mem::take(out))
+        });
+        if let Output::Buf(buf) = data {
+            buf.clear();
+        }
+        let r = match taken {
+            Ok(n) if n == len => self.queue_raw(Output::Bytes(&wire), pool, max, high),
+            // Only before a client's handshake, past the layer's own buffer.
+            Ok(_) => Err(Error::OutputOverflow),
+            Err(e) => {
+                log::debug!("layer refused output: {e}");
+                Err(Error::NoSuchConnection)
+            }
+        };
+        super::wrap::give_back_scratch(wire);
+        r
+    }
+
+    /// Queues bytes already in the wire's terms (a layer's output), with the
+    /// same checks, cap and high-water mark as any output.
+    pub(crate) fn queue_raw(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        if !matches!(
+            self.state,
+            State::Open | State::Connecting { close: None, .. }
+        ) {
+            return Err(Error::NoSuchConnection);
+        }
+        if self.write_closed {
+            return Err(Error::WriteClosed);
+        }
+        let len = data.len();
+        if len == 0 {
+            return Ok(false);
+        }
+        if self.outb.len() + len > max {
+            return Err(Error::OutputOverflow);
+        }
+        match data {
+            Output::Bytes(bytes) => self.outb.extend(bytes, pool),
+            Output::Buf(buf) => self.outb.append(buf, pool),
+            Output::Shared(shared) => self.outb.push_shared(shared, pool),
+        }
+        if self.outb.len() >= high {
+            self.paused = true;
+        }
+        Ok(true)
+    }
+
+    /// Writes pending output until done or `WouldBlock` (or a short write),
+    /// then moves a graceful close along: FIN, then linger until `linger`
+    /// from `now`.
+    pub(crate) fn flush(&mut self, pool: &mut BufPool, now: Instant, linger: Duration) -> Flushed {
+        if matches!(self.state, State::Dead(_) | State::Connecting { .. }) {
+            return Flushed::Skipped;
+        }
+        while self.writable && !self.outb.is_empty() {
+            match self.outb.write_to(&self.stream) {
+                Ok((0, _)) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "write returned 0");
+                    return Flushed::Failed(e);
+                }
+                Ok((n, offered)) => {
+                    self.outb.consume(n, pool);
+                    if let Some(idle) = &mut self.idle {
+                        idle.last_write = now;
+                    }
+                    // A short write means the send buffer is full (the kernel
+                    // set SOCK_NOSPACE and will report writable on the next
+                    // edge, as tokio relies on too): asking again now would
+                    // only earn a WouldBlock.
+                    if n < offered {
+                        self.writable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Flushed::Failed(e),
+            }
+        }
+        if !self.outb.is_empty() {
+            return Flushed::Blocked;
+        }
+        if mem::take(&mut self.fin_pending) {
+            // `write_eof`: everything queued before it is out, now FIN.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        if !matches!(self.state, State::Closing { .. }) {
+            return Flushed::Drained;
+        }
+        // All sent: FIN, then wait for the peer's FIN (see `State::Lingering`).
+        let _ = self.stream.shutdown(Shutdown::Write);
+        if self.eof {
+            return Flushed::Done;
+        }
+        let State::Closing { reason, .. } = mem::replace(&mut self.state, State::Open) else {
+            unreachable!("matched above")
+        };
+        let until = later(now, linger);
+        self.state = State::Lingering { reason, until };
+        Flushed::Lingering {
+            until,
+            requeue: self.readable,
+        }
+    }
+
+    /// `true` once per pause, when it is to be reported (`pause_writing`).
+    pub(crate) fn take_pause(&mut self) -> bool {
+        let tell = self.paused && !self.pause_told && self.is_open();
+        self.pause_told |= tell;
+        tell
+    }
+
+    /// Clears the pause once output is down to `low`.
+    pub(crate) fn take_resume(&mut self, low: usize) -> Option<Resumed> {
+        if !self.paused || self.outb.len() > low {
+            return None;
+        }
+        self.paused = false;
+        // Input held back while output was backed up gets its turn too.
+        self.reservice |= !self.inb.is_empty();
+        let tell = mem::take(&mut self.pause_told) && self.is_open();
+        let requeue = self.readable || self.reservice;
+        Some(Resumed { requeue, tell })
+    }
+
+    /// The application stops reading.
+    pub(crate) fn pause_reading(&mut self) {
+        self.read_paused = true;
+    }
+
+    /// The application reads again; `true` if it is to be queued (its
+    /// held-back input is offered first).
+    pub(crate) fn resume_reading(&mut self) -> bool {
+        let was = mem::take(&mut self.read_paused);
+        self.reservice |= was;
+        was
+    }
+
+    /// FIN once what is queued is written; `true` if it is to be flushed.
+    pub(crate) fn write_eof(&mut self, pool: &mut BufPool) -> bool {
+        if self.write_closed {
+            return false;
+        }
+        // On TLS: close_notify, then FIN.
+        self.layer_goodbye(pool);
+        self.write_closed = true;
+        self.fin_pending = true;
+        true
+    }
+
+    /// A wrapped connection's own close (TLS `close_notify`, WebSocket Close
+    /// 1000), queued ahead of FIN; once.
+    fn layer_goodbye(&mut self, pool: &mut BufPool) {
+        let Some(w) = self.wrap.as_mut() else {
+            return;
+        };
+        let bytes = super::wrap::with_scratch(|out| {
+            w.close(out);
+            std::mem::take(out)
+        });
+        if !bytes.is_empty() && !self.is_dead() {
+            self.outb.extend(&bytes, pool);
+        }
+        super::wrap::give_back_scratch(bytes);
+    }
+
+    /// Starts a graceful close: flush (for as long as the peer keeps
+    /// reading), FIN, linger.
+    pub(crate) fn close(&mut self, reason: CloseReason, pool: &mut BufPool) -> Closing {
+        match &mut self.state {
+            State::Open => {}
+            // Output queued while connecting goes out once connected.
+            State::Connecting { close, .. } if !self.outb.is_empty() => {
+                close.get_or_insert(reason);
+                return Closing::Deferred;
+            }
+            State::Connecting { .. } => return Closing::Kill(reason),
+            _ => return Closing::Ignored,
+        }
+        self.layer_goodbye(pool);
+        // The handler is done with the input; and a full `inb` must not stop
+        // the linger phase from reading the peer to its FIN.
+        self.inb.clear();
+        self.inb.release_if_empty(pool);
+        let unsent = self.outb.len();
+        self.state = State::Closing { reason, unsent };
+        Closing::Started
+    }
+
+    /// Ends it now, dropping pending output; `false` if it was dead already.
+    pub(crate) fn kill(&mut self, reason: CloseReason, pool: &mut BufPool) -> bool {
+        if self.is_dead() {
+            return false;
+        }
+        self.outb.clear(pool);
+        self.state = State::Dead(reason);
+        true
+    }
+
+    /// Ends a closing or lingering connection, keeping its reason; `false`
+    /// if it was in no such state.
+    pub(crate) fn finish(&mut self, pool: &mut BufPool) -> bool {
+        match mem::replace(&mut self.state, State::Open) {
+            State::Closing { reason, .. } | State::Lingering { reason, .. } => {
+                self.kill(reason, pool)
+            }
+            other => {
+                self.state = other;
+                false
+            }
+        }
+    }
+
+    /// A graceful-close deadline came (`config.linger` after the last one).
+    pub(crate) fn linger_due(&mut self, now: Instant, linger: Duration) -> Linger {
+        let pending = self.outb.len();
+        match &mut self.state {
+            // Still flushing: fine while the peer keeps reading.
+            State::Closing { unsent, .. } if pending < *unsent => {
+                *unsent = pending;
+                Linger::Extended(later(now, linger))
+            }
+            State::Closing { .. } => Linger::GaveUp(pending),
+            State::Lingering { until, .. } if *until <= now => Linger::Finished,
+            _ => Linger::Stale,
+        }
+    }
+
+    /// Buffers back to the pool, and the reason it died (for reaping).
+    pub(crate) fn release(&mut self, pool: &mut BufPool) -> Option<CloseReason> {
+        self.inb.clear();
+        self.inb.release_if_empty(pool);
+        self.outb.clear(pool);
+        match mem::replace(&mut self.state, State::Open) {
+            State::Dead(reason) => Some(reason),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,343 +1,19 @@
 //! [`Context`]: what a [`Handler`](crate::Handler) callback may do to the
-//! reactor, and `Core`, the reactor state behind it.
+//! reactor. The state behind it is `Core` (`core.rs`); each method here is
+//! one public operation on it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::{Interest, Registry};
-use slab::Slab;
-
-use super::conn::{later, Conn, IdleWatch, State};
-use super::endpoint::{Endpoint, Endpoints, Udp};
+use super::conn::{later, IdleWatch, Output, State};
+use super::core::Core;
+use super::endpoint::{Endpoint, Udp};
 use super::handle::Loop;
-use super::id::GEN_MASK;
 use super::stream::Stream;
+use super::timers::Timer;
 use super::{Idle, SourceId, TimerId, UdpId};
-use crate::buf::{BufPool, ByteBuf};
-use crate::{CloseReason, Config, ConnId, Error, Handle, InBuf, PeerAddr, Result};
-
-/// What a due timer does.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Timer {
-    /// The application's: call `on_timer`, then again every `every`.
-    User {
-        conn: Option<ConnId>,
-        tag: u64,
-        every: Option<Duration>,
-    },
-    /// An outgoing connect ran out of time.
-    Connect(ConnId),
-    /// Check a connection's idle timeout.
-    Idle(ConnId),
-    /// A wrapped connection's handshake ran out of time.
-    Handshake(ConnId),
-}
-
-/// The reactor state that callbacks may touch. Every list holds `ConnId`s,
-/// never bare slab keys, so an entry outliving its connection is ignored.
-pub(crate) struct Core<D> {
-    pub(crate) conns: Slab<Conn<D>>,
-    pub(crate) endpoints: Endpoints,
-    pub(crate) pool: BufPool,
-    pub(crate) config: Config,
-    pub(crate) registry: Registry,
-    pub(crate) handle: Handle,
-    /// Connections with readable work left for the next pass.
-    pub(crate) ready: Vec<ConnId>,
-    /// Connections to flush at the end of this pass.
-    pub(crate) dirty: Vec<ConnId>,
-    /// Connections to deregister, drop and report.
-    pub(crate) dead: Vec<ConnId>,
-    /// Graceful-close deadlines, in order (they all use `config.linger`).
-    pub(crate) linger: VecDeque<(Instant, ConnId)>,
-    /// Timers by deadline, then by id (which makes keys unique).
-    pub(crate) timers: BTreeMap<(Instant, u64), Timer>,
-    /// Each live timer's deadline, to cancel it by id.
-    pub(crate) timer_deadlines: HashMap<u64, Instant>,
-    pub(crate) next_timer: u64,
-    /// The time this pass started (read once per pass, not per event).
-    pub(crate) now: Instant,
-    pub(crate) shutting_down: bool,
-    pub(crate) next_gen: u32,
-    /// Accepted connections per peer IP, kept only with `config.max_per_ip`.
-    pub(crate) per_ip: HashMap<std::net::IpAddr, usize>,
-    /// Scratch for what a connection's layer writes (emptied by each use).
-    pub(crate) wire_out: Vec<u8>,
-}
-
-impl<D> Core<D> {
-    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn<D>> {
-        self.conns.get(id.key()).filter(|c| c.gen == id.gen())
-    }
-
-    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn<D>> {
-        self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())
-    }
-
-    /// Every connection, whatever its state (for shutdown).
-    pub(crate) fn all_ids(&self) -> Vec<ConnId> {
-        let ids = self.conns.iter().map(|(key, c)| ConnId::new(key, c.gen));
-        ids.collect()
-    }
-
-    /// The connection and the pool at once (disjoint borrows).
-    pub(crate) fn conn_and_pool(&mut self, id: ConnId) -> Option<(&mut Conn<D>, &mut BufPool)> {
-        let conn = self.conns.get_mut(id.key()).filter(|c| c.gen == id.gen())?;
-        Some((conn, &mut self.pool))
-    }
-
-    /// Registers `stream` and files it in the slab. The slot is reserved
-    /// first and filled only if registration succeeds, so a failure leaves
-    /// nothing behind.
-    pub(crate) fn insert(
-        &mut self,
-        mut stream: Stream,
-        peer: PeerAddr,
-        state: State,
-    ) -> Result<ConnId> {
-        if self.conns.len() >= self.config.max_connections {
-            return Err(Error::TooManyConnections(self.conns.len()));
-        }
-        if let Stream::Tcp(tcp) = &stream {
-            if self.config.nodelay {
-                let _ = tcp.set_nodelay(true);
-            }
-            if let Some(idle) = self.config.keepalive {
-                let keepalive = socket2::TcpKeepalive::new().with_time(idle);
-                let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive);
-            }
-        }
-        let gen = self.next_gen;
-        self.next_gen = (gen + 1) & GEN_MASK;
-        let entry = self.conns.vacant_entry();
-        let id = ConnId::new(entry.key(), gen);
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        self.registry.register(&mut stream, id.token(), interest)?;
-        entry.insert(Conn::new(stream, peer, gen, state));
-        Ok(id)
-    }
-
-    pub(crate) fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.get_mut(id) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(id);
-            }
-        }
-    }
-
-    pub(crate) fn queue_ready(&mut self, id: ConnId) {
-        if let Some(conn) = self.get_mut(id) {
-            if !conn.queued {
-                conn.queued = true;
-                self.ready.push(id);
-            }
-        }
-    }
-
-    /// Ends a connection now: pending output is dropped.
-    pub(crate) fn kill(&mut self, id: ConnId, reason: CloseReason) {
-        let Some((conn, pool)) = self.conn_and_pool(id) else {
-            return;
-        };
-        if matches!(conn.state, State::Dead(_)) {
-            return;
-        }
-        conn.outb.clear(pool);
-        conn.state = State::Dead(reason);
-        self.dead.push(id);
-    }
-
-    /// Turns a closing connection into a dead one, keeping its reason.
-    pub(crate) fn finish(&mut self, id: ConnId) {
-        let Some(conn) = self.get_mut(id) else {
-            return;
-        };
-        let reason = match std::mem::replace(&mut conn.state, State::Open) {
-            State::Closing { reason, .. } | State::Lingering { reason, .. } => reason,
-            other => {
-                conn.state = other;
-                return;
-            }
-        };
-        self.kill(id, reason);
-    }
-
-    /// Starts a graceful close: flush (for as long as the peer keeps
-    /// reading), FIN, linger (at most `config.linger`).
-    pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
-        let deadline = later(self.now, self.config.linger);
-        let Some((conn, pool)) = self.conn_and_pool(id) else {
-            return;
-        };
-        match &mut conn.state {
-            State::Open => {}
-            // Output queued while connecting goes out once connected.
-            State::Connecting { close, .. } if !conn.outb.is_empty() => {
-                close.get_or_insert(reason);
-                return;
-            }
-            State::Connecting { .. } => return self.kill(id, reason),
-            _ => return,
-        }
-        // The layer says goodbye first (close_notify, a Close frame).
-        if let Some(w) = conn.wrap.as_mut() {
-            let mut out = Vec::new();
-            w.close(&mut out);
-            conn.outb.extend(&out, pool);
-        }
-        // The handler is done with the input; and a full `inb` must not stop
-        // the linger phase from reading the peer to its FIN.
-        conn.inb.clear();
-        conn.inb.release_if_empty(pool);
-        let unsent = conn.outb.len();
-        conn.state = State::Closing { reason, unsent };
-        self.linger.push_back((deadline, id));
-        // The flush step sends FIN once `outb` is empty.
-        self.mark_dirty(id);
-    }
-
-    pub(crate) fn register_fd(
-        &mut self,
-        fd: std::os::unix::io::RawFd,
-        events: crate::EventMask,
-    ) -> Result<SourceId> {
-        let interest = events.to_interest()?;
-        let id = SourceId(self.endpoints.next_id());
-        self.registry
-            .register(&mut mio::unix::SourceFd(&fd), id.token(), interest)?;
-        self.endpoints.insert(Endpoint::Fd { fd, events });
-        Ok(id)
-    }
-
-    pub(crate) fn add_timer(&mut self, deadline: Instant, timer: Timer) -> TimerId {
-        let id = self.next_timer;
-        self.next_timer += 1;
-        self.timers.insert((deadline, id), timer);
-        self.timer_deadlines.insert(id, deadline);
-        TimerId(id)
-    }
-
-    pub(crate) fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        match self.timer_deadlines.remove(&timer.0) {
-            Some(deadline) => self.timers.remove(&(deadline, timer.0)).is_some(),
-            None => false,
-        }
-    }
-
-    /// Queues `data` for `id`, or closes it if its output would pass the cap.
-    fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
-        let (max, high) = (self.config.max_outb, self.config.high_water);
-        let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
-        if !matches!(
-            conn.state,
-            State::Open | State::Connecting { close: None, .. }
-        ) {
-            return Err(Error::NoSuchConnection);
-        }
-        if conn.write_closed {
-            return Err(Error::WriteClosed);
-        }
-        let len = match &data {
-            Output::Bytes(bytes) => bytes.len(),
-            Output::Buf(buf) => buf.len(),
-            Output::Shared(shared) => shared.len(),
-        };
-        if len == 0 {
-            return Ok(());
-        }
-        if conn.wrap.is_some() {
-            return self.push_through_layer(id, data);
-        }
-        if conn.outb.len() + len > max {
-            log::info!(
-                "{id} ({}): pending output would pass {max} bytes; closing",
-                conn.peer
-            );
-            self.kill(id, CloseReason::OutputOverflow);
-            return Err(Error::OutputOverflow);
-        }
-        match data {
-            Output::Bytes(bytes) => conn.outb.extend(bytes, pool),
-            Output::Buf(buf) => conn.outb.append(buf, pool),
-            Output::Shared(shared) => conn.outb.push_shared(shared, pool),
-        }
-        if conn.outb.len() >= high {
-            conn.paused = true;
-        }
-        self.mark_dirty(id);
-        Ok(())
-    }
-}
-
-impl<D> Core<D> {
-    /// `push_output` for a wrapped connection: the layer encodes the bytes
-    /// (TLS records, WebSocket frames) into scratch, which is queued raw.
-    fn push_through_layer(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
-        let mut out = std::mem::take(&mut self.wire_out);
-        out.clear();
-        let conn = self.get_mut(id).ok_or(Error::NoSuchConnection)?;
-        let w = conn.wrap.as_mut().ok_or(Error::NoSuchConnection)?;
-        let (taken, len) = match &data {
-            Output::Bytes(bytes) => (w.layer.on_app_output(bytes, &mut out), bytes.len()),
-            Output::Buf(buf) => (w.layer.on_app_output(buf.as_slice(), &mut out), buf.len()),
-            Output::Shared(shared) => (w.layer.on_app_output(shared, &mut out), shared.len()),
-        };
-        if let Output::Buf(buf) = data {
-            buf.clear();
-        }
-        let r = match taken {
-            Ok(n) if n == len => self.push_wire(id, &out),
-            // Only before a client's handshake, past the layer's own buffer.
-            Ok(_) => {
-                log::info!("{id}: output before the handshake over the layer's buffer; closing");
-                self.kill(id, CloseReason::OutputOverflow);
-                Err(Error::OutputOverflow)
-            }
-            Err(e) => {
-                log::debug!("{id}: layer refused output: {e}");
-                Err(Error::NoSuchConnection)
-            }
-        };
-        out.clear();
-        self.wire_out = out;
-        r
-    }
-
-    /// Queues bytes that are already on the wire's terms (a layer's
-    /// output), with the same cap and high-water mark as any output.
-    pub(crate) fn push_wire(&mut self, id: ConnId, bytes: &[u8]) -> Result<()> {
-        let (max, high) = (self.config.max_outb, self.config.high_water);
-        let (conn, pool) = self.conn_and_pool(id).ok_or(Error::NoSuchConnection)?;
-        if bytes.is_empty() || matches!(conn.state, State::Dead(_)) {
-            return Ok(());
-        }
-        if conn.outb.len() + bytes.len() > max {
-            log::info!(
-                "{id} ({}): pending output would pass {max} bytes; closing",
-                conn.peer
-            );
-            self.kill(id, CloseReason::OutputOverflow);
-            return Err(Error::OutputOverflow);
-        }
-        conn.outb.extend(bytes, pool);
-        if conn.outb.len() >= high {
-            conn.paused = true;
-        }
-        self.mark_dirty(id);
-        Ok(())
-    }
-}
-
-/// Output for `push_output`: bytes to copy, a buffer to move, or a
-/// broadcast buffer to share.
-enum Output<'a> {
-    Bytes(&'a [u8]),
-    Buf(&'a mut ByteBuf),
-    Shared(Arc<[u8]>),
-}
+use crate::{CloseReason, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a callback may do: queue output to any connection, close one, look
 /// at its data, connect out, send datagrams, set timers, stop the reactor.
@@ -420,12 +96,11 @@ impl<D> Context<'_, D> {
         }
         let shared: Arc<[u8]> = Arc::from(data);
         let mut sent = 0;
-        for key in 0..self.core.conns.capacity() {
-            let Some(conn) = self.core.conns.get(key) else {
+        for slot in 0..self.core.conns.slots() {
+            let Some(id) = self.core.conns.open_at(slot) else {
                 continue;
             };
-            let id = ConnId::new(key, conn.gen);
-            if Some(id) == except || !conn.is_open() || !conn.made {
+            if Some(id) == except {
                 continue;
             }
             if self
@@ -466,10 +141,10 @@ impl<D> Context<'_, D> {
             .core
             .insert(Stream::Tcp(stream), PeerAddr::Inet(addr), state)?;
         let deadline = later(self.core.now, self.core.config.connect_timeout);
-        let timer = self.core.add_timer(deadline, Timer::Connect(id));
-        if let Some(conn) = self.core.get_mut(id) {
+        let timer = self.core.timers.add(deadline, Timer::Connect(id));
+        if let Some(conn) = self.core.conns.get_mut(id) {
             conn.data = Some(data);
-            conn.state = State::Connecting { timer, close: None };
+            conn.set_connect_timer(timer);
         }
         log::debug!("{id}: connecting to {addr}");
         Ok(id)
@@ -495,7 +170,7 @@ impl<D> Context<'_, D> {
             .make()
             .map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let id = self.connect(addr, data)?;
-        if let Some(conn) = self.core.get_mut(id) {
+        if let Some(conn) = self.core.conns.get_mut(id) {
             let mut w = super::wrap::Wrapped::new(layer);
             w.timeout = wrap.handshake_timeout;
             conn.wrap = Some(w);
@@ -537,8 +212,8 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn pause_reading(&mut self, id: ConnId) {
-        if let Some(conn) = self.core.get_mut(id) {
-            conn.read_paused = true;
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            conn.pause_reading();
         }
     }
 
@@ -552,11 +227,9 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn resume_reading(&mut self, id: ConnId) {
-        if let Some(conn) = self.core.get_mut(id) {
-            if conn.read_paused {
-                conn.read_paused = false;
-                conn.reservice = true;
-                self.core.queue_ready(id);
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            if conn.resume_reading() {
+                self.core.conns.queue_ready(id);
             }
         }
     }
@@ -577,7 +250,8 @@ impl<D> Context<'_, D> {
         let deadline = later(self.core.now, delay);
         let every = None;
         self.core
-            .add_timer(deadline, Timer::User { conn, tag, every })
+            .timers
+            .add(deadline, Timer::User { conn, tag, every })
     }
 
     /// Calls [`Handler::on_timer`](crate::Handler::on_timer) every
@@ -596,7 +270,8 @@ impl<D> Context<'_, D> {
         let deadline = later(self.core.now, period);
         let every = Some(period);
         self.core
-            .add_timer(deadline, Timer::User { conn, tag, every })
+            .timers
+            .add(deadline, Timer::User { conn, tag, every })
     }
 
     /// Cancels a timer; `false` if it already fired (for a one-shot) or was cancelled.
@@ -609,7 +284,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.core.cancel_timer(timer)
+        self.core.timers.cancel(timer)
     }
 
     /// Closes `id` (gracefully, reason [`CloseReason::IdleTimeout`]) once it
@@ -625,15 +300,15 @@ impl<D> Context<'_, D> {
     /// ```
     pub fn set_idle_timeout(&mut self, id: ConnId, kind: Idle, timeout: Option<Duration>) {
         let now = self.core.now;
-        let Some(conn) = self.core.get_mut(id) else {
+        let Some(conn) = self.core.conns.get_mut(id) else {
             return;
         };
         let old = conn.idle.take();
         if let Some(old) = old {
-            self.core.cancel_timer(old.timer);
+            self.core.timers.cancel(old.timer);
         }
         if let Some(timeout) = timeout {
-            let timer = self.core.add_timer(later(now, timeout), Timer::Idle(id));
+            let timer = self.core.timers.add(later(now, timeout), Timer::Idle(id));
             let (last_read, last_write) = (now, now);
             let watch = IdleWatch {
                 kind,
@@ -642,7 +317,7 @@ impl<D> Context<'_, D> {
                 last_write,
                 timer,
             };
-            if let Some(conn) = self.core.get_mut(id) {
+            if let Some(conn) = self.core.conns.get_mut(id) {
                 conn.idle = Some(Box::new(watch));
             }
         }
@@ -680,21 +355,12 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn write_eof(&mut self, id: ConnId) {
-        let mut out = std::mem::take(&mut self.core.wire_out);
-        if let Some(conn) = self.core.get_mut(id) {
-            if !conn.write_closed {
-                conn.write_closed = true;
-                conn.fin_pending = true;
-                // On TLS: close_notify, then FIN.
-                if let Some(w) = conn.wrap.as_mut() {
-                    w.close(&mut out);
-                }
-                let _ = self.core.push_wire(id, &out);
-                self.core.mark_dirty(id);
+        let core = &mut *self.core;
+        if let Some(conn) = core.conns.get_mut(id) {
+            if conn.write_eof(&mut core.pool) {
+                core.conns.mark_dirty(id);
             }
         }
-        out.clear();
-        self.core.wire_out = out;
     }
 
     /// Whether `id`'s pending output passed [`Config::high_water`] and has
@@ -711,7 +377,10 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn is_writing_paused(&self, id: ConnId) -> bool {
-        self.core.get(id).is_some_and(|c| c.paused)
+        self.core
+            .conns
+            .get(id)
+            .is_some_and(|c| c.is_writing_paused())
     }
 
     /// Stops watching a descriptor registered with
@@ -741,11 +410,9 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn close(&mut self, id: ConnId) {
-        let reason = match self.core.get(id) {
-            Some(conn) if conn.eof => CloseReason::PeerClosed,
-            _ => CloseReason::Closed,
-        };
-        self.core.close_gracefully(id, reason);
+        if let Some(reason) = self.core.conns.get(id).map(|c| c.close_reason()) {
+            self.core.close_gracefully(id, reason);
+        }
     }
 
     /// Closes `id` now, dropping pending output. Unknown ids are ignored.
@@ -769,7 +436,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn data(&self, id: ConnId) -> Option<&D> {
-        self.core.get(id)?.data.as_ref()
+        self.core.conns.get(id)?.data.as_ref()
     }
 
     /// The data of `id`, open to change.
@@ -780,7 +447,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
-        self.core.get_mut(id)?.data.as_mut()
+        self.core.conns.get_mut(id)?.data.as_mut()
     }
 
     /// The peer's address (Python: `data.addr`).
@@ -791,7 +458,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn peer_addr(&self, id: ConnId) -> Option<&PeerAddr> {
-        Some(&self.core.get(id)?.peer)
+        Some(&self.core.conns.get(id)?.peer)
     }
 
     /// Whether `id` is open: accepted or connected, and not closing or closed.
@@ -803,7 +470,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn is_open(&self, id: ConnId) -> bool {
-        self.core.get(id).is_some_and(|c| c.is_open())
+        self.core.conns.get(id).is_some_and(|c| c.is_open())
     }
 
     /// Bytes queued for `id` and not yet written (Python: `len(data.outb)`).
@@ -814,7 +481,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn pending_output(&self, id: ConnId) -> Option<usize> {
-        Some(self.core.get(id)?.outb.len())
+        Some(self.core.conns.get(id)?.pending())
     }
 
     /// Every open connection (not connecting, not closing), in slab order.
@@ -826,11 +493,7 @@ impl<D> Context<'_, D> {
     /// # }
     /// ```
     pub fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.core
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_open() && c.made)
-            .map(|(key, c)| ConnId::new(key, c.gen))
+        self.core.conns.open_ids()
     }
 
     /// How many connections the reactor holds, closing ones included.

@@ -19,9 +19,11 @@ pub(crate) enum Endpoint {
     Listener(Listener),
     Udp(Udp),
     /// A descriptor the application reads itself; reported level-triggered.
+    /// `ready` is what the last events said, not yet reported.
     Fd {
         fd: RawFd,
         events: EventMask,
+        ready: EventMask,
     },
 }
 
@@ -217,12 +219,14 @@ mod tests {
         let fd = Endpoint::Fd {
             fd: 0,
             events: crate::EVENT_READ,
+            ready: EventMask::EMPTY,
         };
         let old = eps.insert(fd);
         assert!(eps.remove(old).is_some());
         let new = eps.insert(Endpoint::Fd {
             fd: 1,
             events: crate::EVENT_READ,
+            ready: EventMask::EMPTY,
         });
         assert_eq!(endpoint_parts(old).0, endpoint_parts(new).0, "same slot");
         assert_ne!(old, new);

@@ -10,16 +10,21 @@
 
 pub(crate) mod config;
 pub(crate) mod conn;
+mod conns;
 pub(crate) mod context;
+mod core;
 pub(crate) mod endpoint;
 pub(crate) mod event_loop;
+mod expire;
 pub(crate) mod handle;
 pub(crate) mod handler;
 pub(crate) mod id;
 mod listen;
+mod pass;
 pub(crate) mod peer;
 mod rate;
 pub(crate) mod stream;
+mod timers;
 pub(crate) mod wrap;
 mod wrap_loop;
 

@@ -14,6 +14,7 @@
 //! default), is closed without the handler ever seeing it; a browser that
 //! only fetched the page never becomes a client.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,5 +170,35 @@ impl Wrapped {
         if !std::mem::replace(&mut self.closed, true) {
             self.layer.close(out);
         }
+    }
+}
+
+/// Scratch kept per thread for what layers write (at most this much is
+/// kept between uses).
+const SCRATCH_KEEP: usize = 256 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty scratch buffer (the thread's, reused); `f`
+/// takes the bytes out (`mem::take`) and hands the buffer back with
+/// [`give_back_scratch`] when done with them.
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut v = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    v.clear();
+    f(&mut v)
+}
+
+/// Returns a scratch buffer for reuse (dropped if it grew past `SCRATCH_KEEP`).
+pub(crate) fn give_back_scratch(mut v: Vec<u8>) {
+    v.clear();
+    if v.capacity() <= SCRATCH_KEEP {
+        SCRATCH.with(|s| {
+            let mut slot = s.borrow_mut();
+            if slot.capacity() < v.capacity() {
+                *slot = v;
+            }
+        });
     }
 }

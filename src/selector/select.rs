@@ -381,33 +381,15 @@ impl<T> Selector<T> {
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn select(&mut self, timeout: Option<Duration>) -> Result<Vec<(RawFd, EventMask)>> {
-        let poll = self.poll.as_mut().ok_or(Error::Closed)?;
-        // Level-triggered emulation: re-arm what we reported last time.
-        for fd in self.reported.drain(..) {
-            let Some(entry) = self.map.get_mut(&fd) else {
-                continue;
-            };
-            if !std::mem::take(&mut entry.rearm) {
-                continue;
-            }
-            let interest = entry
-                .key
-                .events
-                .to_interest()
-                .expect("validated at registration");
-            if let Err(e) =
-                poll.registry()
-                    .reregister(&mut SourceFd(&fd), Token(fd as usize), interest)
-            {
-                // Closed without unregister: the kernel dropped it, as
-                // Python's epoll would; it is simply never reported again.
-                log::debug!("selector: re-arm of fd {fd} failed: {e}");
-            }
+        if self.poll.is_none() {
+            return Err(Error::Closed);
         }
+        self.rearm_reported();
         // Room for every registration, so one call reports all that are ready.
         if self.events.capacity() < self.map.len() {
             self.events = Events::with_capacity(self.map.len().next_power_of_two());
         }
+        let poll = self.poll.as_mut().ok_or(Error::Closed)?;
         // A timeout too large for an `Instant` (`Duration::MAX`) has no
         // deadline: it is waited for again in full after `EINTR`.
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
@@ -440,6 +422,36 @@ impl<T> Selector<T> {
             ready.push((fd, mask));
         }
         Ok(ready)
+    }
+
+    /// Level-triggered emulation: re-arms what the last `select` reported,
+    /// so the kernel reports it again while it stays ready.
+    fn rearm_reported(&mut self) {
+        let Some(poll) = self.poll.as_ref() else {
+            return;
+        };
+        for fd in self.reported.drain(..) {
+            let Some(entry) = self.map.get_mut(&fd) else {
+                continue;
+            };
+            if !std::mem::take(&mut entry.rearm) {
+                continue;
+            }
+            let interest = entry
+                .key
+                .events
+                .to_interest()
+                .expect("validated at registration");
+            let token = Token(fd as usize);
+            if let Err(e) = poll
+                .registry()
+                .reregister(&mut SourceFd(&fd), token, interest)
+            {
+                // Closed without unregister: the kernel dropped it, as
+                // Python's epoll would; it is simply never reported again.
+                log::debug!("selector: re-arm of fd {fd} failed: {e}");
+            }
+        }
     }
 
     /// Unregisters everything and closes the epoll instance (Python:

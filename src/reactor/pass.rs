@@ -1,0 +1,635 @@
+//! One pass of the reactor loop, [`Reactor::turn`], and its steps (step 7,
+//! deadlines, is `expire.rs`). Start reading here. Only the pass steps
+//! call the [`Handler`], and only through [`call`](Reactor::call) (and
+//! [`lend`](Reactor::lend), which lends one connection's data and input for
+//! the callbacks about it); the state they work on acts through outcomes
+//! (`conn.rs`, `conns.rs`, `timers.rs`, `core.rs`) and never calls back.
+//!
+//! Seams kept on purpose: per-connection bytes pass `Conn::read` (socket to
+//! `inb`) and `Conn::queue` (to `outb`), the places a TLS or WebSocket
+//! layer goes; and every outcome a pass acts on is matched in one function
+//! (`read_conn`, `flush`, `reap`, `accept_from`, `serve_udp`), the places a
+//! per-reactor counter goes.
+
+use std::io;
+use std::mem;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::Events;
+
+use super::conn::{later, Connected, Flushed, Read, State};
+use super::endpoint::Endpoint;
+use super::event_loop::Reactor;
+use super::id::{ENDPOINT_BIT, SIGNALS, WAKER};
+use super::stream::Stream;
+use super::{SourceId, UdpId};
+use crate::{CloseReason, ConnId, Context, EventMask, Handler, InBuf, PeerAddr, Result};
+
+/// Accepts per listener per pass before the other work gets a turn.
+const ACCEPT_BATCH: usize = 256;
+/// Datagrams read per UDP socket per pass before the other work gets a turn.
+const UDP_BATCH: usize = 64;
+/// Room for the largest UDP datagram.
+pub(super) const UDP_MAX: usize = 65_536;
+
+impl<H: Handler> Reactor<H> {
+    /// One pass of the loop; `true` once shutdown has finished. The steps
+    /// are numbered as in `docs/ARCHITECTURE.md`.
+    pub(super) fn turn(&mut self) -> Result<bool> {
+        self.wait()?; // 1
+        self.note_events(); // 2: no I/O, no callbacks
+        if self.core.handle.is_stopping() && !self.core.shutting_down {
+            self.begin_shutdown(); // 3
+        }
+        self.dispatch(); // 4: tasks, finished connects, fd sources
+        self.accept_all(); // 5
+        self.read_ready(); // 6: connections, then UDP
+        self.serve_udp();
+        self.expire(); // 7: linger deadlines, timers, shutdown, accept backoff
+        self.settle(); // 8: flush, then reap
+        Ok(self.core.shutting_down && self.core.conns.is_empty())
+    }
+
+    /// The one place the loop calls the handler: with a [`Context`] on the
+    /// core.
+    pub(super) fn call<R>(&mut self, f: impl FnOnce(&mut H, &mut Context<'_, H::Data>) -> R) -> R {
+        let cx = &mut Context {
+            core: &mut self.core,
+        };
+        f(&mut self.handler, cx)
+    }
+
+    /// Calls the handler about `id` with its data and input buffer lent
+    /// out (so that it may also send to `id`), then puts them back. A
+    /// connection with no data (refused, or not made yet) is not called
+    /// about.
+    pub(super) fn lend(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut H::Data, &mut InBuf),
+    ) {
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return;
+        };
+        let Some(mut data) = conn.data.take() else {
+            return;
+        };
+        let mut inb = InBuf(mem::take(&mut conn.inb));
+        self.call(|h, cx| f(h, cx, &mut data, &mut inb));
+        // The slot cannot have been reused: removal happens only in `reap`.
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            conn.data = Some(data);
+            conn.inb = inb.0;
+        }
+    }
+
+    // -- 1, 2: wait and note -------------------------------------------------
+
+    /// `epoll_wait`, without blocking if work is queued, else until the
+    /// nearest deadline; then reads the clock once for the pass.
+    fn wait(&mut self) -> Result<()> {
+        let timeout = self.poll_timeout();
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.core.now = Instant::now();
+        Ok(())
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        let accepting = self.accept_paused_until.is_none() && !self.core.shutting_down;
+        let due = self.core.endpoints.iter().any(|e| match e {
+            Endpoint::Listener(l) => l.ready && accepting,
+            Endpoint::Udp(u) => u.readable,
+            Endpoint::Fd { .. } => false,
+        });
+        if self.core.conns.has_work() || due {
+            return Some(Duration::ZERO);
+        }
+        let deadline = [
+            self.core.linger.front().map(|&(d, _)| d),
+            self.core.timers.next_deadline(),
+            self.accept_paused_until,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        // mio rounds a timeout up to whole milliseconds, so waking early
+        // cannot spin until the deadline.
+        Some(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Records what each event said. Nothing is read, written or called
+    /// here: the steps after act on it.
+    fn note_events(&mut self) {
+        let events = mem::replace(&mut self.events, Events::with_capacity(0));
+        for event in events.iter() {
+            let failed = event.is_error();
+            let readable = event.is_readable() || event.is_read_closed() || failed;
+            let writable = event.is_writable() || event.is_write_closed() || failed;
+            match event.token() {
+                WAKER => self.tasks_pending = true,
+                SIGNALS => self.on_signals(),
+                t if t.0 & ENDPOINT_BIT != 0 => {
+                    let mask = EventMask::from_mio(event);
+                    self.note_endpoint(t.0 & !ENDPOINT_BIT, readable, writable, mask);
+                }
+                t => {
+                    let hup = event.is_read_closed() || failed;
+                    self.note_conn(ConnId(t.0), readable, writable, hup);
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    fn note_endpoint(&mut self, raw: usize, readable: bool, writable: bool, mask: EventMask) {
+        match self.core.endpoints.get_mut(raw) {
+            Some(Endpoint::Listener(l)) => l.ready = true,
+            Some(Endpoint::Udp(u)) => {
+                u.readable |= readable;
+                u.writable |= writable;
+            }
+            Some(Endpoint::Fd { events, ready, .. }) => *ready |= mask & *events,
+            None => log::trace!("stale event for endpoint {raw:#x} ignored"),
+        }
+    }
+
+    fn note_conn(&mut self, id: ConnId, readable: bool, writable: bool, hup: bool) {
+        let Some((conn, lists)) = self.core.conns.entry(id) else {
+            log::trace!("stale event for {id} ignored");
+            return;
+        };
+        if conn.is_connecting() {
+            conn.note(false, false, hup);
+            if !writable {
+                return;
+            }
+            self.connected.push(id); // the connect ended: see `dispatch`
+        }
+        let noted = conn.note(readable, writable, hup);
+        if noted.read {
+            lists.queue_ready(id, conn);
+        }
+        if noted.flush {
+            lists.mark_dirty(id, conn);
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        for sig in signals.pending() {
+            log::info!("received signal {sig}");
+            if self.core.shutting_down {
+                log::warn!("second signal: closing everything now");
+                self.shutdown_deadline = Some(Instant::now());
+            }
+            self.core.handle.stop();
+        }
+    }
+
+    // -- 3: shutdown ---------------------------------------------------------
+
+    fn begin_shutdown(&mut self) {
+        log::info!("shutting down");
+        self.core.shutting_down = true;
+        // Stop accepting and serving datagrams; dropping a Unix listener
+        // removes its socket file.
+        for raw in self.core.endpoints.ids() {
+            let registry = &self.core.registry;
+            match self.core.endpoints.remove(raw) {
+                Some(Endpoint::Listener(mut l)) => drop(registry.deregister(l.sock.source())),
+                Some(Endpoint::Udp(mut u)) => {
+                    u.flush();
+                    drop(registry.deregister(&mut u.sock))
+                }
+                Some(Endpoint::Fd { fd, .. }) => drop(registry.deregister(&mut SourceFd(&fd))),
+                None => {}
+            }
+        }
+        self.call(|h, cx| h.shutting_down(cx));
+        for id in self.core.conns.all_ids() {
+            self.core.close_gracefully(id, CloseReason::Shutdown);
+        }
+        // (A second signal can only come later, and moves this deadline to now.)
+        let timeout = self.core.config.shutdown_timeout;
+        self.shutdown_deadline = Some(later(Instant::now(), timeout));
+    }
+
+    // -- 4: what the events asked for that is not reading --------------------
+
+    /// Runs tasks from other threads, finishes the connects that ended, and
+    /// reports ready fd sources.
+    fn dispatch(&mut self) {
+        if mem::take(&mut self.tasks_pending) {
+            for task in self.core.handle.take_tasks() {
+                self.call(|_, cx| task(cx));
+            }
+        }
+        for id in mem::take(&mut self.connected) {
+            self.connect_done(id);
+        }
+        for slot in 0..self.core.endpoints.slots() {
+            if let Some((raw, Endpoint::Fd { ready, .. })) = self.core.endpoints.slot_mut(slot) {
+                let mask = mem::replace(ready, EventMask::EMPTY);
+                if !mask.is_empty() {
+                    self.source_ready(SourceId(raw), mask);
+                }
+            }
+        }
+    }
+
+    /// A connecting socket became writable: the connect ended, well or badly.
+    fn connect_done(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return;
+        };
+        let outcome = conn.connected();
+        log::debug!("{id}: connect to {}: {outcome:?}", conn.peer);
+        match outcome {
+            Connected::NotYet => {}
+            Connected::Made { timer, close } if conn.wrap.is_some() => {
+                // The handshake first; connection_made once it is done.
+                self.core.timers.cancel(timer);
+                let timeout = conn.wrap.as_ref().map(|w| w.timeout);
+                self.start_wrapped(id, timeout.unwrap_or(super::HANDSHAKE_TIMEOUT));
+                self.core.conns.queue_ready(id); // input that came meanwhile
+                if let Some(reason) = close {
+                    self.core.close_gracefully(id, reason);
+                }
+            }
+            Connected::Made { timer, close } => {
+                self.core.timers.cancel(timer);
+                if let Some(conn) = self.core.conns.get_mut(id) {
+                    conn.made = true;
+                }
+                self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
+                self.core.conns.mark_dirty(id); // output queued while connecting
+                self.core.conns.queue_ready(id); // input that came meanwhile
+                if let Some(reason) = close {
+                    self.core.close_gracefully(id, reason); // asked for while connecting
+                }
+            }
+            Connected::Failed { timer, error } => {
+                self.core.timers.cancel(timer);
+                self.core.kill(id, CloseReason::ConnectFailed(error));
+            }
+        }
+    }
+
+    /// Reports a ready fd source, then re-arms it (level-triggered: the
+    /// kernel reports it again while it stays ready), unless the handler
+    /// unregistered it.
+    fn source_ready(&mut self, source: SourceId, mask: EventMask) {
+        self.call(|h, cx| h.source_ready(cx, source, mask));
+        if let Some(&Endpoint::Fd { fd, events, .. }) = self.core.endpoints.get(source.0) {
+            let interest = events.to_interest().expect("validated at registration");
+            let registry = &self.core.registry;
+            let _ = registry.reregister(&mut SourceFd(&fd), source.token(), interest);
+        }
+    }
+
+    // -- 5: accept -----------------------------------------------------------
+
+    /// Accepts on every ready listener until `WouldBlock` (at most
+    /// `ACCEPT_BATCH` each per pass).
+    fn accept_all(&mut self) {
+        if self.core.shutting_down || self.accept_paused_until.is_some() {
+            return;
+        }
+        for slot in 0..self.core.endpoints.slots() {
+            for _ in 0..ACCEPT_BATCH {
+                if !self.accept_from(slot) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One `accept` on the listener in `slot`; `false` when it is drained
+    /// (or not a listener, or accepting has to pause).
+    fn accept_from(&mut self, slot: usize) -> bool {
+        let Some((_, Endpoint::Listener(l))) = self.core.endpoints.slot_mut(slot) else {
+            return false;
+        };
+        if !l.ready {
+            return false;
+        }
+        match l.sock.accept() {
+            Ok((stream, peer)) => {
+                self.accept_failing = false;
+                let wrap = l.wrap.clone();
+                self.admit(stream, peer, wrap);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.ready = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The client gave up before we got to it: skip it.
+            Err(e) if is_aborted(&e) => log::debug!("accept: {e}; skipped"),
+            Err(e) => {
+                // EMFILE/ENFILE and the like: retrying now would spin.
+                // Warn once per episode, not once per backoff.
+                let backoff = self.core.config.accept_backoff;
+                if mem::replace(&mut self.accept_failing, true) {
+                    log::debug!("accept failed: {e}; pausing accepts for {backoff:?}");
+                } else {
+                    log::warn!("accept failed: {e}; pausing accepts for {backoff:?} at a time");
+                }
+                self.accept_paused_until = Some(later(Instant::now(), backoff));
+                return false;
+            }
+        }
+        // Still ready (not drained, accepting not paused): accept again.
+        matches!(self.core.endpoints.slot_mut(slot), Some((_, Endpoint::Listener(l))) if l.ready)
+    }
+
+    /// Registers an accepted socket and asks the handler about it.
+    fn admit(&mut self, stream: Stream, peer: PeerAddr, wrap: Option<super::Wrap>) {
+        let ip = peer.inet().map(|a| a.ip());
+        if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
+            let count = self.core.conns.count_from(ip);
+            if count >= max {
+                // Dropping the stream closes it; one line per burst, not per client.
+                if !mem::replace(&mut self.full_logged, true) {
+                    log::warn!("refusing {peer}: {count} connections from {ip} already");
+                }
+                return;
+            }
+        }
+        let id = match self.core.insert(stream, peer.clone(), State::Open) {
+            Ok(id) => id,
+            Err(e) => {
+                // Dropping the stream closes it.
+                if !mem::replace(&mut self.full_logged, true) {
+                    log::warn!("refusing {peer}: {e}");
+                }
+                return;
+            }
+        };
+        self.full_logged = false;
+        log::debug!("{id}: accepted {peer}");
+        if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
+            self.core.conns.count_ip(id, ip);
+        }
+        if let Some(wrap) = wrap {
+            // The handler hears of it once its handshake is done.
+            return self.admit_wrapped(id, &wrap);
+        }
+        self.tell_accepted(id, &peer);
+    }
+
+    /// `accept_wrapper`, then `connection_made`, for a connection ready
+    /// for the handler (accepted, or done with its handshake).
+    pub(super) fn tell_accepted(&mut self, id: ConnId, peer: &PeerAddr) {
+        match self.call(|h, cx| h.accept_wrapper(cx, id, peer)) {
+            Some(data) => {
+                if let Some(conn) = self.core.conns.get_mut(id) {
+                    conn.data = Some(data);
+                    conn.made = true;
+                }
+                self.lend(id, |h, cx, data, _| h.connection_made(cx, id, data));
+            }
+            None => self.core.close_gracefully(id, CloseReason::Closed),
+        }
+    }
+
+    // -- 6: read -------------------------------------------------------------
+
+    /// Reads every queued connection.
+    fn read_ready(&mut self) {
+        let batch = self.core.conns.take_ready();
+        for &id in &batch {
+            self.read_conn(id);
+        }
+        self.core.conns.give_back(batch);
+    }
+
+    /// Reads `id` until drained, paused, full or out of budget, handing each
+    /// chunk to the handler.
+    fn read_conn(&mut self, id: ConnId) {
+        let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
+        let mut budget = self.core.config.read_budget;
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return;
+        };
+        conn.queued = false;
+        if conn.take_reservice() {
+            self.with_inb(id, |h, cx, data, inb| {
+                h.service_connection(cx, id, data, inb)
+            });
+        }
+        loop {
+            let Some(conn) = self.core.conns.get_mut(id) else {
+                return;
+            };
+            // Saturating: a layer may overshoot `max_inb` by one record or message.
+            let want = chunk.min(max_inb.saturating_sub(conn.inb.len()));
+            if !conn.wants_read() || want == 0 {
+                return; // a full `inb`: the handler was told, see `with_inb`
+            }
+            if budget == 0 {
+                self.core.conns.queue_ready(id); // fairness: the rest next pass
+                return;
+            }
+            if conn.wrap.is_some() {
+                match self.read_wrapped(id, want) {
+                    Some(n) => budget = budget.saturating_sub(n),
+                    None => return,
+                }
+                continue;
+            }
+            match conn.read(&mut self.core.pool, want, self.core.now) {
+                Read::Data(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.with_inb(id, |h, cx, data, inb| {
+                        h.service_connection(cx, id, data, inb)
+                    });
+                }
+                Read::Discarded(n) => budget = budget.saturating_sub(n),
+                Read::Eof { lingering: true } => return self.core.finish(id),
+                Read::Eof { lingering: false } => {
+                    return self.with_inb(id, |h, cx, data, inb| h.eof_received(cx, id, data, inb));
+                }
+                Read::Drained => return,
+                Read::Interrupted => {}
+                Read::Failed(e) => {
+                    log::debug!("{id}: read failed: {e}");
+                    return self.core.kill(id, CloseReason::Error(e));
+                }
+            }
+        }
+    }
+
+    /// [`lend`](Self::lend) for the callbacks that consume input, then the
+    /// input-overflow policy: a handler that leaves a full `inb` untouched
+    /// (and is not holding it back on purpose) closes the connection.
+    pub(super) fn with_inb(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut H::Data, &mut InBuf),
+    ) {
+        let max_inb = self.core.config.max_inb;
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return;
+        };
+        let Some(mut data) = conn.data.take() else {
+            return;
+        };
+        let mut inb = InBuf(mem::take(&mut conn.inb));
+        let before = inb.len();
+        self.call(|h, cx| f(h, cx, &mut data, &mut inb));
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return; // cannot happen: removal is only in `reap`
+        };
+        conn.data = Some(data);
+        conn.inb = inb.0;
+        if conn.after_input(&mut self.core.pool, before, max_inb) {
+            log::info!(
+                "{id} ({}): {max_inb} bytes of input left unconsumed; closing",
+                conn.peer
+            );
+            self.core.kill(id, CloseReason::InputOverflow);
+        }
+    }
+
+    /// Sends queued datagrams and reads arrived ones on every UDP socket (at
+    /// most `UDP_BATCH` each per pass), handing them to the handler.
+    fn serve_udp(&mut self) {
+        if self.udp_buf.is_empty() {
+            return; // no UDP socket was ever bound
+        }
+        let mut buf = mem::take(&mut self.udp_buf); // lent beside the core
+        for slot in 0..self.core.endpoints.slots() {
+            if let Some((_, Endpoint::Udp(u))) = self.core.endpoints.slot_mut(slot) {
+                u.flush();
+            }
+            for _ in 0..UDP_BATCH {
+                let Some((raw, Endpoint::Udp(u))) = self.core.endpoints.slot_mut(slot) else {
+                    break;
+                };
+                if !u.readable {
+                    break;
+                }
+                match u.sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let data = &buf[..n];
+                        self.call(|h, cx| h.datagram_received(cx, UdpId(raw), data, from));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => u.readable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // An ICMP error for an earlier datagram: nothing to do.
+                    Err(e) => log::debug!("udp: recv: {e}"),
+                }
+            }
+        }
+        self.udp_buf = buf;
+    }
+
+    // -- 8: flush and reap -----------------------------------------------------
+
+    /// Flushes dirty connections, then reaps dead ones until none is left (a
+    /// `connection_lost` callback may close more).
+    ///
+    /// Each dirty connection is written once per pass, so lines for one
+    /// client coalesce into one `write`. Output queued by the reaping
+    /// (`connection_lost` announcing a departure, say) waits for the next
+    /// pass, which then polls without blocking.
+    fn settle(&mut self) {
+        let batch = self.core.conns.take_dirty();
+        for &id in &batch {
+            self.flush(id);
+        }
+        self.core.conns.give_back(batch);
+        loop {
+            let batch = self.core.conns.take_dead();
+            if batch.is_empty() {
+                break;
+            }
+            for &id in &batch {
+                self.reap(id);
+            }
+            self.core.conns.give_back(batch);
+        }
+    }
+
+    /// Writes `id`'s output, acts on how that went, then reports
+    /// backpressure (after the callback whose `send` caused it returned).
+    fn flush(&mut self, id: ConnId) {
+        let (low, linger, now) = (
+            self.core.config.low_water,
+            self.core.config.linger,
+            self.core.now,
+        );
+        let Some((conn, lists)) = self.core.conns.entry(id) else {
+            return;
+        };
+        conn.dirty = false;
+        let flushed = conn.flush(&mut self.core.pool, now, linger);
+        if let Flushed::Failed(e) = flushed {
+            log::debug!("{id}: write failed: {e}");
+            return self.core.kill(id, CloseReason::Error(e));
+        }
+        let pause = conn.take_pause();
+        let mut resumed = if pause { None } else { conn.take_resume(low) };
+        if let Flushed::Lingering { until, requeue } = flushed {
+            self.core.linger.push_back((until, id));
+            if requeue {
+                lists.queue_ready(id, conn);
+            }
+        }
+        if let Flushed::Done = flushed {
+            self.core.finish(id);
+        }
+        if pause {
+            self.lend(id, |h, cx, data, _| h.pause_writing(cx, id, data));
+            resumed = self.core.conns.get_mut(id).and_then(|c| c.take_resume(low));
+        }
+        let Some(resumed) = resumed else {
+            return;
+        };
+        if resumed.requeue {
+            self.core.conns.queue_ready(id);
+        }
+        if resumed.tell {
+            self.lend(id, |h, cx, data, _| h.resume_writing(cx, id, data));
+        }
+    }
+
+    /// Deregisters, closes and reports a dead connection.
+    fn reap(&mut self, id: ConnId) {
+        let Some(mut conn) = self.core.conns.remove(id) else {
+            return;
+        };
+        // Deregister before the fd closes, so epoll never holds a stale entry.
+        let _ = self.core.registry.deregister(&mut conn.stream);
+        if let Some(idle) = conn.idle.take() {
+            self.core.timers.cancel(idle.timer);
+        }
+        let reason = conn
+            .release(&mut self.core.pool)
+            .expect("only dead ones are removed");
+        log::debug!("{id}: {} closed ({reason})", conn.peer);
+        let (data, made) = (conn.data.take(), conn.made);
+        drop(conn); // closes the socket
+        match data {
+            Some(data) if made => self.call(|h, cx| h.connection_lost(cx, id, data, &reason)),
+            Some(data) => self.call(|h, cx| h.connect_failed(cx, id, data, &reason)),
+            None => {}
+        }
+        // A descriptor came free: queued clients need not wait out the backoff.
+        self.resume_accepting();
+    }
+}
+
+/// `accept` errors that concern one client only.
+fn is_aborted(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    ) || matches!(e.raw_os_error(), Some(libc::EPROTO) | Some(libc::EPERM))
+}
