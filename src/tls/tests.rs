@@ -300,3 +300,28 @@ fn sessions_share_one_config() {
     assert_eq!(Arc::strong_count(&server), before + 3);
     drop(sessions);
 }
+
+mod fuzz {
+    //! Arbitrary bytes never panic a TLS server session.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn server_survives_anything(
+            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 0..10)
+        ) {
+            let p = pki("localhost");
+            let server = server_config_from_pem(p.cert_pem.as_bytes(), p.key_pem.as_bytes()).unwrap();
+            let mut s = TlsSession::server(server).unwrap();
+            let (mut app, mut out) = (Vec::new(), Vec::new());
+            for chunk in chunks {
+                if s.on_wire_input(&chunk, &mut app, &mut out).is_err() {
+                    break;
+                }
+            }
+            prop_assert!(app.is_empty(), "no plaintext without a handshake");
+        }
+    }
+}

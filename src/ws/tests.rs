@@ -590,3 +590,59 @@ fn wss_is_tls_under_websocket() {
     assert_eq!((f[1].0, close_code(&f[1].1)), (8, 1000));
     assert!(c.peer_closed(), "then close_notify");
 }
+
+mod fuzz {
+    //! Arbitrary bytes, in arbitrary pieces, never panic the layer, and
+    //! what it keeps stays bounded.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pieces() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..20)
+    }
+
+    proptest! {
+        #[test]
+        fn http_phase_survives_anything(chunks in pieces()) {
+            let mut c = WebServer::new(site());
+            let (mut app, mut out) = (Vec::new(), Vec::new());
+            for chunk in chunks {
+                if c.on_wire_input(&chunk, &mut app, &mut out).is_err() || c.is_finished() {
+                    break;
+                }
+            }
+            prop_assert!(app.is_empty() || c.is_websocket());
+        }
+
+        #[test]
+        fn websocket_phase_survives_anything(chunks in pieces()) {
+            let mut c = open();
+            let (mut app, mut out) = (Vec::new(), Vec::new());
+            let mut fed = 0;
+            for chunk in chunks {
+                fed += chunk.len();
+                if c.on_wire_input(&chunk, &mut app, &mut out).is_err() || c.is_finished() {
+                    break;
+                }
+                let _ = c.on_app_output(&chunk, &mut out);
+            }
+            // Lines out are at most what came in, plus a newline per message.
+            prop_assert!(app.len() <= fed + fed / 2 + 1);
+        }
+
+        #[test]
+        fn masked_text_frames_in_any_split_are_lines(
+            texts in prop::collection::vec("[a-z ]{0,40}", 1..8),
+            split in 1usize..50,
+        ) {
+            let mut c = open();
+            let bytes: Vec<u8> = texts.iter().flat_map(|t| text(t)).collect();
+            let (mut app, mut out) = (Vec::new(), Vec::new());
+            for piece in bytes.chunks(split) {
+                c.on_wire_input(piece, &mut app, &mut out).unwrap();
+            }
+            let want: String = texts.iter().map(|t| format!("{t}\n")).collect();
+            prop_assert_eq!(String::from_utf8(app).unwrap(), want);
+        }
+    }
+}
