@@ -551,3 +551,49 @@ fn eof_without_a_close_frame_is_a_leave() {
     let left = a.line();
     assert!(left.starts_with(&format!("* {name} left")), "{left}");
 }
+
+#[test]
+fn a_browser_that_stops_reading_is_cut_as_too_slow_like_tcp() {
+    let chat = start(&[
+        "--max-output",
+        "65536",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+    ]);
+    let mut a = tcp(&chat);
+    let mut b = tcp(&chat);
+    a.expect(&format!("* {} joined", b.name));
+    let ws = Ws::join(chat.web);
+    a.expect(&format!("* {} joined", ws.name));
+    b.expect(&format!("* {} joined", ws.name));
+    // The browser reads nothing from now on; `a` talks, `b` keeps up,
+    // until the server's output to the browser passes --max-output (after
+    // the kernel's socket buffers are full).
+    let text = "y".repeat(4000);
+    let relay = format!("<{}> {text}", a.name);
+    let left = format!("* {} left (too slow)", ws.name);
+    let mut cut = false;
+    for _ in 0..5000 {
+        a.send(format!("{text}\n"));
+        loop {
+            let got = b.line();
+            if got == left {
+                cut = true;
+                continue;
+            }
+            assert_eq!(got, relay);
+            break;
+        }
+        if cut {
+            break;
+        }
+    }
+    assert!(cut, "the browser that stopped reading was never cut");
+    // The others chat on; `a` saw the same notice.
+    a.expect(&left);
+    b.send("still fine\n");
+    a.expect(&format!("<{}> still fine", b.name));
+    drop(ws);
+}
