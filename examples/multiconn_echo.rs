@@ -42,6 +42,9 @@ struct Args {
     max_per_ip: Option<usize>,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 struct Echo;
@@ -103,6 +106,11 @@ fn main() -> ExitCode {
         if let Some(tls) = &tls {
             reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }
-        Ok(reactor.local_addr(id)?.to_string())
+        let mut ready = reactor.local_addr(id)?.to_string();
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
     })
 }

@@ -15,6 +15,8 @@
 //! | `reactor/` | the event loop, the connections it owns, timers, and what callbacks may do | [`Reactor`], [`Handler`], [`Context`], [`Handle`], [`Config`], [`ConnId`], [`CloseReason`], [`PeerAddr`] (root); ids, [`reactor::ListenOptions`], [`reactor::Idle`], [`reactor::Loop`], [`reactor::TokenBucket`] |
 //! | `buf/` | connection buffers: input, pooled storage, output with shared broadcast segments | [`InBuf`] (root) |
 //! | `codec/` | framing over `InBuf` without copies, and text made safe for terminals | [`codec::LineCodec`], [`codec::LengthPrefixedCodec`], [`codec::Decoder`], [`codec::Encoder`], [`codec::terminal_safe`], ... |
+//! | `metrics/` | per-reactor counters, their snapshots, the Prometheus text format and the `/metrics` answer | [`metrics::Metrics`], [`metrics::Snapshot`], [`metrics::render`] |
+//! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
 //! | `layer` | the sans-IO seam between a socket and a handler, and stacking | [`layer::Layer`], [`layer::Stack`], [`layer::Progress`], [`layer::LayerError`] |
 //! | `tls/` | rustls sessions as a layer, PEM configs (feature `tls`) | `tls::TlsSession`, `tls::server_config`, `tls::client_config_trusting`, ... |
@@ -50,7 +52,8 @@
 //! The crate is `#![forbid(unsafe_code)]`, and no measured need asks for
 //! an exception: every system call goes through a safe wrapper (mio for
 //! epoll and sockets, `socket2` for socket options, `signal-hook-mio` for
-//! signals, which arrive as events rather than in a handler), and input
+//! signals, which arrive as events rather than in a handler, `memmap2` for
+//! the pooled buffers' anonymous maps), and input
 //! buffers are read into already-initialised spare capacity, which costs
 //! no `memset` per read. The fault, load and bad-input suite
 //! (`docs/reliability.md`) runs it with zero panics.
@@ -77,7 +80,10 @@ mod buf;
 pub mod codec;
 mod error;
 mod events;
+pub mod metrics;
 pub mod reactor;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod selector;
 
 // Protocol layers between sockets and handlers (TLS, HTTP, WebSocket).

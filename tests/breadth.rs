@@ -651,7 +651,7 @@ fn udp_datagrams_of_0_1_1000_and_65507_bytes_echo_intact() {
 #[test]
 fn udp_on_ipv6_loopback_echoes_up_to_65527_bytes() {
     if !ipv6_loopback() {
-        eprintln!("skipped: no IPv6 loopback");
+        util::require_in_ci("no IPv6 loopback");
         return;
     }
     // 65,527 is IPv6's largest (fragmented on lo, whose MTU is 65,536).
@@ -700,18 +700,26 @@ fn udp_send_to_never_blocks_and_refused_datagrams_are_not_queued() {
             }
         });
         let took = start.elapsed();
-        assert!(took < Duration::from_secs(5), "5,000 send_to took {took:?}");
-        assert_eq!(ok + full, 5_000);
         eprintln!("flood: {ok} sent at once, {full} QueueFull, in {took:?}");
-        // What the peer's buffer held came through in order, the first one first.
-        let mut buf = [0; 2_000];
-        let (n, _) = peer.recv_from(&mut buf).expect("the first datagram");
-        assert_eq!(n, 1_000);
+        // Loopback never pushes back, so nothing may have been queued: a
+        // `send_to` that queued first (or always) would answer `QueueFull`
+        // past 16 datagrams.
         assert_eq!(
-            &buf[..4],
-            &0u32.to_be_bytes(),
-            "the first datagram is first"
+            (ok, full),
+            (5_000, 0),
+            "every datagram goes to the kernel at once"
         );
+        // The reactor has not run a single pass, so what the peer can read
+        // went out inside `send_to`: in order, the first one first.
+        peer.set_nonblocking(true).unwrap();
+        let mut buf = [0; 2_000];
+        let mut seqs = Vec::new();
+        while let Ok((n, _)) = peer.recv_from(&mut buf) {
+            assert_eq!(n, 1_000);
+            seqs.push(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+        }
+        assert_eq!(seqs.first(), Some(&0), "the first datagram is first");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     });
 }
 
@@ -917,7 +925,7 @@ fn unix_socket_file_is_removed_when_the_reactor_stops() {
 #[test]
 fn ipv6_listener_echoes_and_peer_prints_bracketed() {
     if !ipv6_loopback() {
-        eprintln!("skipped: no IPv6 loopback");
+        util::require_in_ci("no IPv6 loopback");
         return;
     }
     with_deadline(LIMIT, || {
@@ -1007,7 +1015,8 @@ fn backlog_option_is_applied() {
         }
         let n = refused_at.expect("a backlog of 1 took 12 connections");
         assert!(n <= 3, "a backlog of 1 queued {n} connections");
-        // And a large one takes them all.
+        // And a backlog of 64 queues 64 (Linux: 65), not 1 and not the
+        // default 1024: the 66th handshake is dropped.
         let options = ListenOptions {
             backlog: 64,
             ..ListenOptions::default()
@@ -1015,20 +1024,30 @@ fn backlog_option_is_applied() {
         let mut reactor = Reactor::new(Probe::quiet(), Config::default()).unwrap();
         let id = reactor.listen_with("127.0.0.1:0", &options).unwrap();
         let addr = reactor.local_addr(id).unwrap();
-        let many: Vec<TcpStream> = (0..12)
-            .map(|i| {
-                TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                    .unwrap_or_else(|e| panic!("connect {i} with backlog 64: {e}"))
-            })
-            .collect();
-        assert_eq!(many.len(), 12);
+        let mut many = Vec::new();
+        let mut refused_at = None;
+        for i in 0..80 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => many.push(s),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    refused_at = Some(i);
+                    break;
+                }
+                Err(e) => panic!("connect {i} with backlog 64: {e}"),
+            }
+        }
+        let n = refused_at.expect("a backlog of 64 took 80 connections");
+        assert!(
+            (64..=66).contains(&n),
+            "a backlog of 64 queued {n} connections"
+        );
     });
 }
 
 #[test]
 fn only_v6_decides_whether_ipv4_clients_reach_an_ipv6_wildcard_listener() {
     if !ipv6_loopback() {
-        eprintln!("skipped: no IPv6 loopback");
+        util::require_in_ci("no IPv6 loopback");
         return;
     }
     with_deadline(LIMIT, || {
@@ -1188,22 +1207,20 @@ fn connect_to_a_closed_port_fails_at_once_with_connection_refused() {
                 emit.note("connections after", cx.connection_count());
             }
         });
-        let start = Instant::now();
         let (mut rig, id) = Rig::start(spec, move |r| {
             let id = r.connect(addr, ())?;
             r.with_context(|cx| cx.send(id, b"never sent"))?;
             Ok(id)
         });
-        let (_, at, ev) = rig.wait(WAIT, "connect_failed", |ev| {
+        let (_, _, ev) = rig.wait(WAIT, "connect_failed", |ev| {
             matches!(ev, Ev::ConnectFailed(..))
         });
         assert!(
             matches!(ev, Ev::ConnectFailed(i, Why::ConnectFailed(io::ErrorKind::ConnectionRefused)) if i == id),
             "{ev:?}"
         );
-        // Far below the 10 s connect timeout: the refusal itself was seen.
-        let took = at - start;
-        assert!(took < Duration::from_secs(2), "refusal took {took:?}");
+        // The reason is the refusal itself (ConnectionRefused), not the 10 s
+        // connect timeout (TimedOut): no clock needed to tell them apart.
         rig.stop();
         assert_eq!(rig.count(|ev| matches!(ev, Ev::Made(_))), 0);
         // A connection that was never made is not lost either.
@@ -1239,7 +1256,7 @@ fn connect_that_never_completes_fails_after_connect_timeout() {
             }
         }
         if !full {
-            eprintln!("skipped: could not make a listener that ignores SYNs");
+            util::require_in_ci("could not make a listener that ignores SYNs");
             return;
         }
         let config = Config {
@@ -1255,9 +1272,11 @@ fn connect_that_never_completes_fails_after_connect_timeout() {
             matches!(ev, Ev::ConnectFailed(i, Why::ConnectFailed(io::ErrorKind::TimedOut)) if i == id),
             "{ev:?}"
         );
+        // Not before the timeout (an ordering); the upper bound only says it
+        // came at all, generously (timing is measured in bench/, not here).
         let took = at - start;
         assert!(
-            took >= Duration::from_millis(240) && took < Duration::from_secs(3),
+            took >= Duration::from_millis(240) && took < WAIT,
             "timed out after {took:?}, connect_timeout 250 ms"
         );
         rig.stop();
@@ -1408,7 +1427,7 @@ fn a_connections_timers_go_with_it() {
             r.local_addr(id)
         });
         let a = connect(addr);
-        let (_, accepted_at, acc) = rig.wait(WAIT, "accept", is_accepted);
+        let (_, _, acc) = rig.wait(WAIT, "accept", is_accepted);
         let a_id = accepted_id(acc);
         rig.wait(
             WAIT,
@@ -1416,15 +1435,18 @@ fn a_connections_timers_go_with_it() {
             |ev| matches!(ev, Ev::Timer(Some(i), 9) if *i == a_id),
         );
         drop(a);
-        let (lost, lost_at, _) = rig.wait(
+        let (lost, _, _) = rig.wait(
             WAIT,
             "a closed",
             |ev| matches!(ev, Ev::Lost(i, _) if *i == a_id),
         );
-        assert!(
-            lost_at - accepted_at < Duration::from_millis(600),
-            "too slow to close before the 600 ms timer: {:?}",
-            lost_at - accepted_at
+        // An ordering, not a clock: A closed before its one-shot was due
+        // (else it fired on A, legitimately, and this test checks nothing).
+        assert_eq!(
+            rig.count(|ev| is_timer(ev, 8)),
+            0,
+            "the 600 ms one-shot fired while A was open: {}",
+            rig.dump()
         );
         // A new connection may take the slot: the old timers must not reach it.
         let b = connect(addr);
@@ -1580,14 +1602,13 @@ fn idle_case(kind: Idle, echo_input: bool, kept_alive: bool) {
         );
         let idle_for = eof_time(client) - last;
         assert!(
-            idle_for >= timeout - Duration::from_millis(20)
-                && idle_for < timeout + Duration::from_secs(3),
+            idle_for >= timeout - Duration::from_millis(20) && idle_for < timeout + WAIT,
             "{kind:?}: closed {idle_for:?} after the last byte, timeout {timeout:?}"
         );
     } else {
         let took = eof.expect("closed while the client was active") - start;
         assert!(
-            took >= timeout - Duration::from_millis(20) && took < timeout + Duration::from_secs(3),
+            took >= timeout - Duration::from_millis(20) && took < timeout + WAIT,
             "{kind:?}: closed after {took:?}, timeout {timeout:?}"
         );
         drop(client);
@@ -1721,14 +1742,10 @@ fn handle_task_submitted_before_run_runs_and_stop_from_another_thread_ends_run()
         });
         assert_eq!(rx.recv_timeout(WAIT).expect("task queued before run"), 0);
         let handle = rig.handle.clone();
-        let stopped = Instant::now();
         thread::spawn(move || handle.stop()).join().unwrap();
         rig.join();
-        let took = stopped.elapsed();
-        assert!(
-            took < Duration::from_secs(2),
-            "run returned {took:?} after stop"
-        );
+        // `rig.join` waits for `run` to return within WAIT: that it returned
+        // at all after a stop from another thread is the check.
         assert_eq!(rig.count(|ev| matches!(ev, Ev::ShuttingDown)), 1);
     });
 }

@@ -6,8 +6,11 @@
 //! less than the codec's `max_buffered()`: a connection whose `inb` can hold
 //! that much never stalls on a frame it is allowed to receive.
 //!
-//! The case counts add up to 120,000 per run.
+//! The case counts add up to 120,000 per run. Each property counts the
+//! cases it actually ran and prints `reliability: proptest NAME cases=N`
+//! (`-- --nocapture` shows them): the figure is counted, not configured.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use mio_selectors::codec::{
@@ -17,6 +20,34 @@ use mio_selectors::codec::{
 use proptest::prelude::*;
 
 type Got<E> = Vec<Result<Vec<u8>, E>>;
+
+/// Cases per line-codec property, and per length-prefixed one.
+const LINE_CASES: u32 = 25_000;
+const LENGTH_CASES: u32 = 15_000;
+
+thread_local! {
+    /// Cases run by the property running on this thread (proptest runs
+    /// them all on the calling thread).
+    static TICKS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one case; the first statement of every property.
+fn tick() {
+    TICKS.with(|t| t.set(t.get() + 1));
+}
+
+/// Runs `property` (a `proptest!` function), then checks and prints how
+/// many cases it really ran.
+fn counted(name: &str, configured: u32, property: fn()) {
+    TICKS.with(|t| t.set(0));
+    property();
+    let cases = TICKS.with(Cell::get);
+    assert!(
+        cases >= u64::from(configured),
+        "{name}: only {cases} cases ran, {configured} configured"
+    );
+    println!("reliability: proptest {name} cases={cases}");
+}
 
 /// How a simulated handler drains its input after each chunk.
 #[derive(Debug, Clone)]
@@ -191,17 +222,17 @@ fn line_model(stream: &[u8], max: usize) -> Got<LineTooLong> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 25_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: LINE_CASES, ..ProptestConfig::default() })]
 
     /// Valid lines, LF or CRLF terminated, come back unchanged however the
     /// stream is split; the encoder accepts exactly the lines that survive a
     /// round trip.
-    #[test]
     fn lines_round_trip_any_split(
         max in 0usize..12,
         lines in prop::collection::vec((bytes(14, line_byte), any::<bool>()), 0..10),
         how in drain_strategy(),
     ) {
+        tick();
         let codec = LineCodec::new(max);
         let mut stream = Vec::new();
         let mut want = Vec::new();
@@ -240,7 +271,6 @@ proptest! {
 
     /// Over-long lines give one `LineTooLong` each, whatever their length
     /// and however they are split, and the next line decodes normally.
-    #[test]
     fn lines_too_long_reported_once_then_resync(
         max in 0usize..10,
         items in prop::collection::vec(
@@ -249,6 +279,7 @@ proptest! {
         ),
         how in drain_strategy(),
     ) {
+        tick();
         let mut stream = Vec::new();
         let mut want = Vec::new();
         for (long, body, crlf) in &items {
@@ -280,12 +311,12 @@ proptest! {
 
     /// Any bytes at all, split anyhow: no panic, and the output is what the
     /// spec says.
-    #[test]
     fn lines_any_bytes_match_the_spec(
         max in 0usize..10,
         stream in bytes(64, line_byte),
         how in drain_strategy(),
     ) {
+        tick();
         let mut dec = LineCodec::new(max);
         let bound = dec.max_buffered();
         let fed = feed(&mut dec, &stream, &how, bound, false);
@@ -316,16 +347,16 @@ fn length_model(stream: &[u8], max: usize) -> Got<FrameTooLarge> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 15_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: LENGTH_CASES, ..ProptestConfig::default() })]
 
     /// Frames of any bytes up to the maximum come back unchanged however the
     /// stream is split; longer ones are refused by the encoder.
-    #[test]
     fn length_prefixed_round_trip_any_split(
         max in 0usize..40,
         frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..44), 0..8),
         how in drain_strategy(),
     ) {
+        tick();
         let codec = LengthPrefixedCodec::new(max);
         let mut stream = Vec::new();
         let mut want = Vec::new();
@@ -353,7 +384,6 @@ proptest! {
     /// A header over the maximum gives `FrameTooLarge` in the very chunk
     /// that completes the header (the payload is never waited for), after
     /// the frames before it; then the decoder yields nothing more.
-    #[test]
     fn length_prefixed_oversize_is_fatal(
         max in 0usize..40,
         frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..5),
@@ -361,6 +391,7 @@ proptest! {
         tail in prop::collection::vec(any::<u8>(), 0..50),
         how in drain_strategy(),
     ) {
+        tick();
         let codec = LengthPrefixedCodec::new(max);
         let mut stream = Vec::new();
         let mut want = Vec::new();
@@ -387,15 +418,71 @@ proptest! {
 
     /// Any bytes at all (mostly small headers), split anyhow: no panic, and
     /// the output is what the spec says.
-    #[test]
     fn length_prefixed_any_bytes_match_the_spec(
         max in 0usize..16,
         stream in bytes(64, header_byte),
         how in drain_strategy(),
     ) {
+        tick();
         let mut dec = LengthPrefixedCodec::new(max);
         let bound = dec.max_buffered();
         let fed = feed(&mut dec, &stream, &how, bound, true);
         prop_assert_eq!(fed.got, length_model(&stream, max));
     }
+}
+
+// ---------------------------------------------------------------- the tests
+
+#[test]
+fn lines_round_trip_any_split_counted() {
+    counted(
+        "lines_round_trip_any_split",
+        LINE_CASES,
+        lines_round_trip_any_split,
+    );
+}
+
+#[test]
+fn lines_too_long_reported_once_then_resync_counted() {
+    counted(
+        "lines_too_long_reported_once_then_resync",
+        LINE_CASES,
+        lines_too_long_reported_once_then_resync,
+    );
+}
+
+#[test]
+fn lines_any_bytes_match_the_spec_counted() {
+    counted(
+        "lines_any_bytes_match_the_spec",
+        LINE_CASES,
+        lines_any_bytes_match_the_spec,
+    );
+}
+
+#[test]
+fn length_prefixed_round_trip_any_split_counted() {
+    counted(
+        "length_prefixed_round_trip_any_split",
+        LENGTH_CASES,
+        length_prefixed_round_trip_any_split,
+    );
+}
+
+#[test]
+fn length_prefixed_oversize_is_fatal_counted() {
+    counted(
+        "length_prefixed_oversize_is_fatal",
+        LENGTH_CASES,
+        length_prefixed_oversize_is_fatal,
+    );
+}
+
+#[test]
+fn length_prefixed_any_bytes_match_the_spec_counted() {
+    counted(
+        "length_prefixed_any_bytes_match_the_spec",
+        LENGTH_CASES,
+        length_prefixed_any_bytes_match_the_spec,
+    );
 }

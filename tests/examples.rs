@@ -16,7 +16,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use process::Proc;
 
@@ -163,7 +163,7 @@ fn echo_prints_one_readiness_line_and_echoes_ipv4() {
 #[test]
 fn echo_listens_on_ipv6() {
     if !ipv6_loopback() {
-        eprintln!("skipped: no IPv6 loopback");
+        process::require_in_ci("no IPv6 loopback");
         return;
     }
     let server = Server::start("::1");
@@ -183,7 +183,14 @@ fn echo_listens_on_localhost() {
 /// Stops the server with `sig` while a client is connected: the client gets
 /// its pending echo and then EOF, and the server exits 0.
 fn stops_gracefully_on(sig: &str) {
-    let server = Server::start("127.0.0.1");
+    // Warnings on, so that a shutdown that ran into its timeout says so.
+    let mut cmd = example("multiconn_echo");
+    cmd.args(["127.0.0.1", "0"]).env("RUST_LOG", "warn");
+    let (proc, addr) = Proc::start_ready("multiconn_echo", cmd, DEADLINE);
+    let server = Server {
+        proc,
+        addr: addr.parse().expect("a readiness address"),
+    };
     let mut client = TcpStream::connect_timeout(&server.addr, DEADLINE).unwrap();
     client.set_read_timeout(Some(DEADLINE)).unwrap();
     client.write_all(b"before the signal").unwrap();
@@ -194,7 +201,6 @@ fn stops_gracefully_on(sig: &str) {
     // The server closes its side (EOF here) and waits for ours.
     assert_eq!(client.read(&mut echo).expect("EOF, not a timeout"), 0);
     drop(client);
-    let start = Instant::now();
     let (status, lines, stderr) = server.proc.finish();
     assert_eq!(
         status.code(),
@@ -205,11 +211,11 @@ fn stops_gracefully_on(sig: &str) {
         lines.is_empty(),
         "stdout after the readiness line: {lines:?}"
     );
-    // Both sides closed: no reason to wait for the 2 s shutdown timeout.
+    // Both sides closed: no reason to run into the 2 s shutdown timeout,
+    // which the server would log (an observable, not a clock).
     assert!(
-        start.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        start.elapsed()
+        !stderr.contains("shutdown timed out"),
+        "the shutdown waited for its timeout; stderr:\n{stderr}"
     );
 }
 
@@ -304,7 +310,6 @@ fn client_echoes_through_50_connections() {
 
 #[test]
 fn client_connection_refused_exits_1_at_once() {
-    let start = Instant::now();
     let port = closed_port().to_string();
     let (status, lines, stderr) = run("multiconn_client", &["127.0.0.1", &port, "3"]);
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
@@ -312,12 +317,7 @@ fn client_connection_refused_exits_1_at_once() {
     assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
     assert!(stderr.contains("refused"), "stderr:\n{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
-    // Well before its own 10 s timeout: it saw the refusal, it did not wait.
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    // "refused" above is the refusal itself, not its own 10 s timeout.
 }
 
 #[test]
@@ -341,9 +341,7 @@ fn client_bad_arguments_are_usage_errors() {
 
 #[test]
 fn python_client_echoes_through_echo_server() {
-    let python = Command::new("python3").arg("--version").output();
-    if !python.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: no python3");
+    if !process::need_tool("python3", "it runs the tutorial's client") {
         return;
     }
     let server = Server::start("127.0.0.1");
@@ -390,7 +388,6 @@ fn selector_client_connection_refused_exits_1() {
 
 #[test]
 fn chat_client_against_a_closed_port_exits_1_naming_it() {
-    let start = Instant::now();
     let port = closed_port().to_string();
     let (status, lines, stderr) = run("chat_client", &["127.0.0.1", &port]);
     assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
@@ -398,12 +395,7 @@ fn chat_client_against_a_closed_port_exits_1_naming_it() {
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(stderr.contains("refused"), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");
-    // The refusal, not its 10 s connect timeout.
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    // "refused" above is the refusal, not its 10 s connect timeout.
 }
 
 #[test]

@@ -641,8 +641,10 @@ fn graceful_close_gives_up_on_a_stalled_reader_and_says_bytes_were_dropped() {
             (1..BULK).contains(&dropped),
             "{dropped} of {BULK} bytes dropped?"
         );
+        // The reason above is the check (the bug reported a plain close);
+        // this bound only says the close came, generously.
         assert!(
-            took < 10 * SHORT_LINGER,
+            took < WAIT,
             "a stalled reader held on for {took:?} with a linger of {SHORT_LINGER:?}"
         );
         eprintln!("stalled reader closed {took:?} after close(): {reason}");
@@ -699,7 +701,9 @@ impl Handler for Refuser {
 fn close_with_a_full_input_buffer_still_reads_the_peer_to_its_fin() {
     with_deadline(LIMIT, || {
         let _heap = heap_shared();
-        let linger = Duration::from_secs(3);
+        // Long, so that an upload stalled on it (the bug) cannot be
+        // mistaken for a slow machine: half of it is a generous bound.
+        let linger = Duration::from_secs(30);
         let config = Config {
             max_inb: SMALL_INB,
             read_chunk: SMALL_INB,

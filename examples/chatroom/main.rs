@@ -10,6 +10,10 @@
 //! nc 127.0.0.1 8000          # in two terminals, then type
 //! ```
 //!
+//! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
+//! processes form one room through Redis pub/sub (`federation/`,
+//! `docs/federation.md`).
+//!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
 //! client is cut off by a limit instead of stalling the others.
@@ -22,8 +26,10 @@ mod web;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chat::{ChatConfig, ChatServer};
+use chat::federation::Federation;
+use chat::{ChatConfig, ChatServer, Client};
 use clap::{CommandFactory, Parser};
+use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
 
 /// Chat server: relays each line to every other client.
@@ -61,6 +67,32 @@ struct Args {
     tls: common::tls::TlsArgs,
     #[command(flatten)]
     web: web::WebArgs,
+    /// Share the room with every chatroom using this Redis:
+    /// redis://[user[:password]@]host[:port][/db].
+    #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
+    redis: Option<RedisUrl>,
+    /// The room's name in Redis, so several rooms can share one Redis
+    /// (1 to 64 of A-Z a-z 0-9 _ . -).
+    #[arg(long, value_name = "NAME", default_value = "lobby", value_parser = parse_room)]
+    room: String,
+    /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
+    #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+fn parse_redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_room(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a room name is 1 to 64 of A-Z a-z 0-9 _ . -".into())
+    }
 }
 
 fn main() -> ExitCode {
@@ -92,14 +124,49 @@ fn main() -> ExitCode {
         }
     };
     let max_line = config.max_line;
-    let reactor = Reactor::new(ChatServer::new(config), reactor_config);
-    common::serve_lines("chatroom", reactor, |reactor| {
+    let server = ChatServer::new(config);
+    // Every listener, and the readiness lines in the contract's order.
+    let bind = |reactor: &mut Reactor<ChatServer>| -> mio_selectors::Result<String> {
         let id = reactor.listen((args.host.as_str(), args.port))?;
         if let Some(tls) = &tls {
             reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }
-        let mut lines = vec![format!("listening on {}", reactor.local_addr(id)?)];
-        lines.extend(web::listen(reactor, &args.web, tls, max_line)?);
-        Ok(lines)
-    })
+        let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+        if let Some(line) = web::listen(reactor, &args.web, tls.clone(), max_line)? {
+            ready.push('\n');
+            ready.push_str(&line);
+        }
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
+    };
+    let Some(url) = args.redis.clone() else {
+        let reactor = Reactor::new(server, reactor_config);
+        return common::serve_lines("chatroom", reactor, |reactor| Ok(vec![bind(reactor)?]));
+    };
+    // With --redis the readiness line waits for the link (a few seconds at
+    // most): a client that comes at once is in the shared room at once.
+    let result = Reactor::new(server, reactor_config)
+        .map_err(Box::<dyn std::error::Error>::from)
+        .and_then(|mut reactor| {
+            let ready = bind(&mut reactor)?;
+            let mut fed = Federation::new(url, &args.room, ready, Client::redis);
+            reactor.with_context(|cx| fed.start(cx));
+            reactor.handler_mut().set_federation(fed);
+            reactor.stop_on_signals()?;
+            reactor.run()?;
+            match reactor.handler().fatal() {
+                Some(why) => Err(why.into()),
+                None => Ok(()),
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

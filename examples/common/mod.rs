@@ -51,10 +51,41 @@ pub fn serve<H: Handler>(
     host: &str,
     port: u16,
 ) -> ExitCode {
+    serve_with_metrics(name, reactor, host, port, None)
+}
+
+/// As [`serve`], and with `metrics` also serves `GET /metrics` there (from
+/// the same reactor), announced by a second readiness line,
+/// `metrics on http://ADDR/metrics`, right after `listening on ADDR`.
+pub fn serve_with_metrics<H: Handler>(
+    name: &str,
+    reactor: mio_selectors::Result<Reactor<H>>,
+    host: &str,
+    port: u16,
+    metrics: Option<SocketAddr>,
+) -> ExitCode {
     serve_with(name, reactor, |reactor| {
         let id = reactor.listen((host, port))?;
-        Ok(reactor.local_addr(id)?.to_string())
+        let mut ready = reactor.local_addr(id)?.to_string();
+        if let Some(addr) = metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
     })
+}
+
+/// `HOST:PORT` (`[::1]:9100`, `localhost:9100`) as the first address it
+/// resolves to: a clap value parser, so a bad value is a usage error.
+pub fn host_port(s: &str) -> Result<SocketAddr, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port (0-65535)"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    resolve(host, port)
 }
 
 /// Binds with `bind` (which returns the address to print), prints

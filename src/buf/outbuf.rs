@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn keeps_order_across_owned_and_shared_segments() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         for step in [1, 3, 7, 100] {
             let mut out = OutBuf::default();
             out.extend(b"ab", &mut pool);
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn big_broadcasts_are_shared_small_ones_copied_and_merged() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         let mut out = OutBuf::default();
         let big: Arc<[u8]> = Arc::from(vec![b'x'; SHARE_MIN]);
         out.push_shared(big.clone(), &mut pool);
@@ -216,13 +216,27 @@ mod tests {
 
     #[test]
     fn clear_drops_everything() {
-        let mut pool = BufPool::new(8, 4);
+        let mut pool = BufPool::new(8, 32);
         let mut out = OutBuf::default();
+        let shared: Arc<[u8]> = Arc::from(vec![b'C'; SHARE_MIN]);
         out.extend(b"ab", &mut pool);
-        out.push_shared(Arc::from(&b"CDE"[..]), &mut pool);
+        out.push_shared(shared.clone(), &mut pool);
         out.extend(b"fg", &mut pool);
+        assert_eq!(Arc::strong_count(&shared), 2);
         out.clear(&mut pool);
-        assert!(out.is_empty());
-        assert_eq!(out.len(), 0);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the shared segment is let go"
+        );
+        assert!(out.rest.is_none(), "the segment list is freed");
+        assert_eq!(
+            out.front.storage(),
+            0,
+            "the front buffer went back to the pool"
+        );
+        // What is written next is all that goes out.
+        out.extend(b"new", &mut pool);
+        assert_eq!(drain(&mut out, &mut pool, 1000), b"new");
     }
 }

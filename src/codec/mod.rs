@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn for_each_frame_consumes_what_was_decoded() {
-        let mut pool = BufPool::new(16, 4);
+        let mut pool = BufPool::new(16, 64);
         let mut inb = inbuf(b"one\r\ntwo\nthr", &mut pool);
         let mut dec = LineCodec::new(8);
         let mut got = Vec::new();
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn for_each_frame_break_consumes_the_frame_handled() {
-        let mut pool = BufPool::new(32, 4);
+        let mut pool = BufPool::new(32, 128);
         let codec = LengthPrefixedCodec::new(4);
         let mut wire = Vec::new();
         for frame in [&b"ab"[..], b"", b"abcd"] {
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn for_each_frame_stops_on_a_failed_decoder() {
-        let mut pool = BufPool::new(32, 4);
+        let mut pool = BufPool::new(32, 128);
         let mut inb = inbuf(b"\0\0\0\x05hello\0\0\0\x06", &mut pool);
         let mut dec = LengthPrefixedCodec::new(5);
         let mut got = Vec::new();

@@ -390,7 +390,11 @@ impl<D> Conn<D> {
     /// belongs here, between the socket and `inb`.
     pub(crate) fn read(&mut self, pool: &mut BufPool, want: usize, now: Instant) -> Read {
         let lingering = matches!(self.state, State::Lingering { .. });
-        let spare = self.inb.spare(want, pool);
+        // Into whatever room the buffer has (up to `want`): a partial
+        // message left in it does not make the buffer grow off the pool,
+        // and a message shorter than the room comes in one short read.
+        let spare = self.inb.spare_up_to(want, pool);
+        let want = spare.len();
         match (&self.stream).read(spare) {
             Ok(0) => {
                 self.eof = true;

@@ -97,6 +97,13 @@ impl<D> Conns<D> {
         self.slab.is_empty()
     }
 
+    /// Every connection with its id, whatever its state (for the metrics).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn<D>)> + '_ {
+        self.slab
+            .iter()
+            .map(|(key, c)| (ConnId::new(key, c.gen), c))
+    }
+
     /// Every connection, whatever its state (for shutdown).
     pub(crate) fn all_ids(&self) -> Vec<ConnId> {
         let ids = self.slab.iter().map(|(key, c)| ConnId::new(key, c.gen));

@@ -13,6 +13,9 @@ use super::handle::Loop;
 use super::stream::Stream;
 use super::timers::Timer;
 use super::{Idle, SourceId, TimerId, UdpId};
+use crate::metrics::{Metrics, Snapshot};
+#[cfg(doc)]
+use crate::Config;
 use crate::{CloseReason, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
 /// What a callback may do: queue output to any connection, close one, look
@@ -529,6 +532,32 @@ impl<D> Context<'_, D> {
         self.core.handle.stop();
     }
 
+    /// This reactor's counters, to add the application's own with
+    /// [`Metrics::counter`](crate::metrics::Metrics::counter) and
+    /// [`Metrics::add`](crate::metrics::Metrics::add).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) -> mio_selectors::Result<()> {
+    /// let jobs = cx.metrics().counter("jobs_total", "Jobs done.")?;
+    /// cx.metrics().add(jobs, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&mut self) -> &mut Metrics {
+        &mut self.core.metrics
+    }
+
+    /// A snapshot of this reactor's counters, taken now (one walk over the
+    /// connections, for the gauges that describe them).
+    ///
+    /// ```
+    /// # fn f(cx: &mut mio_selectors::Context<'_, ()>) {
+    /// let text = mio_selectors::metrics::render(&[cx.metrics_snapshot()]);
+    /// # }
+    /// ```
+    pub fn metrics_snapshot(&self) -> Snapshot {
+        self.core.snapshot()
+    }
+
     /// A handle for other threads.
     ///
     /// ```
@@ -597,6 +626,10 @@ impl<D> Loop for Context<'_, D> {
 
     fn stop(&mut self) {
         Context::stop(self)
+    }
+
+    fn metrics_snapshot(&self) -> Snapshot {
+        Context::metrics_snapshot(self)
     }
 }
 

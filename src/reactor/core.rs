@@ -16,6 +16,7 @@ use super::stream::Stream;
 use super::timers::Timers;
 use super::SourceId;
 use crate::buf::BufPool;
+use crate::metrics::{Metrics, Snapshot};
 use crate::{CloseReason, Config, ConnId, Error, EventMask, Handle, PeerAddr, Result};
 
 pub(crate) struct Core<D> {
@@ -31,6 +32,11 @@ pub(crate) struct Core<D> {
     /// The time this pass started (read once per pass, not per event).
     pub(crate) now: Instant,
     pub(crate) shutting_down: bool,
+    /// The loop's own counters and the application's.
+    pub(crate) metrics: Metrics,
+    /// Metrics scrapes being answered (a few at most; kept here, not as a
+    /// flag in every connection, which would cost each one 8 bytes).
+    pub(crate) scrapes: Vec<ConnId>,
 }
 
 impl<D> Core<D> {
@@ -40,13 +46,42 @@ impl<D> Core<D> {
             endpoints: Endpoints::default(),
             timers: Timers::default(),
             linger: VecDeque::new(),
-            pool: BufPool::new(config.read_chunk, config.pool_size),
+            pool: BufPool::new(config.read_chunk, config.pool_bytes),
             config,
             registry,
             handle,
             now: Instant::now(),
             shutting_down: false,
+            metrics: Metrics::default(),
+            scrapes: Vec::new(),
         }
+    }
+
+    /// Whether `id` is a metrics scrape (one compare while none is).
+    #[inline]
+    pub(crate) fn is_scrape(&self, id: ConnId) -> bool {
+        !self.scrapes.is_empty() && self.scrapes.contains(&id)
+    }
+
+    /// A snapshot of the counters, with the gauges that describe every
+    /// connection and the pool filled in: one walk over the connections
+    /// (scrapes left out).
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut s = self.metrics.snapshot();
+        for (id, conn) in self.conns.iter() {
+            if self.is_scrape(id) {
+                continue;
+            }
+            s.active += 1;
+            let out = conn.pending() as u64;
+            s.output_pending += out;
+            s.output_pending_max = s.output_pending_max.max(out);
+            s.input_pending_max = s.input_pending_max.max(conn.inb.len() as u64);
+        }
+        s.pool_spare_bytes = self.pool.spare_bytes() as u64;
+        s.pool_lent = self.pool.lent() as u64;
+        (s.pool_allocations, s.pool_frees) = self.pool.churn();
+        s
     }
 
     /// Registers `stream` and files it. The slot is named first and filled
@@ -117,10 +152,14 @@ impl<D> Core<D> {
     /// `config.max_outb`.
     pub(crate) fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
+        let scrape = self.is_scrape(id);
         let (conn, lists) = self.conns.entry(id).ok_or(Error::NoSuchConnection)?;
         match conn.queue(data, &mut self.pool, max, high) {
             Ok(queued) => {
                 if queued {
+                    if !scrape {
+                        self.metrics.on_send(conn.pending());
+                    }
                     lists.mark_dirty(id, conn);
                 }
                 Ok(())

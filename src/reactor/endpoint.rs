@@ -103,6 +103,9 @@ pub(crate) struct Listener {
     pub(crate) ready: bool,
     /// The layer each accepted connection gets (TLS, HTTP/WebSocket).
     pub(crate) wrap: Option<super::Wrap>,
+    /// Its connections are metrics scrapes the reactor answers itself
+    /// ([`Reactor::serve_metrics`](crate::Reactor::serve_metrics)).
+    pub(crate) scrape: bool,
 }
 
 pub(crate) enum ListenSock {

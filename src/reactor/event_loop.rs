@@ -7,7 +7,7 @@ use std::os::unix::io::RawFd;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Waker};
@@ -212,6 +212,46 @@ impl<H: Handler> Reactor<H> {
         self.add_listener(sock)
     }
 
+    /// Binds a TCP listener on `addr` whose connections the reactor answers
+    /// itself: `GET /metrics` gets this reactor's counters in the Prometheus
+    /// text format 0.0.4 ([`metrics`](crate::metrics)), anything else its
+    /// HTTP error; one request per connection. The handler never sees these
+    /// connections, and the counters leave them out (a scrape does not move
+    /// `connections_active`). Returns the bound address.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let addr = reactor.serve_metrics("127.0.0.1:0")?;
+    /// let handle = reactor.handle();
+    /// let scraper = std::thread::spawn(move || {
+    ///     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    ///     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    ///     let mut text = String::new();
+    ///     s.read_to_string(&mut text).unwrap();
+    ///     handle.stop();
+    ///     text
+    /// });
+    /// reactor.run()?;
+    /// let text = scraper.join().unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+    /// assert!(text.contains("mio_selectors_connections_active{reactor=\"0\"} 0\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn serve_metrics(&mut self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        let id = self.listen(addr)?;
+        if let Some(Endpoint::Listener(l)) = self.core.endpoints.get_mut(id.0) {
+            l.scrape = true;
+        }
+        self.local_addr(id)
+    }
+
     /// Serves a TCP listener bound elsewhere.
     ///
     /// # Errors
@@ -273,6 +313,7 @@ impl<H: Handler> Reactor<H> {
             sock,
             ready: true,
             wrap: None,
+            scrape: false,
         }));
         Ok(id)
     }
@@ -537,6 +578,36 @@ impl<H: Handler> Reactor<H> {
         self.core.conns.len()
     }
 
+    /// The reactor's counters, to register the application's own before
+    /// [`run`](Self::run) (see [`metrics`](crate::metrics)).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let lines = reactor.metrics().counter("lines_total", "Lines handled.")?;
+    /// reactor.metrics().add(lines, 2);
+    /// assert_eq!(reactor.metrics_snapshot().app("mio_selectors_lines_total"), Some(2));
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics(&mut self) -> &mut crate::metrics::Metrics {
+        &mut self.core.metrics
+    }
+
+    /// A snapshot of the counters (from another thread while it runs:
+    /// [`Handle::metrics`]).
+    ///
+    /// ```
+    /// # use mio_selectors::{Config, Reactor};
+    #[doc = doc_app!()]
+    /// let reactor = Reactor::new(App, Config::default())?;
+    /// assert_eq!(reactor.metrics_snapshot().accepted, 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        self.core.snapshot()
+    }
+
     /// Runs the loop until [`Handle::stop`] (or a signal, after
     /// [`stop_on_signals`](Self::stop_on_signals)) and the graceful shutdown
     /// that follows have finished.
@@ -582,6 +653,10 @@ fn bind_first<S>(
     Err(last.unwrap_or_else(|| none().into()))
 }
 
+/// Longest [`Config::busy_poll`] accepted: a spin is meant to bridge a
+/// client's round trip, not to stand in for sleeping.
+const MAX_BUSY_POLL: Duration = Duration::from_millis(10);
+
 fn check(c: &Config) -> Result<()> {
     let rules = [
         (c.read_chunk > 0, "read_chunk must be positive"),
@@ -598,6 +673,14 @@ fn check(c: &Config) -> Result<()> {
         (
             c.max_connections < 1 << 32,
             "max_connections must fit in 32 bits",
+        ),
+        (
+            c.max_inb <= u32::MAX as usize && c.max_outb <= u32::MAX as usize,
+            "max_inb and max_outb must be under 4 GiB",
+        ),
+        (
+            c.busy_poll.is_none_or(|d| d <= MAX_BUSY_POLL),
+            "busy_poll must be at most 10 ms",
         ),
     ];
     match rules.into_iter().find(|(ok, _)| !ok) {

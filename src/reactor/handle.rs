@@ -5,7 +5,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{ConnId, Result};
+use crate::metrics::Snapshot;
+use crate::{ConnId, Error, Result};
 
 /// Work submitted from another thread, run on the loop thread.
 pub(crate) type Task = Box<dyn FnOnce(&mut dyn Loop) + Send>;
@@ -28,6 +29,8 @@ pub trait Loop {
     fn connection_count(&self) -> usize;
     /// As [`Context::stop`](crate::Context::stop).
     fn stop(&mut self);
+    /// As [`Context::metrics_snapshot`](crate::Context::metrics_snapshot).
+    fn metrics_snapshot(&self) -> Snapshot;
 }
 
 /// A `Send + Clone` handle to a [`Reactor`](crate::Reactor): stop it, or
@@ -137,6 +140,50 @@ impl Handle {
                 log::debug!("{id}: send from another thread failed: {e}");
             }
         });
+    }
+
+    /// A snapshot of the reactor's counters, from any thread: a request
+    /// through [`call_soon_threadsafe`](Self::call_soon_threadsafe), answered
+    /// by the loop at the start of its next pass, waited for up to `timeout`.
+    /// Must not be called on the loop's own thread (it would wait for
+    /// itself); there, use [`Context::metrics_snapshot`](crate::Context::metrics_snapshot).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with [`TimedOut`](io::ErrorKind::TimedOut) if no answer
+    /// came within `timeout` (the reactor is busy, stopped, or not running).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, Reactor};
+    /// use std::time::Duration;
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App {
+    /// #     type Data = ();
+    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
+    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
+    /// # }
+    /// let mut reactor = Reactor::new(App, Config::default())?;
+    /// let handle = reactor.handle();
+    /// let reader = std::thread::spawn(move || {
+    ///     let snapshot = handle.metrics(Duration::from_secs(10));
+    ///     handle.stop();
+    ///     snapshot
+    /// });
+    /// reactor.run()?;
+    /// assert_eq!(reader.join().unwrap()?.active, 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn metrics(&self, timeout: std::time::Duration) -> Result<Snapshot> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.call_soon_threadsafe(move |lp| {
+            let _ = tx.send(lp.metrics_snapshot());
+        });
+        rx.recv_timeout(timeout).map_err(|_| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the reactor did not answer the metrics request",
+            ))
+        })
     }
 
     fn wake(&self) {

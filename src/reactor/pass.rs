@@ -23,13 +23,19 @@ use super::endpoint::Endpoint;
 use super::event_loop::Reactor;
 use super::id::{ENDPOINT_BIT, SIGNALS, WAKER};
 use super::stream::Stream;
+use super::Idle;
 use super::{SourceId, UdpId};
+use crate::metrics::{scrape, Refusal};
 use crate::{CloseReason, ConnId, Context, EventMask, Handler, InBuf, PeerAddr, Result};
 
 /// Accepts per listener per pass before the other work gets a turn.
 const ACCEPT_BATCH: usize = 256;
 /// Datagrams read per UDP socket per pass before the other work gets a turn.
 const UDP_BATCH: usize = 64;
+/// Most metrics scrapes answered at once; more are refused (closed at once).
+const MAX_SCRAPES: usize = 16;
+/// How long a metrics scrape may take to send its request head.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Room for the largest UDP datagram.
 pub(super) const UDP_MAX: usize = 65_536;
 
@@ -48,6 +54,7 @@ impl<H: Handler> Reactor<H> {
         self.serve_udp();
         self.expire(); // 7: linger deadlines, timers, shutdown, accept backoff
         self.settle(); // 8: flush, then reap
+        self.core.pool.trim(self.core.now); // spares a burst left behind
         Ok(self.core.shutting_down && self.core.conns.is_empty())
     }
 
@@ -90,13 +97,38 @@ impl<H: Handler> Reactor<H> {
     /// nearest deadline; then reads the clock once for the pass.
     fn wait(&mut self) -> Result<()> {
         let timeout = self.poll_timeout();
-        match self.poll.poll(&mut self.events, timeout) {
+        match self.poll_events(timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
         self.core.now = Instant::now();
         Ok(())
+    }
+
+    /// `epoll_wait` for up to `timeout`; with [`Config::busy_poll`](crate::Config::busy_poll),
+    /// first polls without blocking for up to that long (never past
+    /// `timeout`), so that a reply that comes soon is seen without a sleep
+    /// and a wake-up.
+    fn poll_events(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let spin = match self.core.config.busy_poll {
+            Some(spin) if timeout != Some(Duration::ZERO) => spin,
+            _ => return self.poll.poll(&mut self.events, timeout),
+        };
+        let spin = timeout.map_or(spin, |t| spin.min(t));
+        let start = Instant::now();
+        loop {
+            self.poll.poll(&mut self.events, Some(Duration::ZERO))?;
+            if !self.events.is_empty() {
+                return Ok(());
+            }
+            let spent = start.elapsed();
+            if spent >= spin {
+                let rest = timeout.map(|t| t.saturating_sub(spent));
+                return self.poll.poll(&mut self.events, rest);
+            }
+            std::hint::spin_loop();
+        }
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -114,6 +146,7 @@ impl<H: Handler> Reactor<H> {
             self.core.timers.next_deadline(),
             self.accept_paused_until,
             self.shutdown_deadline,
+            self.core.pool.next_trim(),
         ]
         .into_iter()
         .flatten()
@@ -127,7 +160,9 @@ impl<H: Handler> Reactor<H> {
     /// here: the steps after act on it.
     fn note_events(&mut self) {
         let events = mem::replace(&mut self.events, Events::with_capacity(0));
+        let mut n_events = 0;
         for event in events.iter() {
+            n_events += 1;
             let failed = event.is_error();
             let readable = event.is_readable() || event.is_read_closed() || failed;
             let writable = event.is_writable() || event.is_write_closed() || failed;
@@ -145,6 +180,7 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = events;
+        self.core.metrics.on_pass(n_events);
     }
 
     fn note_endpoint(&mut self, raw: usize, readable: bool, writable: bool, mask: EventMask) {
@@ -321,7 +357,9 @@ impl<H: Handler> Reactor<H> {
         if !l.ready {
             return false;
         }
+        let scrape = l.scrape;
         match l.sock.accept() {
+            Ok((stream, peer)) if scrape => self.admit_scrape(stream, peer),
             Ok((stream, peer)) => {
                 self.accept_failing = false;
                 let wrap = l.wrap.clone();
@@ -339,6 +377,7 @@ impl<H: Handler> Reactor<H> {
                     log::debug!("accept failed: {e}; pausing accepts for {backoff:?}");
                 } else {
                     log::warn!("accept failed: {e}; pausing accepts for {backoff:?} at a time");
+                    self.core.metrics.on_accept_error_episode();
                 }
                 self.accept_paused_until = Some(later(Instant::now(), backoff));
                 return false;
@@ -354,6 +393,7 @@ impl<H: Handler> Reactor<H> {
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
             let count = self.core.conns.count_from(ip);
             if count >= max {
+                self.core.metrics.on_refuse(Refusal::MaxPerIp);
                 // Dropping the stream closes it; one line per burst, not per client.
                 if !mem::replace(&mut self.full_logged, true) {
                     log::warn!("refusing {peer}: {count} connections from {ip} already");
@@ -364,6 +404,9 @@ impl<H: Handler> Reactor<H> {
         let id = match self.core.insert(stream, peer.clone(), State::Open) {
             Ok(id) => id,
             Err(e) => {
+                if matches!(e, crate::Error::TooManyConnections(_)) {
+                    self.core.metrics.on_refuse(Refusal::MaxConnections);
+                }
                 // Dropping the stream closes it.
                 if !mem::replace(&mut self.full_logged, true) {
                     log::warn!("refusing {peer}: {e}");
@@ -372,6 +415,7 @@ impl<H: Handler> Reactor<H> {
             }
         };
         self.full_logged = false;
+        self.core.metrics.on_accept();
         log::debug!("{id}: accepted {peer}");
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             self.core.conns.count_ip(id, ip);
@@ -398,6 +442,47 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    /// Registers an accepted metrics scrape; the handler never sees it (it
+    /// has no data, so no callback is made about it). `max_connections`
+    /// and `MAX_SCRAPES` apply, and an idle timeout, so that a scraper
+    /// that never sends cannot hold a slot.
+    fn admit_scrape(&mut self, stream: Stream, peer: PeerAddr) {
+        if self.core.scrapes.len() >= MAX_SCRAPES {
+            log::warn!("refusing metrics scrape from {peer}: {MAX_SCRAPES} under way");
+            return;
+        }
+        match self.core.insert(stream, peer.clone(), State::Open) {
+            Ok(id) => {
+                self.core.scrapes.push(id);
+                log::debug!("{id}: metrics scrape from {peer}");
+                self.call(|_, cx| cx.set_idle_timeout(id, Idle::Read, Some(SCRAPE_TIMEOUT)));
+            }
+            Err(e) => log::warn!("refusing metrics scrape from {peer}: {e}"),
+        }
+    }
+
+    /// Answers a scrape once its request head is complete, then closes it.
+    fn serve_scrape(&mut self, id: ConnId) {
+        let Some(conn) = self.core.conns.get(id) else {
+            return;
+        };
+        let core = &self.core;
+        let answer = scrape::exchange(conn.inb.as_slice(), || {
+            crate::metrics::render(&[core.snapshot()])
+        });
+        let scrape::Exchange::Respond(response) = answer else {
+            return; // read the rest of the head
+        };
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            conn.inb.clear();
+            conn.inb.release_if_empty(&mut self.core.pool);
+        }
+        if let Err(e) = self.call(|_, cx| cx.send(id, &response)) {
+            log::debug!("{id}: metrics response not queued: {e}");
+        }
+        self.core.close_gracefully(id, CloseReason::Closed);
+    }
+
     // -- 6: read -------------------------------------------------------------
 
     /// Reads every queued connection.
@@ -414,6 +499,7 @@ impl<H: Handler> Reactor<H> {
     fn read_conn(&mut self, id: ConnId) {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
         let mut budget = self.core.config.read_budget;
+        let scrape = self.core.is_scrape(id);
         let Some(conn) = self.core.conns.get_mut(id) else {
             return;
         };
@@ -444,14 +530,19 @@ impl<H: Handler> Reactor<H> {
                 continue;
             }
             match conn.read(&mut self.core.pool, want, self.core.now) {
+                Read::Data(_) if scrape => self.serve_scrape(id),
                 Read::Data(n) => {
                     budget = budget.saturating_sub(n);
+                    self.core.metrics.on_read(n);
                     self.with_inb(id, |h, cx, data, inb| {
                         h.service_connection(cx, id, data, inb)
                     });
                 }
                 Read::Discarded(n) => budget = budget.saturating_sub(n),
                 Read::Eof { lingering: true } => return self.core.finish(id),
+                Read::Eof { lingering: false } if scrape => {
+                    return self.core.close_gracefully(id, CloseReason::Closed);
+                }
                 Read::Eof { lingering: false } => {
                     return self.with_inb(id, |h, cx, data, inb| h.eof_received(cx, id, data, inb));
                 }
@@ -565,11 +656,17 @@ impl<H: Handler> Reactor<H> {
             self.core.config.linger,
             self.core.now,
         );
+        let scrape = self.core.is_scrape(id);
         let Some((conn, lists)) = self.core.conns.entry(id) else {
             return;
         };
         conn.dirty = false;
+        let before = conn.pending();
         let flushed = conn.flush(&mut self.core.pool, now, linger);
+        let written = before.saturating_sub(conn.pending());
+        if written > 0 && !scrape {
+            self.core.metrics.on_write(written);
+        }
         if let Flushed::Failed(e) = flushed {
             log::debug!("{id}: write failed: {e}");
             return self.core.kill(id, CloseReason::Error(e));
@@ -613,6 +710,11 @@ impl<H: Handler> Reactor<H> {
         let reason = conn
             .release(&mut self.core.pool)
             .expect("only dead ones are removed");
+        if self.core.is_scrape(id) {
+            self.core.scrapes.retain(|&s| s != id);
+        } else {
+            self.core.metrics.on_close(&reason);
+        }
         log::debug!("{id}: {} closed ({reason})", conn.peer);
         let (data, made) = (conn.data.take(), conn.made);
         drop(conn); // closes the socket

@@ -263,9 +263,19 @@ pub fn run(spec: &Spec, on_hold: &mut dyn FnMut(usize) -> Result<(), String>) ->
             break;
         }
         if Instant::now() >= spec.deadline {
+            // What the stuck connections sent and did not get back is lost,
+            // not merely late: count it, so the figure cannot hide it.
             let open = e.conns.len();
-            e.report
-                .error(format!("deadline passed with {open} connections open"));
+            let stuck: u64 = e
+                .conns
+                .iter()
+                .filter(|(_, c)| c.beh.is_lossless())
+                .map(|(_, c)| c.sent - c.recvd)
+                .sum();
+            e.report.lost += stuck;
+            e.report.error(format!(
+                "deadline passed with {open} connections open, {stuck} bytes not echoed"
+            ));
             break;
         }
         if let Err(err) = e.poll.poll(&mut events, Some(Duration::from_millis(100))) {

@@ -172,29 +172,60 @@ impl LineClient {
         out
     }
 
-    /// Everything up to EOF; a reset counts as EOF (a server may close a
-    /// socket with unread input).
+    /// Everything up to a clean EOF (the server's FIN). A reset fails: a
+    /// graceful close must not be told from a reset by luck.
     pub fn until_eof(&mut self) -> Vec<u8> {
-        let until = self.step();
-        loop {
-            match self.fill(until) {
-                Ok(_) => {}
-                Err(End::Eof) => break,
-                Err(End::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => break,
-                Err(e) => panic!("{}: no EOF: {e:?}", self.name),
-            }
+        match self.until_end() {
+            (rest, None) => rest,
+            (rest, Some(e)) => panic!(
+                "{}: expected EOF, got {e} after {:?}",
+                self.name,
+                String::from_utf8_lossy(&rest)
+            ),
         }
-        let rest = self.buf[self.start..].to_vec();
-        self.start = self.buf.len();
-        rest
     }
 
-    /// EOF (or a reset) with nothing before it.
+    /// Everything up to the end of the stream, and how it ended: `None`
+    /// for EOF, `Some(error)` for a reset (`ECONNRESET`). Any other end
+    /// (a timeout) fails.
+    pub fn until_end(&mut self) -> (Vec<u8>, Option<io::Error>) {
+        let until = self.step();
+        let end = loop {
+            match self.fill(until) {
+                Ok(_) => {}
+                Err(End::Eof) => break None,
+                Err(End::Io(e)) if e.kind() == io::ErrorKind::ConnectionReset => break Some(e),
+                Err(e) => panic!("{}: no EOF: {e:?}", self.name),
+            }
+        };
+        let rest = self.buf[self.start..].to_vec();
+        self.start = self.buf.len();
+        (rest, end)
+    }
+
+    /// A clean EOF (FIN) with nothing before it; a reset fails.
     pub fn expect_eof(&mut self) {
         let rest = self.until_eof();
         assert!(
             rest.is_empty(),
             "{}: bytes before EOF: {:?}",
+            self.name,
+            String::from_utf8_lossy(&rest)
+        );
+    }
+
+    /// A reset (the server dropped what it had not read or sent), with
+    /// nothing before it; a clean EOF fails.
+    pub fn expect_reset(&mut self) {
+        let (rest, end) = self.until_end();
+        assert!(
+            end.is_some(),
+            "{}: expected a reset, got a clean EOF",
+            self.name
+        );
+        assert!(
+            rest.is_empty(),
+            "{}: bytes before the reset: {:?}",
             self.name,
             String::from_utf8_lossy(&rest)
         );

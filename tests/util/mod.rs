@@ -212,6 +212,8 @@ pub struct StaleProbe {
     pub send_is_no_such_connection: bool,
     pub pending_output: Option<usize>,
     pub has_data: bool,
+    /// `data_mut` found something (it goes through the mutable lookup).
+    pub has_data_mut: bool,
     pub peer_addr: Option<SocketAddr>,
 }
 
@@ -315,10 +317,13 @@ impl Echo {
                 send: send.map_err(|e| e.to_string()),
                 pending_output: cx.pending_output(stale),
                 has_data: cx.data(stale).is_some(),
+                has_data_mut: cx.data_mut(stale).is_some(),
                 peer_addr: cx.peer_addr(stale).and_then(PeerAddr::inet),
             };
-            // Both must be no-ops: if either reached the slot's new
-            // occupant, that client would lose its echo.
+            // All must be no-ops: if one reached the slot's new occupant,
+            // that client would lose its echo, stall (paused) or get EOF.
+            cx.pause_reading(stale);
+            cx.write_eof(stale);
             cx.close(stale);
             cx.abort(stale);
             probes.push(probe);
@@ -905,3 +910,17 @@ pub fn shutdown_write(s: &TcpStream) -> io::Result<()> {
         other => other,
     }
 }
+
+/// The next read fails with `ECONNRESET`: the server reset the connection
+/// (it dropped input or output), as opposed to [`expect_eof`]'s FIN. Data
+/// before the reset is an error too.
+pub fn expect_reset(s: &TcpStream, deadline: Instant) -> io::Result<()> {
+    match read_to_eof_deadline(s, 0, deadline) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(()),
+        Ok(_) => Err(io::Error::other("expected a reset, got a clean EOF (FIN)")),
+        Err(e) => Err(io::Error::new(e.kind(), format!("expected a reset: {e}"))),
+    }
+}
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use process::{need_tool, require_in_ci};

@@ -239,3 +239,34 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Preconditions: fail in CI, say so elsewhere
+// ---------------------------------------------------------------------------
+
+/// Whether `tool` can be run (`tool --version` exits at all). When it
+/// cannot: under `CI=true` the calling test fails (the machine is not set
+/// up, and a skipped check must not pass as green); elsewhere it says on
+/// stderr that the check was skipped, and the caller returns.
+pub fn need_tool(tool: &str, why: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        require_in_ci(&format!("{tool} not found ({why})"));
+    }
+    found
+}
+
+/// A test's precondition `what` does not hold on this machine: fail under
+/// `CI=true` (where every check must run), otherwise note the skip on
+/// stderr. The caller returns after this.
+pub fn require_in_ci(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("CI=true: {what}; install it (.ci/run does) instead of skipping this test");
+    }
+    eprintln!("SKIPPED (not CI): {what}");
+}

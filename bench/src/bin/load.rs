@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! load echo ADDR --conns N --size BYTES --depth D --warmup S --duration S [--sync]
-//! load chat ADDR --clients K --rate LINES_PER_SEC --warmup S --duration S [--sync]
+//! load chat ADDR[,ADDR...] --clients K --rate LINES_PER_SEC --warmup S --duration S [--sync]
 //! load idle ADDR --conns N
 //! ```
 //!
@@ -17,6 +17,9 @@
 //! that gets `<NAME> LINE` knows the delivery latency. After the window the
 //! sending stops and deliveries drain (until all expected arrived, 3 s
 //! without progress, or 15 s); deliveries/s = deliveries / (window + drain).
+//!
+//! With several comma-separated addresses (chat servers sharing one room,
+//! e.g. `chatroom --redis`), the clients are spread over them in turn.
 //!
 //! `idle`: opens N connections and holds them; then one 64-byte echo on
 //! every connection at once; then closes. For the RSS meter.
@@ -39,7 +42,8 @@ const CHAT_LINE: usize = 64;
 
 struct Opts {
     mode: String,
-    addr: SocketAddr,
+    /// Where to connect; client `i` goes to `addrs[i % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
     conns: usize,
     size: usize,
     depth: usize,
@@ -74,7 +78,10 @@ fn opts() -> Opts {
     let conns = get("--conns", get("--clients", 1.0)) as usize;
     Opts {
         mode: args[1].clone(),
-        addr: args[2].parse().unwrap_or_else(|_| usage()),
+        addrs: args[2]
+            .split(',')
+            .map(|a| a.parse().unwrap_or_else(|_| usage()))
+            .collect(),
         conns,
         size: get("--size", 64.0) as usize,
         depth: get("--depth", 1.0) as usize,
@@ -128,12 +135,12 @@ impl Clock {
     }
 }
 
-/// Opens `o.conns` connections to `o.addr`, at most `o.batch` (default 128) connecting at
+/// Opens `o.conns` connections to `o.addrs` (in turn), at most `o.batch` (default 128) connecting at
 /// once and `o.gap` apart (a server that accepts slowly would otherwise
 /// overflow its backlog and lose handshakes), all with TCP_NODELAY,
 /// registered READABLE|WRITABLE.
 fn connect_all(poll: &mut Poll, o: &Opts) -> Vec<TcpStream> {
-    let (addr, n) = (o.addr, o.conns);
+    let n = o.conns;
     let mut events = Events::with_capacity(1024);
     let mut streams: Vec<TcpStream> = Vec::with_capacity(n);
     let mut connected = vec![false; n];
@@ -144,6 +151,7 @@ fn connect_all(poll: &mut Poll, o: &Opts) -> Vec<TcpStream> {
             std::thread::sleep(o.gap);
         }
         while streams.len() < n && streams.len() - done < o.batch {
+            let addr = o.addrs[streams.len() % o.addrs.len()];
             let mut s = TcpStream::connect(addr).unwrap_or_else(|e| fail(format!("connect: {e}")));
             let token = Token(streams.len());
             poll.registry()

@@ -1,7 +1,8 @@
 //! Our echo: the Reactor with the handler of `examples/multiconn_echo.rs`
 //! (`cx.send_from(id, inb)`), plus a counting allocator.
 //!
-//! `ours_echo [HOST PORT] [--alloc-report FILE]`: prints `listening on ADDR`,
+//! `ours_echo [HOST PORT] [--alloc-report FILE] [--busy-poll-us N] [--metrics HOST:PORT]`
+//! (`Config::busy_poll`, off by default): prints `listening on ADDR`,
 //! stops on SIGTERM/SIGINT and then prints `allocs=N bytes=M` on stderr. With
 //! `--alloc-report`, each SIGUSR1 writes a snapshot `seq=K allocs=N bytes=M`
 //! to FILE.
@@ -45,9 +46,19 @@ fn main() -> ExitCode {
     if let Some(path) = mio_selectors_bench::flag("--alloc-report") {
         alloc::spawn_reporter(path.into()).expect("SIGUSR1 handler");
     }
-    let result = Reactor::new(Echo, Config::default()).and_then(|mut reactor| {
+    let busy_poll = mio_selectors_bench::flag("--busy-poll-us")
+        .map(|us| std::time::Duration::from_micros(us.parse().expect("--busy-poll-us MICROS")));
+    let config = Config {
+        busy_poll,
+        ..Config::default()
+    };
+    let result = Reactor::new(Echo, config).and_then(|mut reactor| {
         let id = reactor.listen((host.as_str(), port))?;
         let addr = reactor.local_addr(id)?;
+        if let Some(m) = mio_selectors_bench::flag("--metrics") {
+            let m = reactor.serve_metrics(m.as_str())?;
+            eprintln!("metrics on http://{m}/metrics");
+        }
         reactor.stop_on_signals()?;
         mio_selectors_bench::say_listening(addr);
         reactor.run()

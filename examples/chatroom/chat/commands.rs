@@ -29,8 +29,14 @@ impl ChatServer {
     ) {
         let text = terminal_safe(raw);
         let Some(command) = text.strip_prefix('/') else {
+            if let Some(fed) = &mut self.fed {
+                // --redis: relayed when Redis hands it back, in the room's order.
+                let actions = fed.line(cx, id, &text);
+                return self.apply(cx, actions, Some((id, client)));
+            }
             let name = &client.name;
-            cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            let delivered = cx.broadcast(format!("<{name}> {text}\n").as_bytes(), Some(id));
+            self.count_relay(cx, delivered);
             return;
         };
         let (word, arg) = command
@@ -38,6 +44,10 @@ impl ChatServer {
             .unwrap_or((command, ""));
         match word {
             "nick" => self.nick(cx, id, client, arg.trim()),
+            "who" if self.fed.is_some() => {
+                let actions = self.fed.as_mut().map(|f| f.who(cx, id)).unwrap_or_default();
+                self.apply(cx, actions, Some((id, client)));
+            }
             "who" => {
                 // The asker's own data is lent to us, not in the reactor.
                 let name = |other| match cx.data(other) {
@@ -50,7 +60,7 @@ impl ChatServer {
             }
             "quit" => {
                 notice(cx, id, "bye");
-                leave(cx, id, client, Some("quit"));
+                self.leave(cx, id, client, Some("quit"));
             }
             "help" => HELP.iter().for_each(|line| notice(cx, id, line)),
             _ => notice(cx, id, &format!("error: unknown command /{word}")),
@@ -66,6 +76,11 @@ impl ChatServer {
             let why = "error: a nick is 1 to 32 of A-Z a-z 0-9 _ - (usage: /nick NEW)";
             return notice(cx, id, why);
         }
+        if let Some(fed) = &mut self.fed {
+            // --redis: the claim is Redis's; the answer comes back in order.
+            let actions = fed.nick(cx, id, new);
+            return self.apply(cx, actions, Some((id, client)));
+        }
         let key = new.to_ascii_lowercase();
         if self.nicks.get(&key).is_some_and(|&owner| owner != id) {
             return notice(cx, id, &format!("error: nick {new} is taken"));
@@ -79,19 +94,6 @@ impl ChatServer {
             Some(id),
         );
     }
-}
-
-/// Closes `id` gracefully and tells the others now, not when the socket
-/// is finally gone.
-pub(super) fn leave(
-    cx: &mut Context<'_, Client>,
-    id: ConnId,
-    client: &mut Client,
-    why: Option<&str>,
-) {
-    client.announced = true;
-    cx.close(id);
-    announce_leave(cx, &client.name, why);
 }
 
 /// `* NAME left` or `* NAME left (why)` to everyone still open.

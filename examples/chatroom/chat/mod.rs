@@ -5,6 +5,11 @@
 
 mod commands;
 mod config;
+mod federated;
+// `--redis`: the room shared through Redis. Declared here rather than in
+// main.rs so that the tests which include chat/ by path compile it too.
+#[path = "../federation/mod.rs"]
+pub mod federation;
 mod server;
 
 pub use config::ChatConfig;

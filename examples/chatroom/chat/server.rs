@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 
 use mio_selectors::codec::{Decoder, LineCodec};
+use mio_selectors::metrics::Counter;
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use super::commands::{announce_leave, leave, notice};
+use super::commands::notice;
+use super::federation::Federation;
 use super::ChatConfig;
 
 /// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
@@ -26,6 +28,27 @@ pub struct Client {
     partial_timer: Option<TimerId>,
     /// `* NAME left ...` was said already (the server closed it).
     pub(super) announced: bool,
+    /// Welcomed: receives what the room delivers (with `--redis`, once its
+    /// join has come back from Redis).
+    pub(super) in_room: bool,
+    /// Not a client: one of the `--redis` connections.
+    pub(super) redis: bool,
+}
+
+impl Client {
+    /// The reactor data of a `--redis` connection.
+    pub fn redis() -> Client {
+        Client {
+            name: String::new(),
+            framer: LineCodec::new(1),
+            bucket: TokenBucket::new(1.0, 1.0, std::time::Instant::now()),
+            throttled: false,
+            partial_timer: None,
+            announced: false,
+            in_room: false,
+            redis: true,
+        }
+    }
 }
 
 /// The chat server: a [`Handler`] for a [`Reactor`](mio_selectors::Reactor)
@@ -36,6 +59,11 @@ pub struct ChatServer {
     clients: usize,
     /// Nicks in use, lower-cased (addresses cannot clash: `:` is not allowed in a nick).
     pub(super) nicks: HashMap<String, ConnId>,
+    /// `--redis`: the room is shared with other processes.
+    pub(super) fed: Option<Federation<Client>>,
+    /// `chat_lines_relayed_total` and `chat_deliveries_total` in the
+    /// reactor's metrics, registered on the first line relayed.
+    counters: Option<(Counter, Counter)>,
 }
 
 impl ChatServer {
@@ -45,6 +73,29 @@ impl ChatServer {
             config,
             clients: 0,
             nicks: HashMap::new(),
+            fed: None,
+            counters: None,
+        }
+    }
+
+    /// Counts one chat line relayed to `delivered` members, in the
+    /// application metrics that `--metrics` serves.
+    pub(super) fn count_relay(&mut self, cx: &mut Context<'_, Client>, delivered: usize) {
+        if self.counters.is_none() {
+            let m = cx.metrics();
+            let lines = m.counter(
+                "chat_lines_relayed_total",
+                "Chat lines relayed to the room.",
+            );
+            let deliveries = m.counter(
+                "chat_deliveries_total",
+                "Chat lines queued to members (one per recipient).",
+            );
+            self.counters = lines.ok().zip(deliveries.ok());
+        }
+        if let Some((lines, deliveries)) = self.counters {
+            cx.metrics().add(lines, 1);
+            cx.metrics().add(deliveries, delivered as u64);
         }
     }
 
@@ -89,17 +140,46 @@ impl Handler for ChatServer {
         }
         self.clients += 1;
         let name = peer.to_string();
-        notice(cx, id, &format!("welcome {name}! /help lists the commands"));
-        cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
         let config = &self.config;
-        Some(Client {
-            name,
+        let mut client = Client {
+            name: name.clone(),
             framer: LineCodec::new(config.max_line),
             bucket: TokenBucket::new(config.lines_per_sec, config.burst, cx.now()),
             throttled: false,
             partial_timer: None,
             announced: false,
-        })
+            in_room: self.fed.is_none(),
+            redis: false,
+        };
+        if let Some(fed) = &mut self.fed {
+            // --redis: welcomed when its join comes back from Redis.
+            let actions = fed.connected(cx, id, &name);
+            self.apply(cx, actions, Some((id, &mut client)));
+            return Some(client);
+        }
+        notice(cx, id, &format!("welcome {name}! /help lists the commands"));
+        cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
+        Some(client)
+    }
+
+    fn connection_made(&mut self, cx: &mut Context<'_, Client>, id: ConnId, data: &mut Client) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.made(cx, id);
+            self.apply(cx, actions, None);
+        }
+    }
+
+    fn connect_failed(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        id: ConnId,
+        data: Client,
+        reason: &CloseReason,
+    ) {
+        if let (true, Some(fed)) = (data.redis, &mut self.fed) {
+            let actions = fed.closed(cx, id, &reason.to_string());
+            self.apply(cx, actions, None);
+        }
     }
 
     fn service_connection(
@@ -109,6 +189,18 @@ impl Handler for ChatServer {
         client: &mut Client,
         inb: &mut InBuf,
     ) {
+        if client.redis {
+            let actions = match &mut self.fed {
+                Some(fed) => fed.received(cx, id, inb),
+                None => Vec::new(),
+            };
+            return self.apply(cx, actions, None);
+        }
+        if !client.in_room {
+            // --redis, not welcomed yet: its lines wait in `inb`.
+            cx.pause_reading(id);
+            return;
+        }
         let now = cx.now();
         let mut line_ended = false;
         loop {
@@ -152,6 +244,9 @@ impl Handler for ChatServer {
         tag: u64,
     ) {
         let Some((id, client)) = conn else {
+            if let Some(actions) = self.fed.as_mut().and_then(|f| f.timer(cx, tag)) {
+                self.apply(cx, actions, None);
+            }
             return;
         };
         match tag {
@@ -161,7 +256,7 @@ impl Handler for ChatServer {
             }
             PARTIAL => {
                 client.partial_timer = None;
-                leave(cx, id, client, Some("timeout"));
+                self.leave(cx, id, client, Some("timeout"));
             }
             _ => {}
         }
@@ -170,10 +265,17 @@ impl Handler for ChatServer {
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, Client>,
-        _: ConnId,
+        id: ConnId,
         client: Client,
         reason: &CloseReason,
     ) {
+        if client.redis {
+            if let Some(fed) = &mut self.fed {
+                let actions = fed.closed(cx, id, &reason.to_string());
+                self.apply(cx, actions, None);
+            }
+            return;
+        }
         self.clients -= 1;
         self.nicks.remove(&client.name.to_ascii_lowercase());
         // Its timers would be dropped when due anyway; free them now.
@@ -189,10 +291,22 @@ impl Handler for ChatServer {
             CloseReason::Error(_) => Some("connection lost"),
             _ => None,
         };
-        announce_leave(cx, &client.name, why);
+        self.announce_leave(cx, id, &client.name, why);
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(fed) = &mut self.fed {
+            // --redis: the goodbye to the room first, then our clients.
+            fed.shutdown(cx);
+            let ids: Vec<ConnId> = cx
+                .ids()
+                .filter(|&id| cx.data(id).is_some_and(|c| !c.redis))
+                .collect();
+            for id in ids {
+                let _ = cx.send(id, b"* server shutting down\n");
+            }
+            return;
+        }
         cx.broadcast(b"* server shutting down\n", None);
     }
 }
