@@ -208,6 +208,34 @@ impl<D> Context<'_, D> {
         Ok(id)
     }
 
+    /// [`connect`](Self::connect) through a [`Wrap`](super::Wrap) (TLS with
+    /// [`Wrap::tls_client`](super::Wrap::tls_client)): the handshake runs
+    /// once connected, and [`Handler::connection_made`](crate::Handler::connection_made)
+    /// follows when it is done; the handler sees plaintext only. Output
+    /// queued before then waits in the layer (TLS: at most 64 KiB).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); [`Error::Io`] if the wrap cannot make
+    /// its layer.
+    pub fn connect_wrapped(
+        &mut self,
+        addr: SocketAddr,
+        data: D,
+        wrap: &super::Wrap,
+    ) -> Result<ConnId> {
+        let layer = wrap
+            .make()
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let id = self.connect(addr, data)?;
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            let mut w = super::wrap::Wrapped::new(layer);
+            w.timeout = wrap.handshake_timeout;
+            conn.wrap = Some(w);
+        }
+        Ok(id)
+    }
+
     /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
     /// goes out at once if the kernel takes it; otherwise it waits in a
     /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
@@ -396,9 +424,10 @@ impl<D> Context<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_eof(&mut self, id: ConnId) {
-        if let Some(conn) = self.core.conns.get_mut(id) {
-            if conn.write_eof() {
-                self.core.conns.mark_dirty(id);
+        let core = &mut *self.core;
+        if let Some(conn) = core.conns.get_mut(id) {
+            if conn.write_eof(&mut core.pool) {
+                core.conns.mark_dirty(id);
             }
         }
     }
