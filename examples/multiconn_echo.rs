@@ -46,6 +46,8 @@ struct Args {
     /// it is given up on (reset, the rest dropped); a slow reader gets all.
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
     flush_timeout: std::time::Duration,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
     /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
     #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
     metrics: Option<std::net::SocketAddr>,
@@ -102,15 +104,37 @@ fn main() -> ExitCode {
     };
     common::check_water_marks::<Args>(&config);
     if args.group.is_group() {
+        if args.tls.tls_cert.is_some() || args.metrics.is_some() {
+            common::usage_error::<Args>(
+                "--tls-cert and --metrics run on one reactor for now; leave out --reactors",
+            );
+        }
         // A reactor per thread, each its own Echo; the limits hold for all.
         let group = ReactorGroup::new(args.group.options(), config);
         return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
     }
-    common::serve_with_metrics(
-        "multiconn_echo",
-        Reactor::new(Echo, config),
-        &args.host,
-        args.port,
-        args.metrics,
-    )
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("multiconn_echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addrs = match common::resolve_all(&args.host, args.port) {
+        Ok(addrs) => addrs,
+        Err(e) => return common::exit_with("multiconn_echo", Err(e)),
+    };
+    common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
+        let id = reactor.listen(&addrs[..])?;
+        if let Some(tls) = &tls {
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        }
+        let mut ready = reactor.local_addr(id)?.to_string();
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
+    })
 }

@@ -21,6 +21,7 @@
 mod chat;
 #[path = "../common/mod.rs"]
 mod common;
+mod web;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -66,6 +67,10 @@ struct Args {
     /// Join and leave notices said one by one per second; the rest of the second's are summed up.
     #[arg(long, default_value_t = ChatConfig::default().notices_per_sec, value_parser = clap::value_parser!(u32).range(1..))]
     notices_per_sec: u32,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    web: web::WebArgs,
     /// Share the room with every chatroom using this Redis:
     /// redis://[user[:password]@]host[:port][/db].
     #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
@@ -116,10 +121,16 @@ fn main() -> ExitCode {
         ..config.reactor_config()
     };
     if args.group.is_group() {
-        if args.redis.is_some() {
-            common::usage_error::<Args>(
-                "--redis runs on one reactor for now; leave out --reactors",
-            );
+        let alone = [
+            (args.redis.is_some(), "--redis"),
+            (args.web.web.is_some(), "--web"),
+            (args.tls.tls_cert.is_some(), "--tls-cert"),
+            (args.metrics.is_some(), "--metrics"),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
+            common::usage_error::<Args>(format!(
+                "{flag} runs on one reactor for now; leave out --reactors"
+            ));
         }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let group = ReactorGroup::new(args.group.options(), reactor_config);
@@ -128,32 +139,49 @@ fn main() -> ExitCode {
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }
-    let server = ChatServer::new(config);
-    let Some(url) = args.redis else {
-        let reactor = Reactor::new(server, reactor_config);
-        return common::serve_with_metrics(
-            "chatroom",
-            reactor,
-            &args.host,
-            args.port,
-            args.metrics,
-        );
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    // With --redis the readiness line waits for the link (a few seconds at
-    // most): a client that comes at once is in the shared room at once.
+    // A host that does not resolve is named (exit 1); each of its
+    // addresses is tried in turn.
     let addrs = match common::resolve_all(&args.host, args.port) {
         Ok(addrs) => addrs,
         Err(e) => return common::exit_with("chatroom", Err(e)),
     };
+    let max_line = config.max_line;
+    let server = ChatServer::new(config);
+    // Every listener, and the readiness lines in the contract's order.
+    let bind = |reactor: &mut Reactor<ChatServer>| -> mio_selectors::Result<String> {
+        let id = reactor.listen(&addrs[..])?;
+        if let Some(tls) = &tls {
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        }
+        let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+        if let Some(line) = web::listen(reactor, &args.web, tls.clone(), max_line)? {
+            ready.push('\n');
+            ready.push_str(&line);
+        }
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
+    };
+    let Some(url) = args.redis.clone() else {
+        let reactor = Reactor::new(server, reactor_config);
+        return common::serve_lines("chatroom", reactor, |reactor| Ok(vec![bind(reactor)?]));
+    };
+    // With --redis the readiness line waits for the link (a few seconds at
+    // most): a client that comes at once is in the shared room at once.
     let result = Reactor::new(server, reactor_config)
         .map_err(Box::<dyn std::error::Error>::from)
         .and_then(|mut reactor| {
-            let id = reactor.listen(&addrs[..])?;
-            let mut ready = format!("listening on {}", reactor.local_addr(id)?);
-            if let Some(addr) = args.metrics {
-                let bound = reactor.serve_metrics(addr)?;
-                ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
-            }
+            let ready = bind(&mut reactor)?;
             let mut fed = Federation::new(url, &args.room, ready, Client::redis);
             reactor.with_context(|cx| fed.start(cx));
             reactor.handler_mut().set_federation(fed);

@@ -3,6 +3,8 @@
 //! "listening on" / exit status rules of a server.
 #![allow(dead_code)] // each example uses part of it
 
+pub mod tls;
+
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -166,10 +168,24 @@ pub fn serve_with<H: Handler>(
     reactor: mio_selectors::Result<Reactor<H>>,
     bind: impl FnOnce(&mut Reactor<H>) -> mio_selectors::Result<String>,
 ) -> ExitCode {
+    serve_lines(name, reactor, |reactor| {
+        Ok(vec![format!("listening on {}", bind(reactor)?)])
+    })
+}
+
+/// As [`serve_with`], for a server with several listeners: `bind` returns
+/// every readiness line (`listening on ADDR` first), printed together
+/// before any client is served.
+pub fn serve_lines<H: Handler>(
+    name: &str,
+    reactor: mio_selectors::Result<Reactor<H>>,
+    bind: impl FnOnce(&mut Reactor<H>) -> mio_selectors::Result<Vec<String>>,
+) -> ExitCode {
     let result = reactor.and_then(|mut reactor| {
-        let addr = bind(&mut reactor)?;
+        let lines = bind(&mut reactor)?;
         reactor.stop_on_signals()?;
-        ready_line(&format!("listening on {addr}"));
+        // Best effort: a closed stdout must not stop the server.
+        ready_line(&lines.join("\n"));
         reactor.run()
     });
     match result {
