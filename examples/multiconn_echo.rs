@@ -96,19 +96,6 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..Config::default()
     };
-    if args.group.is_group() {
-        if args.tls.tls_cert.is_some() || args.metrics.is_some() {
-            eprintln!(
-                "{}",
-                <Args as clap::CommandFactory>::command().render_usage()
-            );
-            eprintln!("multiconn_echo: --tls-cert and --metrics run on one reactor for now; leave out --reactors");
-            return ExitCode::from(2);
-        }
-        // A reactor per thread, each its own Echo; the limits hold for all.
-        let group = ReactorGroup::new(args.group.options(), config);
-        return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
-    }
     // Certificate problems are reported before anything binds.
     let tls = match args.tls.server_config() {
         Ok(tls) => tls,
@@ -117,10 +104,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let wrap = tls.as_ref().map(|tls| args.tls.wrap(tls));
+    if args.group.is_group() {
+        if args.metrics.is_some() {
+            eprintln!(
+                "{}",
+                <Args as clap::CommandFactory>::command().render_usage()
+            );
+            eprintln!(
+                "multiconn_echo: --metrics runs on one reactor for now; leave out --reactors"
+            );
+            return ExitCode::from(2);
+        }
+        // A reactor per thread, each its own Echo; the limits hold for all.
+        let group = ReactorGroup::new(args.group.options(), config);
+        let bind = |group: &mut ReactorGroup| {
+            let addr = (args.host.as_str(), args.port);
+            let bound = match wrap {
+                Some(wrap) => group.listen_wrapped(addr, wrap)?,
+                None => group.listen(addr)?,
+            };
+            Ok(vec![format!("listening on {bound}")])
+        };
+        return common::serve_group_lines("multiconn_echo", group, bind, |_| |_| Echo);
+    }
     common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
         let id = reactor.listen((args.host.as_str(), args.port))?;
-        if let Some(tls) = &tls {
-            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        if let Some(wrap) = wrap {
+            reactor.wrap_listener(id, wrap)?;
         }
         let mut ready = reactor.local_addr(id)?.to_string();
         if let Some(addr) = args.metrics {

@@ -118,11 +118,18 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.group.is_group() {
         let alone = [
             (args.redis.is_some(), "--redis"),
             (args.web.web.is_some(), "--web"),
-            (args.tls.tls_cert.is_some(), "--tls-cert"),
             (args.metrics.is_some(), "--metrics"),
         ];
         if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
@@ -132,19 +139,19 @@ fn main() -> ExitCode {
         }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let group = ReactorGroup::new(args.group.options(), reactor_config);
-        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
+        let bind = |group: &mut ReactorGroup| {
+            let addr = (args.host.as_str(), args.port);
+            let bound = match &tls {
+                Some(tls) => group.listen_wrapped(addr, args.tls.wrap(tls))?,
+                None => group.listen(addr)?,
+            };
+            Ok(vec![format!("listening on {bound}")])
+        };
+        return common::serve_group_lines("chatroom", group, bind, |n| {
             let shared = Shared::new(n, config.max_clients);
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }
-    // Certificate problems are reported before anything binds.
-    let tls = match args.tls.server_config() {
-        Ok(tls) => tls,
-        Err(e) => {
-            eprintln!("chatroom: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let max_line = config.max_line;
     let server = ChatServer::new(config);
     // Every listener, and the readiness lines in the contract's order.

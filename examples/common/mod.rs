@@ -185,12 +185,37 @@ where
     H: Handler + 'static,
     F: Fn(usize) -> H + Send + Sync + 'static,
 {
+    serve_group_lines(
+        name,
+        group,
+        |group| {
+            Ok(vec![format!(
+                "listening on {}",
+                group.listen((host, port))?
+            )])
+        },
+        factory,
+    )
+}
+
+/// As [`serve_lines`], for a group: `bind` binds the group's listeners and
+/// returns every readiness line, printed together once all reactors run.
+pub fn serve_group_lines<H, F>(
+    name: &str,
+    group: mio_selectors::Result<mio_selectors::group::ReactorGroup>,
+    bind: impl FnOnce(&mut mio_selectors::group::ReactorGroup) -> mio_selectors::Result<Vec<String>>,
+    factory: impl FnOnce(usize) -> F,
+) -> ExitCode
+where
+    H: Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
     let result = group.and_then(|mut group| {
-        let addr = group.listen((host, port))?;
+        let lines = bind(&mut group)?;
         group.stop_on_signals()?;
         let factory = factory(group.reactors());
         let running = group.start(factory)?;
-        println!("listening on {addr}"); // line-buffered: flushed
+        println!("{}", lines.join("\n")); // line-buffered: flushed
         running.join()
     });
     match result {

@@ -52,7 +52,7 @@ use mio::net::TcpListener;
 use mio::{Interest, Poll};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::reactor::ListenOptions;
+use crate::reactor::{ListenOptions, Wrap};
 use crate::{Config, Handler, Result};
 
 pub use limits::{Quota, QuotaPermit};
@@ -174,8 +174,9 @@ pub struct ReactorGroup {
     options: GroupOptions,
     n: usize,
     config: Config,
-    /// Per reactor, the listeners it serves.
-    listeners: Vec<Vec<TcpListener>>,
+    /// Per reactor, the listeners it serves, each with the wrap of its
+    /// connections (TLS, HTTP/WebSocket) if any.
+    listeners: Vec<Vec<(TcpListener, Option<Wrap>)>>,
     poll: Poll,
     signals: Option<Signals>,
 }
@@ -267,6 +268,39 @@ impl ReactorGroup {
         addr: impl ToSocketAddrs,
         options: &ListenOptions,
     ) -> Result<SocketAddr> {
+        self.bind(addr, options, None)
+    }
+
+    /// As [`listen`](Self::listen), with every connection of the listener
+    /// wrapped by `wrap` (TLS, HTTP/WebSocket) on whichever reactor serves
+    /// it: as [`Reactor::wrap_listener`](crate::Reactor::wrap_listener)
+    /// for one reactor. A stream handed to another reactor
+    /// ([`AcceptMode::LeastLoaded`]) keeps its listener's wrap.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, reactor::Wrap, group::{GroupOptions, ReactorGroup}};
+    /// let mut group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
+    /// # #[cfg(feature = "tls")]
+    /// # let _ = || -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = mio_selectors::tls::server_config("cert.pem", "key.pem")?;
+    /// group.listen_wrapped("127.0.0.1:0", Wrap::tls(config))?;
+    /// # Ok(()) };
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn listen_wrapped(&mut self, addr: impl ToSocketAddrs, wrap: Wrap) -> Result<SocketAddr> {
+        self.bind(addr, &ListenOptions::default(), Some(wrap))
+    }
+
+    fn bind(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: &ListenOptions,
+        wrap: Option<Wrap>,
+    ) -> Result<SocketAddr> {
         let count = match self.options.accept {
             AcceptMode::ReusePort => self.n,
             AcceptMode::LeastLoaded => 1,
@@ -274,7 +308,7 @@ impl ReactorGroup {
         let socks = bind::bind_listeners(addr, count, options)?;
         let addr = socks[0].local_addr()?;
         for (i, sock) in socks.into_iter().enumerate() {
-            self.listeners[i].push(sock);
+            self.listeners[i].push((sock, wrap.clone()));
         }
         Ok(addr)
     }

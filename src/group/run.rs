@@ -13,6 +13,7 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
 use super::{AcceptMode, Admission, Envelope, Lanes, MailStats, Member, Wake};
+use crate::reactor::Wrap;
 use crate::{Config, Error, Handle, Handler, Reactor, Result};
 
 pub(super) const DONE: Token = Token(0);
@@ -31,7 +32,7 @@ struct Seat {
     index: usize,
     shared: Arc<GroupShared>,
     config: Config,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Option<Wrap>)>,
     events: Sender<Event>,
     waker: Arc<Waker>,
 }
@@ -51,8 +52,11 @@ impl Seat {
             let mut reactor = Reactor::new(factory(index), config)?;
             shared.lanes.set_waker(index, Box::new(reactor.handle()));
             reactor.join_group(Member::new(index, &shared));
-            for sock in listeners {
-                reactor.add_listener(sock)?;
+            for (sock, wrap) in listeners {
+                let id = reactor.add_listener(sock)?;
+                if let Some(wrap) = wrap {
+                    reactor.wrap_listener(id, wrap)?;
+                }
             }
             let _ = ready.send(Event::Ready(index, reactor.handle()));
             reactor.run()
@@ -216,7 +220,7 @@ impl RunningGroup {
     pub(super) fn launch<H, F>(
         shared: Arc<GroupShared>,
         config: Config,
-        listeners: Vec<Vec<TcpListener>>,
+        listeners: Vec<Vec<(TcpListener, Option<Wrap>)>>,
         poll: Poll,
         signals: Option<Signals>,
         factory: F,
