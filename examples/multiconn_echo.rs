@@ -106,16 +106,6 @@ fn main() -> ExitCode {
     };
     let wrap = tls.as_ref().map(|tls| args.tls.wrap(tls));
     if args.group.is_group() {
-        if args.metrics.is_some() {
-            eprintln!(
-                "{}",
-                <Args as clap::CommandFactory>::command().render_usage()
-            );
-            eprintln!(
-                "multiconn_echo: --metrics runs on one reactor for now; leave out --reactors"
-            );
-            return ExitCode::from(2);
-        }
         // A reactor per thread, each its own Echo; the limits hold for all.
         let group = ReactorGroup::new(args.group.options(), config);
         let bind = |group: &mut ReactorGroup| {
@@ -124,7 +114,12 @@ fn main() -> ExitCode {
                 Some(wrap) => group.listen_wrapped(addr, wrap)?,
                 None => group.listen(addr)?,
             };
-            Ok(vec![format!("listening on {bound}")])
+            let mut lines = vec![format!("listening on {bound}")];
+            if let Some(addr) = args.metrics {
+                let bound = group.serve_metrics(addr)?; // every reactor's counters
+                lines.push(format!("metrics on http://{bound}/metrics"));
+            }
+            Ok(lines)
         };
         return common::serve_group_lines("multiconn_echo", group, bind, |_| |_| Echo);
     }

@@ -130,7 +130,6 @@ fn main() -> ExitCode {
         let alone = [
             (args.redis.is_some(), "--redis"),
             (args.web.web.is_some(), "--web"),
-            (args.metrics.is_some(), "--metrics"),
         ];
         if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
             eprintln!("{}", Args::command().render_usage());
@@ -145,7 +144,12 @@ fn main() -> ExitCode {
                 Some(tls) => group.listen_wrapped(addr, args.tls.wrap(tls))?,
                 None => group.listen(addr)?,
             };
-            Ok(vec![format!("listening on {bound}")])
+            let mut lines = vec![format!("listening on {bound}")];
+            if let Some(addr) = args.metrics {
+                let bound = group.serve_metrics(addr)?; // every reactor's counters
+                lines.push(format!("metrics on http://{bound}/metrics"));
+            }
+            Ok(lines)
         };
         return common::serve_group_lines("chatroom", group, bind, |n| {
             let shared = Shared::new(n, config.max_clients);

@@ -45,7 +45,7 @@ mod run;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use mio::net::TcpListener;
@@ -65,6 +65,15 @@ pub(crate) use mailbox::{Lanes, Wake};
 pub(crate) use member::{Envelope, Member, Route};
 pub(crate) use run::GroupShared;
 use run::SIGNALS;
+
+/// A listener bound for the group, for the reactor that serves it.
+pub(crate) struct Bound {
+    pub(crate) sock: TcpListener,
+    /// How its connections are wrapped (TLS, HTTP/WebSocket), if at all.
+    pub(crate) wrap: Option<Wrap>,
+    /// Whether its connections are metrics scrapes.
+    pub(crate) scrape: bool,
+}
 
 /// How the reactors of a group share a listening port.
 ///
@@ -176,7 +185,7 @@ pub struct ReactorGroup {
     config: Config,
     /// Per reactor, the listeners it serves, each with the wrap of its
     /// connections (TLS, HTTP/WebSocket) if any.
-    listeners: Vec<Vec<(TcpListener, Option<Wrap>)>>,
+    listeners: Vec<Vec<Bound>>,
     poll: Poll,
     signals: Option<Signals>,
 }
@@ -308,8 +317,44 @@ impl ReactorGroup {
         let socks = bind::bind_listeners(addr, count, options)?;
         let addr = socks[0].local_addr()?;
         for (i, sock) in socks.into_iter().enumerate() {
-            self.listeners[i].push((sock, wrap.clone()));
+            self.listeners[i].push(Bound {
+                sock,
+                wrap: wrap.clone(),
+                scrape: false,
+            });
         }
+        Ok(addr)
+    }
+
+    /// Serves `GET /metrics` (Prometheus text 0.0.4) on `addr` for the
+    /// whole group, from reactor 0: every reactor's series with its
+    /// `reactor` label, and the group's sums (`reactor="all"`) where a sum
+    /// means something. No loop waits for another: each reactor publishes
+    /// a copy of its counters at most every 100 ms while it is busy (and
+    /// once more after it goes idle), and the scrape renders the latest
+    /// copies, so another reactor's figures are up to ~100 ms old.
+    /// Returns the address bound.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, group::{GroupOptions, ReactorGroup}};
+    /// let mut group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
+    /// let addr = group.serve_metrics("127.0.0.1:0")?;
+    /// assert_ne!(addr.port(), 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn serve_metrics(&mut self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        let mut socks = bind::bind_listeners(addr, 1, &ListenOptions::default())?;
+        let sock = socks.remove(0);
+        let addr = sock.local_addr()?;
+        self.listeners[0].push(Bound {
+            sock,
+            wrap: None,
+            scrape: true,
+        });
         Ok(addr)
     }
 
@@ -372,7 +417,10 @@ impl ReactorGroup {
             poll,
             signals,
         } = self;
+        let publish = listeners.iter().flatten().any(|b| b.scrape);
         let shared = Arc::new(GroupShared {
+            snapshots: (0..n).map(|_| Mutex::new(None)).collect(),
+            publish,
             handles: OnceLock::new(),
             stopping: AtomicBool::new(false),
             now: AtomicBool::new(false),
