@@ -127,16 +127,13 @@ fn main() -> ExitCode {
         }
     };
     if args.group.is_group() {
-        let alone = [
-            (args.redis.is_some(), "--redis"),
-            (args.web.web.is_some(), "--web"),
-        ];
-        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
+        if args.redis.is_some() {
             eprintln!("{}", Args::command().render_usage());
-            eprintln!("chatroom: {flag} runs on one reactor for now; leave out --reactors");
+            eprintln!("chatroom: --redis runs on one reactor for now; leave out --reactors");
             return ExitCode::from(2);
         }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
+        let max_line = config.max_line;
         let group = ReactorGroup::new(args.group.options(), reactor_config);
         let bind = |group: &mut ReactorGroup| {
             let addr = (args.host.as_str(), args.port);
@@ -145,6 +142,7 @@ fn main() -> ExitCode {
                 None => group.listen(addr)?,
             };
             let mut lines = vec![format!("listening on {bound}")];
+            lines.extend(web::listen_group(group, &args.web, tls.clone(), max_line)?);
             if let Some(addr) = args.metrics {
                 let bound = group.serve_metrics(addr)?; // every reactor's counters
                 lines.push(format!("metrics on http://{bound}/metrics"));
