@@ -103,16 +103,6 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     common::check_water_marks::<Args>(&config);
-    if args.group.is_group() {
-        if args.tls.tls_cert.is_some() || args.metrics.is_some() {
-            common::usage_error::<Args>(
-                "--tls-cert and --metrics run on one reactor for now; leave out --reactors",
-            );
-        }
-        // A reactor per thread, each its own Echo; the limits hold for all.
-        let group = ReactorGroup::new(args.group.options(), config);
-        return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
-    }
     // Certificate problems are reported before anything binds.
     let tls = match args.tls.server_config() {
         Ok(tls) => tls,
@@ -125,10 +115,29 @@ fn main() -> ExitCode {
         Ok(addrs) => addrs,
         Err(e) => return common::exit_with("multiconn_echo", Err(e)),
     };
+    let wrap = tls.as_ref().map(|tls| args.tls.wrap(tls));
+    if args.group.is_group() {
+        // A reactor per thread, each its own Echo; the limits hold for all.
+        let group = ReactorGroup::new(args.group.options(), config);
+        let bind = |group: &mut ReactorGroup| {
+            let addr = &addrs[..];
+            let bound = match wrap {
+                Some(wrap) => group.listen_wrapped(addr, wrap)?,
+                None => group.listen(addr)?,
+            };
+            let mut lines = vec![format!("listening on {bound}")];
+            if let Some(addr) = args.metrics {
+                let bound = group.serve_metrics(addr)?; // every reactor's counters
+                lines.push(format!("metrics on http://{bound}/metrics"));
+            }
+            Ok(lines)
+        };
+        return common::serve_group_lines("multiconn_echo", group, bind, |_| |_| Echo);
+    }
     common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
         let id = reactor.listen(&addrs[..])?;
-        if let Some(tls) = &tls {
-            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        if let Some(wrap) = wrap {
+            reactor.wrap_listener(id, wrap)?;
         }
         let mut ready = reactor.local_addr(id)?.to_string();
         if let Some(addr) = args.metrics {

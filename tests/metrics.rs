@@ -275,13 +275,15 @@ fn get_metrics_shows_the_counters_move_and_leaves_scrapes_out() {
 /// readiness lines.
 fn example_with_metrics(
     name: &str,
+    extra: &[&str],
 ) -> (
     util::process::Proc,
     std::net::SocketAddr,
     std::net::SocketAddr,
 ) {
     let mut cmd = util::process::example(&["multiconn_echo", "chatroom"], name);
-    cmd.args(["127.0.0.1", "0", "--metrics", "127.0.0.1:0"]);
+    cmd.args(["127.0.0.1", "0", "--metrics", "127.0.0.1:0"])
+        .args(extra);
     let (proc, addr) = util::process::Proc::start_ready(name, cmd, STEP);
     let line = proc.line().expect("a second readiness line");
     let metrics = line
@@ -329,7 +331,7 @@ fn stop(proc: util::process::Proc) {
 
 #[test]
 fn multiconn_echo_serves_metrics_that_follow_its_clients() {
-    let (proc, addr, metrics) = example_with_metrics("multiconn_echo");
+    let (proc, addr, metrics) = example_with_metrics("multiconn_echo", &[]);
     let active = "mio_selectors_connections_active{reactor=\"0\"}";
     scrape_until(metrics, active, 0);
     let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
@@ -377,7 +379,7 @@ fn multiconn_echo_serves_metrics_that_follow_its_clients() {
 
 #[test]
 fn chatroom_serves_metrics_with_lines_relayed_and_deliveries() {
-    let (proc, addr, metrics) = example_with_metrics("chatroom");
+    let (proc, addr, metrics) = example_with_metrics("chatroom", &[]);
     let active = "mio_selectors_connections_active{reactor=\"0\"}";
     let mut alice = util::chat::LineClient::join(addr);
     let mut bob = util::chat::LineClient::join(addr);
@@ -405,5 +407,69 @@ fn chatroom_serves_metrics_with_lines_relayed_and_deliveries() {
     scrape_until(metrics, active, 1);
     drop(carol);
     scrape_until(metrics, active, 0);
+    stop(proc);
+}
+
+/// `--reactors 2 --metrics`: one scrape shows both reactors, each with its
+/// `reactor` label, and the group's sums; the figures follow the clients
+/// on every reactor, the idle ones included.
+#[test]
+fn multiconn_echo_with_two_reactors_serves_every_reactors_metrics() {
+    let (proc, addr, metrics) = example_with_metrics("multiconn_echo", &["--reactors", "2"]);
+    let all = "mio_selectors_connections_active{reactor=\"all\"}";
+    scrape_until(metrics, all, 0);
+    let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+    for c in &mut clients {
+        c.write_all(b"Message 1 from client.").unwrap();
+        let mut back = [0u8; 22];
+        c.read_exact(&mut back).unwrap();
+    }
+    let text = scrape_until(
+        metrics,
+        "mio_selectors_bytes_sent_total{reactor=\"all\"}",
+        88,
+    );
+    let text = if value(&text, all) == 4 {
+        text
+    } else {
+        scrape_until(metrics, all, 4)
+    };
+    let accepted = |r: &str| {
+        value(
+            &text,
+            &format!("mio_selectors_connections_accepted_total{{reactor=\"{r}\"}}"),
+        )
+    };
+    // Least-loaded: four clients open at once are spread over both.
+    assert!(accepted("0") >= 1 && accepted("1") >= 1, "{text}");
+    assert_eq!(accepted("0") + accepted("1"), 4, "{text}");
+    assert_eq!(accepted("all"), 4, "{text}");
+    assert!(
+        text.contains("mio_selectors_loop_passes_total{reactor=\"1\"}"),
+        "{text}"
+    );
+    drop(clients);
+    scrape_until(metrics, all, 0);
+    stop(proc);
+}
+
+#[test]
+fn chatroom_with_two_reactors_serves_every_reactors_metrics() {
+    let (proc, addr, metrics) = example_with_metrics("chatroom", &["--reactors", "2"]);
+    let mut alice = util::chat::LineClient::join(addr);
+    let mut bob = util::chat::LineClient::join(addr);
+    let all = "mio_selectors_connections_active{reactor=\"all\"}";
+    let text = scrape_until(metrics, all, 2);
+    let one = |r: &str| {
+        value(
+            &text,
+            &format!("mio_selectors_connections_active{{reactor=\"{r}\"}}"),
+        )
+    };
+    assert_eq!((one("0"), one("1")), (1, 1), "{text}");
+    alice.send("hello, room\n");
+    past_notices(&mut bob, &format!("<{}> hello, room", alice.name));
+    drop((alice, bob));
+    scrape_until(metrics, all, 0);
     stop(proc);
 }

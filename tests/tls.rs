@@ -267,6 +267,44 @@ fn python_ssl_echoes_one_mib_byte_exact() {
     assert_eq!(out, "TLSv1.3\nok\n", "{err}");
 }
 
+/// Python's `ssl`: four connections open at once, each echoing its own
+/// 64 KiB; prints "ok" when all came back byte-exact.
+const PY_ECHO_MANY: &str = r#"
+import socket, ssl, sys
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+conns = [ctx.wrap_socket(socket.create_connection((host, port), timeout=15), server_hostname="localhost") for _ in range(4)]
+good = True
+for n, s in enumerate(conns):
+    data = bytes(((i * 13 + n) & 255) for i in range(1 << 16))
+    s.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    good = good and bytes(got) == data
+print("ok" if good else "MISMATCH")
+"#;
+
+#[test]
+fn tls_echo_with_two_reactors_in_both_accept_modes() {
+    let certs = Certs::new();
+    for accept in ["least-loaded", "reuseport"] {
+        let extra = ["--reactors", "2", "--accept", accept];
+        let (_server, addr) = start("multiconn_echo", &certs, &extra);
+        let port = addr.port().to_string();
+        let ca = certs.cert();
+        let (ok, out, err) = python(PY_ECHO_MANY, &["127.0.0.1", &port, ca.to_str().unwrap()]);
+        assert!(ok, "python failed ({accept}): {err}");
+        assert_eq!(out, "ok\n", "{accept}: {err}");
+        let (ok, out, err) = python(PY_ECHO, &["127.0.0.1", &port, ca.to_str().unwrap()]);
+        assert!(ok, "python failed ({accept}): {err}");
+        assert_eq!(out, "TLSv1.3\nok\n", "{accept}: {err}");
+    }
+}
+
 #[test]
 fn openssl_s_client_echo_tls12_and_tls13() {
     let certs = Certs::new();
@@ -429,8 +467,17 @@ fn a_client_that_never_reads_is_bounded_and_loses_nothing() {
 
 #[test]
 fn chatroom_over_tls_with_python_clients() {
+    chatroom_over_tls(&[]);
+}
+
+#[test]
+fn chatroom_over_tls_with_two_reactors() {
+    chatroom_over_tls(&["--reactors", "2"]);
+}
+
+fn chatroom_over_tls(extra: &[&str]) {
     let certs = Certs::new();
-    let (_server, addr) = start("chatroom", &certs, &[]);
+    let (_server, addr) = start("chatroom", &certs, extra);
     let script = r#"
 import socket, ssl, sys
 host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]

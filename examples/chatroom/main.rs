@@ -120,25 +120,6 @@ fn main() -> ExitCode {
         max_per_ip: args.max_per_ip,
         ..config.reactor_config()
     };
-    if args.group.is_group() {
-        let alone = [
-            (args.redis.is_some(), "--redis"),
-            (args.web.web.is_some(), "--web"),
-            (args.tls.tls_cert.is_some(), "--tls-cert"),
-            (args.metrics.is_some(), "--metrics"),
-        ];
-        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
-            common::usage_error::<Args>(format!(
-                "{flag} runs on one reactor for now; leave out --reactors"
-            ));
-        }
-        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
-        let group = ReactorGroup::new(args.group.options(), reactor_config);
-        return common::serve_group("chatroom", group, &args.host, args.port, |n| {
-            let shared = Shared::new(n, &config);
-            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
-        });
-    }
     // Certificate problems are reported before anything binds.
     let tls = match args.tls.server_config() {
         Ok(tls) => tls,
@@ -153,6 +134,34 @@ fn main() -> ExitCode {
         Ok(addrs) => addrs,
         Err(e) => return common::exit_with("chatroom", Err(e)),
     };
+    if args.group.is_group() {
+        if args.redis.is_some() {
+            common::usage_error::<Args>(
+                "--redis runs on one reactor for now; leave out --reactors",
+            );
+        }
+        // One room across the reactors, sequenced by reactor 0: chat/group.rs.
+        let max_line = config.max_line;
+        let group = ReactorGroup::new(args.group.options(), reactor_config);
+        let bind = |group: &mut ReactorGroup| {
+            let addr = &addrs[..];
+            let bound = match &tls {
+                Some(tls) => group.listen_wrapped(addr, args.tls.wrap(tls))?,
+                None => group.listen(addr)?,
+            };
+            let mut lines = vec![format!("listening on {bound}")];
+            lines.extend(web::listen_group(group, &args.web, tls.clone(), max_line)?);
+            if let Some(addr) = args.metrics {
+                let bound = group.serve_metrics(addr)?; // every reactor's counters
+                lines.push(format!("metrics on http://{bound}/metrics"));
+            }
+            Ok(lines)
+        };
+        return common::serve_group_lines("chatroom", group, bind, |n| {
+            let shared = Shared::new(n, &config);
+            move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
+        });
+    }
     let max_line = config.max_line;
     let server = ChatServer::new(config);
     // Every listener, and the readiness lines in the contract's order.

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use mio_selectors::group::ReactorGroup;
+use mio_selectors::reactor::Wrap;
 use mio_selectors::{Handler, Reactor};
 
 use super::common::tls::ServerTls;
@@ -60,31 +62,57 @@ pub fn listen<H: Handler>(
     tls: Option<ServerTls>,
     max_line: usize,
 ) -> mio_selectors::Result<Option<String>> {
+    let Some((addr, wrap, scheme)) = wrap(args, tls, max_line)? else {
+        return Ok(None);
+    };
+    let id = reactor.listen(addr)?;
+    reactor.wrap_listener(id, wrap)?;
+    let bound = reactor.local_addr(id)?;
+    Ok(Some(format!("web on {scheme}://{bound}/")))
+}
+
+/// As [`listen`], for a group: the web listener is the group's, so a
+/// browser joins the same room on whichever reactor serves it.
+pub fn listen_group(
+    group: &mut ReactorGroup,
+    args: &WebArgs,
+    tls: Option<ServerTls>,
+    max_line: usize,
+) -> mio_selectors::Result<Option<String>> {
+    let Some((addr, wrap, scheme)) = wrap(args, tls, max_line)? else {
+        return Ok(None);
+    };
+    let bound = group.listen_wrapped(addr, wrap)?;
+    Ok(Some(format!("web on {scheme}://{bound}/")))
+}
+
+/// `--web`'s address, the wrap of its connections and their scheme.
+fn wrap(
+    args: &WebArgs,
+    tls: Option<ServerTls>,
+    max_line: usize,
+) -> mio_selectors::Result<Option<(&str, Wrap, &'static str)>> {
     let Some(addr) = &args.web else {
         return Ok(None);
     };
     #[cfg(not(feature = "websocket"))]
     {
-        let _ = (reactor, tls, max_line, addr);
+        let _ = (tls, max_line, addr);
         Err(mio_selectors::Error::Config(
             "--web: built without WebSocket (cargo feature `websocket`)",
         ))
     }
     #[cfg(feature = "websocket")]
     {
-        let id = reactor.listen(addr.as_str())?;
         let site = site(tls.is_some(), max_line);
         let (wrap, scheme) = match tls {
             #[cfg(feature = "tls")]
-            Some(tls) => (mio_selectors::reactor::Wrap::web_tls(tls, site), "https"),
+            Some(tls) => (Wrap::web_tls(tls, site), "https"),
             #[cfg(not(feature = "tls"))]
             Some(tls) => match tls {},
-            None => (mio_selectors::reactor::Wrap::web(site), "http"),
+            None => (Wrap::web(site), "http"),
         };
-        reactor.wrap_listener(id, wrap.handshake_timeout(args.web_head_timeout))?;
-        Ok(Some(format!(
-            "web on {scheme}://{}/",
-            reactor.local_addr(id)?
-        )))
+        let wrap = wrap.handshake_timeout(args.web_head_timeout);
+        Ok(Some((addr.as_str(), wrap, scheme)))
     }
 }

@@ -258,12 +258,32 @@ where
         Ok(addrs) => addrs,
         Err(e) => return exit_with(name, Err(e)),
     };
+    serve_group_lines(
+        name,
+        group,
+        |group| Ok(vec![format!("listening on {}", group.listen(&addrs[..])?)]),
+        factory,
+    )
+}
+
+/// As [`serve_lines`], for a group: `bind` binds the group's listeners and
+/// returns every readiness line, printed together once all reactors run.
+pub fn serve_group_lines<H, F>(
+    name: &str,
+    group: mio_selectors::Result<mio_selectors::group::ReactorGroup>,
+    bind: impl FnOnce(&mut mio_selectors::group::ReactorGroup) -> mio_selectors::Result<Vec<String>>,
+    factory: impl FnOnce(usize) -> F,
+) -> ExitCode
+where
+    H: Handler + 'static,
+    F: Fn(usize) -> H + Send + Sync + 'static,
+{
     let result = group.and_then(|mut group| {
-        let addr = group.listen(&addrs[..])?;
+        let lines = bind(&mut group)?;
         group.stop_on_signals()?;
         let factory = factory(group.reactors());
         let running = group.start(factory)?;
-        ready_line(&format!("listening on {addr}"));
+        ready_line(&lines.join("\n"));
         running.join()
     });
     match result {

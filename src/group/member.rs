@@ -3,12 +3,18 @@
 //! others. Only the reactor's own thread touches it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::mailbox::Post;
 use super::{AcceptMode, GroupShared, Message, Permit, Refused, SendError};
+use crate::metrics::Snapshot;
 use crate::reactor::stream::Stream;
 use crate::reactor::Wrap;
 use crate::PeerAddr;
+
+/// How often, at most, a busy reactor publishes its counters for the
+/// group's metrics.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// What travels between the reactors of a group.
 pub(crate) enum Envelope {
@@ -37,6 +43,10 @@ pub(crate) struct Member {
     post: Post<Envelope>,
     /// Where the next least-loaded search starts, so that ties rotate.
     tie: usize,
+    /// When this reactor last published its counters, and its pass count then.
+    published: Option<(Instant, u64)>,
+    /// When it joined: its first copy is due from then.
+    joined: Instant,
 }
 
 impl Member {
@@ -46,6 +56,8 @@ impl Member {
             post: shared.lanes.post(index),
             shared: Arc::clone(shared),
             tie: index,
+            published: None,
+            joined: Instant::now(),
         }
     }
 
@@ -141,6 +153,44 @@ impl Member {
                 Envelope::Msg(_) => unreachable!("a stream comes back as one"),
             },
         }
+    }
+
+    /// When this reactor should next publish its counters: never if the
+    /// group serves no metrics or nothing ran since the last copy (an idle
+    /// reactor is not woken), else 100 ms after the last one.
+    pub(crate) fn publish_deadline(&self, passes: u64) -> Option<Instant> {
+        if !self.shared.publish {
+            return None;
+        }
+        match self.published {
+            Some((at, seen)) if seen < passes => Some(at + PUBLISH_EVERY),
+            Some(_) => None,
+            None => Some(self.joined),
+        }
+    }
+
+    /// Publishes `copy`, taken at `now` after `passes` passes, for the
+    /// group's scrapes (one uncontended lock).
+    pub(crate) fn published(&mut self, copy: Snapshot, now: Instant, passes: u64) {
+        if let Ok(mut slot) = self.shared.snapshots[self.index].lock() {
+            *slot = Some(copy);
+        }
+        self.published = Some((now, passes));
+    }
+
+    /// Every reactor's latest counters, in order, with `own` (fresh) for
+    /// this one and zeros for one that has published nothing yet.
+    pub(crate) fn group_snapshots(&self, own: Snapshot) -> Vec<Snapshot> {
+        let mut own = Some(own);
+        (0..self.reactors())
+            .map(|i| {
+                if i == self.index {
+                    return own.take().expect("one own snapshot");
+                }
+                let slot = self.shared.snapshots[i].lock().ok().and_then(|s| s.clone());
+                slot.unwrap_or_else(|| crate::metrics::Metrics::default().snapshot())
+            })
+            .collect()
     }
 
     /// Stops every reactor of the group (this one is stopping).

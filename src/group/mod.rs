@@ -45,14 +45,14 @@ mod run;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use mio::net::TcpListener;
 use mio::{Interest, Poll};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::reactor::ListenOptions;
+use crate::reactor::{ListenOptions, Wrap};
 use crate::{Config, Handler, Result};
 
 pub use limits::{Quota, QuotaPermit};
@@ -65,6 +65,15 @@ pub(crate) use mailbox::{Lanes, Wake};
 pub(crate) use member::{Envelope, Member, Route};
 pub(crate) use run::GroupShared;
 use run::SIGNALS;
+
+/// A listener bound for the group, for the reactor that serves it.
+pub(crate) struct Bound {
+    pub(crate) sock: TcpListener,
+    /// How its connections are wrapped (TLS, HTTP/WebSocket), if at all.
+    pub(crate) wrap: Option<Wrap>,
+    /// Whether its connections are metrics scrapes.
+    pub(crate) scrape: bool,
+}
 
 /// How the reactors of a group share a listening port.
 ///
@@ -174,8 +183,9 @@ pub struct ReactorGroup {
     options: GroupOptions,
     n: usize,
     config: Config,
-    /// Per reactor, the listeners it serves.
-    listeners: Vec<Vec<TcpListener>>,
+    /// Per reactor, the listeners it serves, each with the wrap of its
+    /// connections (TLS, HTTP/WebSocket) if any.
+    listeners: Vec<Vec<Bound>>,
     poll: Poll,
     signals: Option<Signals>,
 }
@@ -267,6 +277,39 @@ impl ReactorGroup {
         addr: impl ToSocketAddrs,
         options: &ListenOptions,
     ) -> Result<SocketAddr> {
+        self.bind(addr, options, None)
+    }
+
+    /// As [`listen`](Self::listen), with every connection of the listener
+    /// wrapped by `wrap` (TLS, HTTP/WebSocket) on whichever reactor serves
+    /// it: as [`Reactor::wrap_listener`](crate::Reactor::wrap_listener)
+    /// for one reactor. A stream handed to another reactor
+    /// ([`AcceptMode::LeastLoaded`]) keeps its listener's wrap.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, reactor::Wrap, group::{GroupOptions, ReactorGroup}};
+    /// let mut group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
+    /// # #[cfg(feature = "tls")]
+    /// # let _ = || -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = mio_selectors::tls::server_config("cert.pem", "key.pem")?;
+    /// group.listen_wrapped("127.0.0.1:0", Wrap::tls(config))?;
+    /// # Ok(()) };
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn listen_wrapped(&mut self, addr: impl ToSocketAddrs, wrap: Wrap) -> Result<SocketAddr> {
+        self.bind(addr, &ListenOptions::default(), Some(wrap))
+    }
+
+    fn bind(
+        &mut self,
+        addr: impl ToSocketAddrs,
+        options: &ListenOptions,
+        wrap: Option<Wrap>,
+    ) -> Result<SocketAddr> {
         let count = match self.options.accept {
             AcceptMode::ReusePort => self.n,
             AcceptMode::LeastLoaded => 1,
@@ -274,8 +317,44 @@ impl ReactorGroup {
         let socks = bind::bind_listeners(addr, count, options)?;
         let addr = socks[0].local_addr()?;
         for (i, sock) in socks.into_iter().enumerate() {
-            self.listeners[i].push(sock);
+            self.listeners[i].push(Bound {
+                sock,
+                wrap: wrap.clone(),
+                scrape: false,
+            });
         }
+        Ok(addr)
+    }
+
+    /// Serves `GET /metrics` (Prometheus text 0.0.4) on `addr` for the
+    /// whole group, from reactor 0: every reactor's series with its
+    /// `reactor` label, and the group's sums (`reactor="all"`) where a sum
+    /// means something. No loop waits for another: each reactor publishes
+    /// a copy of its counters at most every 100 ms while it is busy (and
+    /// once more after it goes idle), and the scrape renders the latest
+    /// copies, so another reactor's figures are up to ~100 ms old.
+    /// Returns the address bound.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Self::listen).
+    ///
+    /// ```
+    /// use mio_selectors::{Config, group::{GroupOptions, ReactorGroup}};
+    /// let mut group = ReactorGroup::new(GroupOptions { reactors: 2, ..Default::default() }, Config::default())?;
+    /// let addr = group.serve_metrics("127.0.0.1:0")?;
+    /// assert_ne!(addr.port(), 0);
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn serve_metrics(&mut self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        let mut socks = bind::bind_listeners(addr, 1, &ListenOptions::default())?;
+        let sock = socks.remove(0);
+        let addr = sock.local_addr()?;
+        self.listeners[0].push(Bound {
+            sock,
+            wrap: None,
+            scrape: true,
+        });
         Ok(addr)
     }
 
@@ -338,7 +417,10 @@ impl ReactorGroup {
             poll,
             signals,
         } = self;
+        let publish = listeners.iter().flatten().any(|b| b.scrape);
         let shared = Arc::new(GroupShared {
+            snapshots: (0..n).map(|_| Mutex::new(None)).collect(),
+            publish,
             handles: OnceLock::new(),
             stopping: AtomicBool::new(false),
             now: AtomicBool::new(false),

@@ -5,14 +5,14 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 
-use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
-use super::{AcceptMode, Admission, Envelope, Lanes, MailStats, Member, Wake};
+use super::{AcceptMode, Admission, Bound, Envelope, Lanes, MailStats, Member, Wake};
+use crate::metrics::Snapshot;
 use crate::{Config, Error, Handle, Handler, Reactor, Result};
 
 pub(super) const DONE: Token = Token(0);
@@ -31,7 +31,7 @@ struct Seat {
     index: usize,
     shared: Arc<GroupShared>,
     config: Config,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Bound>,
     events: Sender<Event>,
     waker: Arc<Waker>,
 }
@@ -51,8 +51,14 @@ impl Seat {
             let mut reactor = Reactor::new(factory(index), config)?;
             shared.lanes.set_waker(index, Box::new(reactor.handle()));
             reactor.join_group(Member::new(index, &shared));
-            for sock in listeners {
-                reactor.add_listener(sock)?;
+            for bound in listeners {
+                let id = reactor.add_listener(bound.sock)?;
+                if let Some(wrap) = bound.wrap {
+                    reactor.wrap_listener(id, wrap)?;
+                }
+                if bound.scrape {
+                    reactor.mark_scrape(id);
+                }
             }
             let _ = ready.send(Event::Ready(index, reactor.handle()));
             reactor.run()
@@ -90,6 +96,10 @@ pub(crate) struct GroupShared {
     pub(crate) lanes: Arc<Lanes<Envelope>>,
     pub(crate) admission: Arc<Admission>,
     pub(crate) mode: AcceptMode,
+    /// Each reactor's latest published counters (see `Member::publish`).
+    pub(crate) snapshots: Vec<Mutex<Option<Snapshot>>>,
+    /// Whether the group serves metrics, so that its reactors publish.
+    pub(crate) publish: bool,
 }
 
 impl GroupShared {
@@ -216,7 +226,7 @@ impl RunningGroup {
     pub(super) fn launch<H, F>(
         shared: Arc<GroupShared>,
         config: Config,
-        listeners: Vec<Vec<TcpListener>>,
+        listeners: Vec<Vec<Bound>>,
         poll: Poll,
         signals: Option<Signals>,
         factory: F,

@@ -266,6 +266,13 @@ impl<H: Handler> Reactor<H> {
         self.local_addr(id)
     }
 
+    /// Makes `id`'s connections metrics scrapes (a group's metrics listener).
+    pub(crate) fn mark_scrape(&mut self, id: ListenerId) {
+        if let Some(Endpoint::Listener(l)) = self.core.endpoints.get_mut(id.0) {
+            l.scrape = true;
+        }
+    }
+
     /// Serves a TCP listener bound elsewhere.
     ///
     /// # Errors

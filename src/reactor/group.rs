@@ -56,10 +56,35 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Step 9: hands this pass's messages over, one batch and at most one
-    /// wake-up per destination.
+    /// wake-up per destination; publishes the counters for the group's
+    /// metrics when due.
     pub(super) fn post_mail(&mut self) {
-        if let Some(member) = self.core.member.as_mut() {
-            member.flush();
+        let Some(member) = self.core.member.as_mut() else {
+            return;
+        };
+        member.flush();
+        let (now, passes) = (self.core.now, self.core.metrics.passes);
+        if self.publish_deadline().is_some_and(|due| due <= now) {
+            let copy = self.core.snapshot();
+            if let Some(member) = self.core.member.as_mut() {
+                member.published(copy, now, passes);
+            }
+        }
+    }
+
+    /// When the counters are next to be published (a deadline for the poll).
+    pub(super) fn publish_deadline(&self) -> Option<std::time::Instant> {
+        let member = self.core.member.as_ref()?;
+        member.publish_deadline(self.core.metrics.passes)
+    }
+
+    /// What a metrics scrape renders: this reactor's counters, or in a
+    /// group every reactor's latest.
+    pub(super) fn scrape_snapshots(&self) -> Vec<crate::metrics::Snapshot> {
+        let own = self.core.snapshot();
+        match &self.core.member {
+            Some(member) => member.group_snapshots(own),
+            None => vec![own],
         }
     }
 

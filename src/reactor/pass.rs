@@ -150,6 +150,7 @@ impl<H: Handler> Reactor<H> {
             self.accept_paused_until,
             self.shutdown_deadline,
             self.core.pool.next_trim(),
+            self.publish_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -493,9 +494,8 @@ impl<H: Handler> Reactor<H> {
         let Some(conn) = self.core.conns.get(id) else {
             return;
         };
-        let core = &self.core;
         let answer = scrape::exchange(conn.inb.as_slice(), || {
-            crate::metrics::render(&[core.snapshot()])
+            crate::metrics::render(&self.scrape_snapshots())
         });
         let scrape::Exchange::Respond(response) = answer else {
             return; // read the rest of the head
