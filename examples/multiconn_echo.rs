@@ -41,6 +41,8 @@ struct Args {
     /// Most clients from one IP address at once [default: no limit].
     #[arg(long)]
     max_per_ip: Option<usize>,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
     /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
     #[arg(long, value_name = "HOST:PORT", value_parser = common::host_port)]
     metrics: Option<std::net::SocketAddr>,
@@ -95,15 +97,36 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     if args.group.is_group() {
+        if args.tls.tls_cert.is_some() || args.metrics.is_some() {
+            eprintln!(
+                "{}",
+                <Args as clap::CommandFactory>::command().render_usage()
+            );
+            eprintln!("multiconn_echo: --tls-cert and --metrics run on one reactor for now; leave out --reactors");
+            return ExitCode::from(2);
+        }
         // A reactor per thread, each its own Echo; the limits hold for all.
         let group = ReactorGroup::new(args.group.options(), config);
         return common::serve_group("multiconn_echo", group, &args.host, args.port, |_| |_| Echo);
     }
-    common::serve_with_metrics(
-        "multiconn_echo",
-        Reactor::new(Echo, config),
-        &args.host,
-        args.port,
-        args.metrics,
-    )
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("multiconn_echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
+        let id = reactor.listen((args.host.as_str(), args.port))?;
+        if let Some(tls) = &tls {
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        }
+        let mut ready = reactor.local_addr(id)?.to_string();
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
+    })
 }

@@ -19,6 +19,10 @@
 //! | `metrics/` | per-reactor counters, their snapshots, the Prometheus text format and the `/metrics` answer | [`metrics::Metrics`], [`metrics::Snapshot`], [`metrics::render`] |
 //! | `redis/` | a sans-IO Redis link (RESP2 via `redis-protocol`, pipelining, pub/sub, caps, backoff) and its reactor carrier; feature `redis` (default) | [`redis::RedisConn`], [`redis::Link`], [`redis::RedisUrl`], [`redis::RedisError`], ... |
 //! | `error` | the crate's one error type | [`Error`], [`Result`] (root) |
+//! | `layer` | the sans-IO seam between a socket and a handler, and stacking | [`layer::Layer`], [`layer::Stack`], [`layer::Progress`], [`layer::LayerError`] |
+//! | `tls/` | rustls sessions as a layer, PEM configs (feature `tls`) | `tls::TlsSession`, `tls::server_config`, `tls::client_config_trusting`, ... |
+//! | `http/` | bounded HTTP/1.1 request heads and simple responses | [`http::parse_head`], [`http::Request`], [`http::Response`] |
+//! | `ws/` | WebSocket server on tungstenite, messages as lines; an HTTP page server that upgrades (feature `websocket`) | `ws::WebServer`, `ws::Site`, `ws::WsSession` |
 //!
 //! Inside `reactor/`, `pass.rs` is the loop (`Reactor::turn` and its
 //! steps) and the only caller of the [`Handler`]; `conn.rs` owns a
@@ -90,6 +94,14 @@ pub mod reactor;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod selector;
+
+// Protocol layers between sockets and handlers (TLS, HTTP, WebSocket).
+pub mod http;
+pub mod layer;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "websocket")]
+pub mod ws;
 
 pub use buf::InBuf;
 pub use error::{Error, Result};

@@ -21,6 +21,7 @@
 mod chat;
 #[path = "../common/mod.rs"]
 mod common;
+mod web;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -63,6 +64,10 @@ struct Args {
     /// Seconds a partial line (no newline) may wait before the client is disconnected.
     #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
     partial_timeout: f64,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
+    #[command(flatten)]
+    web: web::WebArgs,
     /// Share the room with every chatroom using this Redis:
     /// redis://[user[:password]@]host[:port][/db].
     #[arg(long, value_name = "URL", value_parser = parse_redis_url)]
@@ -114,9 +119,15 @@ fn main() -> ExitCode {
         ..config.reactor_config()
     };
     if args.group.is_group() {
-        if args.redis.is_some() {
+        let alone = [
+            (args.redis.is_some(), "--redis"),
+            (args.web.web.is_some(), "--web"),
+            (args.tls.tls_cert.is_some(), "--tls-cert"),
+            (args.metrics.is_some(), "--metrics"),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
             eprintln!("{}", Args::command().render_usage());
-            eprintln!("chatroom: --redis runs on one reactor for now; leave out --reactors");
+            eprintln!("chatroom: {flag} runs on one reactor for now; leave out --reactors");
             return ExitCode::from(2);
         }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
@@ -126,28 +137,43 @@ fn main() -> ExitCode {
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }
+    // Certificate problems are reported before anything binds.
+    let tls = match args.tls.server_config() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("chatroom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let max_line = config.max_line;
     let server = ChatServer::new(config);
-    let Some(url) = args.redis else {
+    // Every listener, and the readiness lines in the contract's order.
+    let bind = |reactor: &mut Reactor<ChatServer>| -> mio_selectors::Result<String> {
+        let id = reactor.listen((args.host.as_str(), args.port))?;
+        if let Some(tls) = &tls {
+            reactor.wrap_listener(id, args.tls.wrap(tls))?;
+        }
+        let mut ready = format!("listening on {}", reactor.local_addr(id)?);
+        if let Some(line) = web::listen(reactor, &args.web, tls.clone(), max_line)? {
+            ready.push('\n');
+            ready.push_str(&line);
+        }
+        if let Some(addr) = args.metrics {
+            let bound = reactor.serve_metrics(addr)?;
+            ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
+        }
+        Ok(ready)
+    };
+    let Some(url) = args.redis.clone() else {
         let reactor = Reactor::new(server, reactor_config);
-        return common::serve_with_metrics(
-            "chatroom",
-            reactor,
-            &args.host,
-            args.port,
-            args.metrics,
-        );
+        return common::serve_lines("chatroom", reactor, |reactor| Ok(vec![bind(reactor)?]));
     };
     // With --redis the readiness line waits for the link (a few seconds at
     // most): a client that comes at once is in the shared room at once.
     let result = Reactor::new(server, reactor_config)
         .map_err(Box::<dyn std::error::Error>::from)
         .and_then(|mut reactor| {
-            let id = reactor.listen((args.host.as_str(), args.port))?;
-            let mut ready = format!("listening on {}", reactor.local_addr(id)?);
-            if let Some(addr) = args.metrics {
-                let bound = reactor.serve_metrics(addr)?;
-                ready.push_str(&format!("\nmetrics on http://{bound}/metrics"));
-            }
+            let ready = bind(&mut reactor)?;
             let mut fed = Federation::new(url, &args.room, ready, Client::redis);
             reactor.with_context(|cx| fed.start(cx));
             reactor.handler_mut().set_federation(fed);

@@ -3,6 +3,8 @@
 //! "listening on" / exit status rules of a server.
 #![allow(dead_code)] // each example uses part of it
 
+pub mod tls;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
@@ -95,10 +97,28 @@ pub fn serve_with<H: Handler>(
     reactor: mio_selectors::Result<Reactor<H>>,
     bind: impl FnOnce(&mut Reactor<H>) -> mio_selectors::Result<String>,
 ) -> ExitCode {
+    serve_lines(name, reactor, |reactor| {
+        Ok(vec![format!("listening on {}", bind(reactor)?)])
+    })
+}
+
+/// As [`serve_with`], for a server with several listeners: `bind` returns
+/// every readiness line (`listening on ADDR` first), printed together
+/// before any client is served.
+pub fn serve_lines<H: Handler>(
+    name: &str,
+    reactor: mio_selectors::Result<Reactor<H>>,
+    bind: impl FnOnce(&mut Reactor<H>) -> mio_selectors::Result<Vec<String>>,
+) -> ExitCode {
     let result = reactor.and_then(|mut reactor| {
-        let addr = bind(&mut reactor)?;
+        let lines = bind(&mut reactor)?;
         reactor.stop_on_signals()?;
-        println!("listening on {addr}"); // line-buffered: flushed
+        // Best effort: a closed stdout must not stop the server.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(format!("{}\n", lines.join("\n")).as_bytes());
+        let _ = out.flush();
+        drop(out);
         reactor.run()
     });
     match result {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::mailbox::Post;
 use super::{AcceptMode, GroupShared, Message, Permit, Refused, SendError};
 use crate::reactor::stream::Stream;
+use crate::reactor::Wrap;
 use crate::PeerAddr;
 
 /// What travels between the reactors of a group.
@@ -14,14 +15,15 @@ pub(crate) enum Envelope {
     /// The application's message.
     Msg(Message),
     /// An accepted stream, not yet registered anywhere, for the receiver to
-    /// register and serve; already admitted (counted on the receiver).
-    Adopt(Stream, PeerAddr, Permit),
+    /// register and serve (wrapped as its listener's connections are);
+    /// already admitted (counted on the receiver).
+    Adopt(Stream, PeerAddr, Permit, Option<Wrap>),
 }
 
 /// Where an accepted stream goes.
 pub(crate) enum Route {
     /// Serve it here, counted by this permit.
-    Here(Stream, PeerAddr, Permit),
+    Here(Stream, PeerAddr, Permit, Option<Wrap>),
     /// Handed over to another reactor.
     Sent(usize),
     /// Refused by a group limit (dropping the stream closes it).
@@ -98,7 +100,13 @@ impl Member {
     /// the fewest connections, handed over unregistered.
     /// `here_only`: serve it here whatever the mode (the last accepts
     /// before this reactor's listeners close).
-    pub(crate) fn route(&mut self, stream: Stream, peer: PeerAddr, here_only: bool) -> Route {
+    pub(crate) fn route(
+        &mut self,
+        stream: Stream,
+        peer: PeerAddr,
+        wrap: Option<Wrap>,
+        here_only: bool,
+    ) -> Route {
         let ip = peer.inet().map(|a| a.ip());
         let admission = &self.shared.admission;
         let target = match self.shared.mode {
@@ -114,19 +122,19 @@ impl Member {
             Err(why) => return Route::Refused(why),
         };
         if target == self.index {
-            return Route::Here(stream, peer, permit);
+            return Route::Here(stream, peer, permit, wrap);
         }
         match self
             .post
-            .send(target, Envelope::Adopt(stream, peer, permit))
+            .send(target, Envelope::Adopt(stream, peer, permit, wrap))
         {
             Ok(()) => Route::Sent(target),
             // That reactor is behind or gone: serve it here instead.
             Err(e) => match e.into_inner() {
-                Envelope::Adopt(stream, peer, permit) => {
+                Envelope::Adopt(stream, peer, permit, wrap) => {
                     drop(permit);
                     match self.admit_here(&peer) {
-                        Ok(permit) => Route::Here(stream, peer, permit),
+                        Ok(permit) => Route::Here(stream, peer, permit, wrap),
                         Err(why) => Route::Refused(why),
                     }
                 }

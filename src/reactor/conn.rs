@@ -270,6 +270,8 @@ pub(crate) struct Conn<D> {
     pub(crate) dirty: bool,
     /// Its share of a group's limits, given back when the connection is dropped.
     pub(crate) permit: Option<crate::group::Permit>,
+    /// A protocol layer (TLS, WebSocket) between the socket and `inb`/`outb`.
+    pub(crate) wrap: Option<Box<super::wrap::Wrapped>>,
 }
 
 impl<D> Conn<D> {
@@ -298,6 +300,7 @@ impl<D> Conn<D> {
             queued: false,
             dirty: false,
             permit: None,
+            wrap: None,
         }
     }
 
@@ -434,6 +437,44 @@ impl<D> Conn<D> {
         }
     }
 
+    /// [`read`](Self::read) for a wrapped connection: the bytes go into
+    /// `buf` (the loop's scratch, to be run through the layer, which then
+    /// appends what came out to `inb`), not into `inb`. `Data(n)`: `n`
+    /// bytes of `buf` were read.
+    pub(crate) fn read_wire(&mut self, buf: &mut [u8], now: Instant) -> Read {
+        let lingering = matches!(self.state, State::Lingering { .. });
+        let want = buf.len();
+        match (&self.stream).read(buf) {
+            Ok(0) => {
+                self.eof = true;
+                self.readable = false;
+                Read::Eof { lingering }
+            }
+            Ok(n) if lingering => Read::Discarded(n),
+            Ok(n) => {
+                if let Some(idle) = &mut self.idle {
+                    idle.last_read = now;
+                }
+                if n < want && !self.hup {
+                    self.readable = false;
+                }
+                Read::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.readable = false;
+                Read::Drained
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Interrupted,
+            Err(e) => Read::Failed(e),
+        }
+    }
+
+    /// A layer saw the peer's end (a TLS `close_notify`, a WebSocket Close
+    /// frame): it counts as EOF, and the socket is read no more.
+    pub(crate) fn set_eof(&mut self) {
+        self.eof = true;
+    }
+
     /// After the handler had `inb` (holding `before` bytes then): input of a
     /// connection that closed is dropped, storage goes back to the pool, and
     /// `true` means the handler is stuck (a full `inb` it consumed nothing
@@ -462,6 +503,67 @@ impl<D> Conn<D> {
     /// connection. At `high` or more pending, writing is paused (and reading
     /// stops) until it drains.
     pub(crate) fn queue(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        if self.wrap.is_some() {
+            return self.queue_through_layer(data, pool, max, high);
+        }
+        self.queue_raw(data, pool, max, high)
+    }
+
+    /// A wrapped connection's output: the layer encodes it (TLS records,
+    /// WebSocket frames) into scratch, which is queued as is.
+    fn queue_through_layer(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        if !matches!(
+            self.state,
+            State::Open | State::Connecting { close: None, .. }
+        ) {
+            return Err(Error::NoSuchConnection);
+        }
+        if self.write_closed {
+            return Err(Error::WriteClosed);
+        }
+        let Some(w) = self.wrap.as_mut() else {
+            return Err(Error::NoSuchConnection);
+        };
+        let len = data.len();
+        let (taken, wire) = super::wrap::with_scratch(|out| {
+            let taken = match &data {
+                Output::Bytes(bytes) => w.layer.on_app_output(bytes, out),
+                Output::Buf(buf) => w.layer.on_app_output(buf.as_slice(), out),
+                Output::Shared(shared) => w.layer.on_app_output(shared, out),
+            };
+            (taken, std::mem::take(out))
+        });
+        if let Output::Buf(buf) = data {
+            buf.clear();
+        }
+        let r = match taken {
+            Ok(n) if n == len => self.queue_raw(Output::Bytes(&wire), pool, max, high),
+            // Only before a client's handshake, past the layer's own buffer.
+            Ok(_) => Err(Error::OutputOverflow),
+            Err(e) => {
+                log::debug!("layer refused output: {e}");
+                Err(Error::NoSuchConnection)
+            }
+        };
+        super::wrap::give_back_scratch(wire);
+        r
+    }
+
+    /// Queues bytes already in the wire's terms (a layer's output), with the
+    /// same checks, cap and high-water mark as any output.
+    pub(crate) fn queue_raw(
         &mut self,
         data: Output<'_>,
         pool: &mut BufPool,
@@ -586,13 +688,31 @@ impl<D> Conn<D> {
     }
 
     /// FIN once what is queued is written; `true` if it is to be flushed.
-    pub(crate) fn write_eof(&mut self) -> bool {
+    pub(crate) fn write_eof(&mut self, pool: &mut BufPool) -> bool {
         if self.write_closed {
             return false;
         }
+        // On TLS: close_notify, then FIN.
+        self.layer_goodbye(pool);
         self.write_closed = true;
         self.fin_pending = true;
         true
+    }
+
+    /// A wrapped connection's own close (TLS `close_notify`, WebSocket Close
+    /// 1000), queued ahead of FIN; once.
+    fn layer_goodbye(&mut self, pool: &mut BufPool) {
+        let Some(w) = self.wrap.as_mut() else {
+            return;
+        };
+        let bytes = super::wrap::with_scratch(|out| {
+            w.close(out);
+            std::mem::take(out)
+        });
+        if !bytes.is_empty() && !self.is_dead() {
+            self.outb.extend(&bytes, pool);
+        }
+        super::wrap::give_back_scratch(bytes);
     }
 
     /// Starts a graceful close: flush (for as long as the peer keeps
@@ -608,6 +728,7 @@ impl<D> Conn<D> {
             State::Connecting { .. } => return Closing::Kill(reason),
             _ => return Closing::Ignored,
         }
+        self.layer_goodbye(pool);
         // The handler is done with the input; and a full `inb` must not stop
         // the linger phase from reading the peer to its FIN.
         self.inb.clear();

@@ -18,6 +18,35 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::Config;
 use crate::{CloseReason, ConnId, Error, Handle, InBuf, PeerAddr, Result};
 
+/// Hidden setup of the doc examples below, so that they run for real: a
+/// reactor whose handler has `Data = $data`, a listener at `addr`, `cx`
+/// from [`Reactor::with_context`](crate::Reactor::with_context), and each
+/// `$conn` a connection to that listener with `$value` as its data (still
+/// connecting: the example runs before the loop does). `$extra` lines come
+/// before `with_context`.
+macro_rules! doc_cx {
+    ($data:ty = $value:expr $(, $conn:ident)* $(; $($extra:literal)*)?) => {
+        concat!(
+            "# use mio_selectors::{Config, Reactor};\n",
+            "# struct App;\n",
+            "# impl mio_selectors::Handler for App { type Data = ", stringify!($data), "; }\n",
+            "# let mut reactor = Reactor::new(App, Config::default())?;\n",
+            "# let server = reactor.listen(\"127.0.0.1:0\")?;\n",
+            "# let addr = reactor.local_addr(server)?;\n",
+            $($($extra,)*)?
+            "# reactor.with_context(|cx| -> mio_selectors::Result<()> {\n",
+            $("# let ", stringify!($conn), " = cx.connect(addr, ", stringify!($value), ")?;\n",)*
+        )
+    };
+}
+
+/// The end of [`doc_cx!`]'s closure.
+macro_rules! doc_cx_end {
+    () => {
+        "# Ok(())\n# })?;"
+    };
+}
+
 /// What a callback may do: queue output to any connection, close one, look
 /// at its data, connect out, send datagrams, set timers, stop the reactor.
 /// Output is written at the end of the loop pass, so several `send`s to one
@@ -57,18 +86,10 @@ impl<D> Context<'_, D> {
     ///   [`CloseReason::OutputOverflow`] and its pending output dropped.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// cx.send(id, b"hello\n")?;
     /// assert_eq!(cx.pending_output(id), Some(6)); // written at the end of the pass
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()> {
@@ -105,18 +126,10 @@ impl<D> Context<'_, D> {
     /// how many connections it was queued to.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let from = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), from)]
     /// let n = cx.broadcast(b"<alice> hi\n", Some(from));
     /// assert_eq!(n, 0); // nobody else is connected (and `from` is still connecting)
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn broadcast(&mut self, data: &[u8], except: Option<ConnId>) -> usize {
@@ -172,15 +185,10 @@ impl<D> Context<'_, D> {
     /// descriptors, say); [`Error::TooManyConnections`].
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = u32; }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(u32 = 1)]
     /// let id = cx.connect("127.0.0.1:65432".parse().unwrap(), 1)?;
     /// cx.send(id, b"Message 1 from client.")?;
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connect(&mut self, addr: SocketAddr, data: D) -> Result<ConnId> {
@@ -200,6 +208,34 @@ impl<D> Context<'_, D> {
         Ok(id)
     }
 
+    /// [`connect`](Self::connect) through a [`Wrap`](super::Wrap) (TLS with
+    /// [`Wrap::tls_client`](super::Wrap::tls_client)): the handshake runs
+    /// once connected, and [`Handler::connection_made`](crate::Handler::connection_made)
+    /// follows when it is done; the handler sees plaintext only. Output
+    /// queued before then waits in the layer (TLS: at most 64 KiB).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); [`Error::Io`] if the wrap cannot make
+    /// its layer.
+    pub fn connect_wrapped(
+        &mut self,
+        addr: SocketAddr,
+        data: D,
+        wrap: &super::Wrap,
+    ) -> Result<ConnId> {
+        let layer = wrap
+            .make()
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let id = self.connect(addr, data)?;
+        if let Some(conn) = self.core.conns.get_mut(id) {
+            let mut w = super::wrap::Wrapped::new(layer);
+            w.timeout = wrap.handshake_timeout;
+            conn.wrap = Some(w);
+        }
+        Ok(id)
+    }
+
     /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
     /// goes out at once if the kernel takes it; otherwise it waits in a
     /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
@@ -211,16 +247,9 @@ impl<D> Context<'_, D> {
     /// refuses it (too big for the socket, no route).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let udp = reactor.bind_udp("127.0.0.1:0")?;
-    /// # let from = reactor.udp_addr(udp)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = (); "# let udp = reactor.bind_udp(\"127.0.0.1:0\")?;\n" "# let from = reactor.udp_addr(udp)?;\n")]
     /// let _ = cx.send_to(udp, b"pong", from);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_to(&mut self, udp: UdpId, data: &[u8], addr: SocketAddr) -> Result<()> {
@@ -236,18 +265,10 @@ impl<D> Context<'_, D> {
     /// already in its `inb` stays there.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// cx.pause_reading(id); // over its rate budget
     /// cx.call_later(std::time::Duration::from_millis(10), Some(id), 1);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pause_reading(&mut self, id: ConnId) {
@@ -261,17 +282,9 @@ impl<D> Context<'_, D> {
     /// still holds, even if nothing new arrives.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// cx.resume_reading(id);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn resume_reading(&mut self, id: ConnId) {
@@ -288,19 +301,11 @@ impl<D> Context<'_, D> {
     /// folded into the poll timeout: no thread.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// const IDLE: u64 = 1;
     /// let timer = cx.call_later(std::time::Duration::from_secs(60), Some(id), IDLE);
     /// cx.cancel_timer(timer);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
@@ -317,15 +322,10 @@ impl<D> Context<'_, D> {
     /// calls: the next one is a period after the late one.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// const TICK: u64 = 2;
     /// let ticker = cx.call_every(std::time::Duration::from_secs(1), None, TICK);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn call_every(&mut self, period: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
@@ -340,16 +340,11 @@ impl<D> Context<'_, D> {
     /// Cancels a timer; `false` if it already fired (for a one-shot) or was cancelled.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// let t = cx.call_later(std::time::Duration::from_secs(1), None, 0);
     /// assert!(cx.cancel_timer(t));
     /// assert!(!cx.cancel_timer(t));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
@@ -362,18 +357,10 @@ impl<D> Context<'_, D> {
     /// or write costs nothing.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// use mio_selectors::reactor::Idle;
     /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_idle_timeout(&mut self, id: ConnId, kind: Idle, timeout: Option<Duration>) {
@@ -409,17 +396,12 @@ impl<D> Context<'_, D> {
     /// As [`Reactor::register_fd`](crate::Reactor::register_fd).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// use std::os::unix::io::AsRawFd;
     /// # let (stdin, _writer) = std::os::unix::net::UnixStream::pair()?; // a pipe, say
     /// let source = cx.register_fd(stdin.as_raw_fd(), mio_selectors::EVENT_READ)?;
     /// cx.unregister_source(source);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn register_fd(
@@ -435,24 +417,17 @@ impl<D> Context<'_, D> {
     /// `transport.write_eof()`). The peer sees EOF; nothing more can be sent.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// let _ = cx.send(id, b"last words\n");
     /// cx.write_eof(id); // the server answers, then closes
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_eof(&mut self, id: ConnId) {
-        if let Some(conn) = self.core.conns.get_mut(id) {
-            if conn.write_eof() {
-                self.core.conns.mark_dirty(id);
+        let core = &mut *self.core;
+        if let Some(conn) = core.conns.get_mut(id) {
+            if conn.write_eof(&mut core.pool) {
+                core.conns.mark_dirty(id);
             }
         }
     }
@@ -466,17 +441,9 @@ impl<D> Context<'_, D> {
     /// The reactor itself stops reading `id` meanwhile.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// if cx.is_writing_paused(id) { return Ok(()) } // wait for resume_writing
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_writing_paused(&self, id: ConnId) -> bool {
@@ -491,16 +458,9 @@ impl<D> Context<'_, D> {
     /// The descriptor itself stays open: it is the caller's.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let (fd, _peer) = std::os::unix::net::UnixStream::pair()?;
-    /// # let stdin = reactor.register_fd(std::os::unix::io::AsRawFd::as_raw_fd(&fd), mio_selectors::EVENT_READ)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = (); "# let (fd, _peer) = std::os::unix::net::UnixStream::pair()?;\n" "# let stdin = reactor.register_fd(std::os::unix::io::AsRawFd::as_raw_fd(&fd), mio_selectors::EVENT_READ)?;\n")]
     /// cx.unregister_source(stdin);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn unregister_source(&mut self, source: SourceId) {
@@ -515,18 +475,10 @@ impl<D> Context<'_, D> {
     /// without losing output. Unknown or closing ids are ignored.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// let _ = cx.send(id, b"bye\n");
     /// cx.close(id); // "bye" is still delivered
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close(&mut self, id: ConnId) {
@@ -538,18 +490,10 @@ impl<D> Context<'_, D> {
     /// Closes `id` now, dropping pending output. Unknown ids are ignored.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// cx.abort(id);
     /// assert!(!cx.is_open(id) && cx.pending_output(id) == Some(0));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn abort(&mut self, id: ConnId) {
@@ -561,18 +505,10 @@ impl<D> Context<'_, D> {
     /// (that callback has it as an argument).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = String; }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, String::from("alice"))?;
+    #[doc = doc_cx!(String = String::from("alice"), id)]
     /// if let Some(name) = cx.data(id) { println!("{name}") }
     /// assert_eq!(cx.data(id).map(String::as_str), Some("alice"));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn data(&self, id: ConnId) -> Option<&D> {
@@ -582,18 +518,10 @@ impl<D> Context<'_, D> {
     /// The data of `id`, open to change.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = u64; }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, 0)?;
+    #[doc = doc_cx!(u64 = 0, id)]
     /// if let Some(count) = cx.data_mut(id) { *count += 1 }
     /// assert_eq!(cx.data(id), Some(&1));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn data_mut(&mut self, id: ConnId) -> Option<&mut D> {
@@ -603,17 +531,9 @@ impl<D> Context<'_, D> {
     /// The peer's address (Python: `data.addr`).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// if let Some(addr) = cx.peer_addr(id) { println!("{addr}") }
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn peer_addr(&self, id: ConnId) -> Option<&PeerAddr> {
@@ -623,18 +543,10 @@ impl<D> Context<'_, D> {
     /// Whether `id` is open: accepted or connected, and not closing or closed.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// cx.close(id);
     /// assert!(!cx.is_open(id));
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_open(&self, id: ConnId) -> bool {
@@ -644,17 +556,9 @@ impl<D> Context<'_, D> {
     /// Bytes queued for `id` and not yet written (Python: `len(data.outb)`).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # let server = reactor.listen("127.0.0.1:0")?;
-    /// # let addr = reactor.local_addr(server)?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
-    /// # let id = cx.connect(addr, ())?;
+    #[doc = doc_cx!(() = (), id)]
     /// assert!(cx.pending_output(id).unwrap_or(0) <= mio_selectors::Config::default().max_outb);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pending_output(&self, id: ConnId) -> Option<usize> {
@@ -664,16 +568,11 @@ impl<D> Context<'_, D> {
     /// Every open connection (not connecting, not closing), in slab order.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// let ids: Vec<_> = cx.ids().collect();
     /// for id in ids { let _ = cx.send(id, b"hi all\n"); }
     /// assert_eq!(cx.ids().count(), 0); // nobody has connected yet
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
@@ -683,15 +582,10 @@ impl<D> Context<'_, D> {
     /// How many connections the reactor holds, closing ones included.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// println!("{} connections", cx.connection_count());
     /// assert_eq!(cx.connection_count(), 0);
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn connection_count(&self) -> usize {
@@ -701,14 +595,9 @@ impl<D> Context<'_, D> {
     /// The time the current loop pass started: cheap, and what timers use.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// assert!(cx.now() <= std::time::Instant::now());
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn now(&self) -> Instant {
@@ -718,14 +607,9 @@ impl<D> Context<'_, D> {
     /// Asks the reactor to stop, as [`Handle::stop`] does.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// cx.stop();
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// reactor.run()?; // returns: the stop was asked for already
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -762,15 +646,10 @@ impl<D> Context<'_, D> {
     /// A handle for other threads.
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// let handle = cx.handle();
     /// std::thread::spawn(move || handle.stop());
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// reactor.run()?; // until the other thread stops it
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -781,14 +660,9 @@ impl<D> Context<'_, D> {
     /// Whether the reactor is stopping (after [`Handle::stop`]).
     ///
     /// ```
-    /// # use mio_selectors::{Config, Reactor};
-    /// # struct App;
-    /// # impl mio_selectors::Handler for App { type Data = (); }
-    /// # let mut reactor = Reactor::new(App, Config::default())?;
-    /// # reactor.with_context(|cx| -> mio_selectors::Result<()> {
+    #[doc = doc_cx!(() = ())]
     /// assert!(!cx.is_shutting_down());
-    /// # Ok(())
-    /// # })?;
+    #[doc = doc_cx_end!()]
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_shutting_down(&self) -> bool {

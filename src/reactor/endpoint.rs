@@ -101,6 +101,8 @@ pub(crate) struct Listener {
     pub(crate) sock: ListenSock,
     /// Readiness not yet drained (edge-triggered: nobody will tell us again).
     pub(crate) ready: bool,
+    /// The layer each accepted connection gets (TLS, HTTP/WebSocket).
+    pub(crate) wrap: Option<super::Wrap>,
     /// Its connections are metrics scrapes the reactor answers itself
     /// ([`Reactor::serve_metrics`](crate::Reactor::serve_metrics)).
     pub(crate) scrape: bool,

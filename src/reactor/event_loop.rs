@@ -96,6 +96,10 @@ pub struct Reactor<H: Handler> {
     pub(super) shutdown_deadline: Option<Instant>,
     /// Where UDP datagrams are read; allocated with the first UDP socket.
     pub(super) udp_buf: Vec<u8>,
+    /// Where a wrapped connection's socket is read (its layer's input).
+    pub(super) wire_in: Vec<u8>,
+    /// What a wrapped connection's layer decoded, on its way to `inb`.
+    pub(super) app_in: Vec<u8>,
     pub(super) full_logged: bool,
     /// `accept` is failing (out of descriptors): warned once already.
     pub(super) accept_failing: bool,
@@ -155,6 +159,8 @@ impl<H: Handler> Reactor<H> {
             accept_paused_until: None,
             shutdown_deadline: None,
             udp_buf: Vec::new(),
+            wire_in: Vec::new(),
+            app_in: Vec::new(),
             full_logged: false,
             accept_failing: false,
             mail: Vec::new(),
@@ -313,6 +319,7 @@ impl<H: Handler> Reactor<H> {
         self.core.endpoints.insert(Endpoint::Listener(Listener {
             sock,
             ready: true,
+            wrap: None,
             scrape: false,
         }));
         Ok(id)
@@ -419,6 +426,43 @@ impl<H: Handler> Reactor<H> {
     /// ```
     pub fn register_fd(&mut self, fd: RawFd, events: EventMask) -> Result<SourceId> {
         self.core.register_fd(fd, events)
+    }
+
+    /// Puts a protocol layer on every connection `listener` accepts from
+    /// now on: TLS ([`Wrap::tls`](super::Wrap::tls)), HTTP/WebSocket
+    /// ([`Wrap::web`](super::Wrap::web)), or both. The handler hears of a
+    /// connection only once its handshake is done and sees plaintext
+    /// (lines, for WebSocket) only.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoSuchEndpoint`] if `listener` names no listener.
+    pub fn wrap_listener(&mut self, listener: ListenerId, wrap: super::Wrap) -> Result<()> {
+        match self.core.endpoints.get_mut(listener.0) {
+            Some(Endpoint::Listener(l)) => {
+                l.wrap = Some(wrap);
+                Ok(())
+            }
+            _ => Err(Error::NoSuchEndpoint),
+        }
+    }
+
+    /// [`Context::connect_wrapped`] before (or while) the loop runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Context::connect_wrapped`].
+    pub fn connect_wrapped(
+        &mut self,
+        addr: SocketAddr,
+        data: H::Data,
+        wrap: &super::Wrap,
+    ) -> Result<ConnId> {
+        self.core.now = Instant::now();
+        Context {
+            core: &mut self.core,
+        }
+        .connect_wrapped(addr, data, wrap)
     }
 
     /// Opens an outgoing TCP connection before (or while) the loop runs; see

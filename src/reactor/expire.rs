@@ -71,6 +71,7 @@ impl<H: Handler> Reactor<H> {
                 Timer::User { conn, tag, every } => self.fire_user(id, timer, conn, tag, every),
                 Timer::Connect(conn) => self.connect_timed_out(conn),
                 Timer::Idle(conn) => self.check_idle(id, timer, conn),
+                Timer::Handshake(conn) => self.handshake_timed_out(conn),
             }
         }
     }

@@ -8,6 +8,7 @@ use std::mem;
 use super::endpoint::Endpoint;
 use super::event_loop::Reactor;
 use super::stream::Stream;
+use super::Wrap;
 use crate::group::{Envelope, Member, Route};
 use crate::{Handler, PeerAddr};
 
@@ -46,7 +47,9 @@ impl<H: Handler> Reactor<H> {
         for (from, envelope) in mail.drain(..) {
             match envelope {
                 Envelope::Msg(msg) => self.call(|h, cx| h.on_message(cx, from, msg)),
-                Envelope::Adopt(stream, peer, permit) => self.admit(stream, peer, Some(permit)),
+                Envelope::Adopt(stream, peer, permit, wrap) => {
+                    self.admit(stream, peer, Some(permit), wrap)
+                }
             }
         }
         self.mail = mail; // its storage, for the next pass
@@ -63,12 +66,12 @@ impl<H: Handler> Reactor<H> {
     /// Serves an accepted stream here, or in a group gives it to the
     /// reactor that should serve it (least-loaded mode), within the group's
     /// limits.
-    pub(super) fn route(&mut self, stream: Stream, peer: PeerAddr) {
+    pub(super) fn route(&mut self, stream: Stream, peer: PeerAddr, wrap: Option<Wrap>) {
         let Some(member) = self.core.member.as_mut() else {
-            return self.admit(stream, peer, None);
+            return self.admit(stream, peer, None, wrap);
         };
-        match member.route(stream, peer, self.draining) {
-            Route::Here(stream, peer, permit) => self.admit(stream, peer, Some(permit)),
+        match member.route(stream, peer, wrap, self.draining) {
+            Route::Here(stream, peer, permit, wrap) => self.admit(stream, peer, Some(permit), wrap),
             Route::Sent(to) => log::trace!("accepted connection handed to reactor-{to}"),
             Route::Refused(why) => {
                 // Dropping the stream closes it; one line per burst, not per client.

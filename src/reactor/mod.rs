@@ -26,9 +26,12 @@ pub(crate) mod peer;
 mod rate;
 pub(crate) mod stream;
 mod timers;
+pub(crate) mod wrap;
+mod wrap_loop;
 
 pub use conn::Idle;
 pub use handle::Loop;
 pub use id::{ListenerId, SourceId, TimerId, UdpId};
 pub use listen::ListenOptions;
 pub use rate::TokenBucket;
+pub use wrap::{BoxLayer, Wrap, HANDSHAKE_TIMEOUT};

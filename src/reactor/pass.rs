@@ -295,6 +295,16 @@ impl<H: Handler> Reactor<H> {
         log::debug!("{id}: connect to {}: {outcome:?}", conn.peer);
         match outcome {
             Connected::NotYet => {}
+            Connected::Made { timer, close } if conn.wrap.is_some() => {
+                // The handshake first; connection_made once it is done.
+                self.core.timers.cancel(timer);
+                let timeout = conn.wrap.as_ref().map(|w| w.timeout);
+                self.start_wrapped(id, timeout.unwrap_or(super::HANDSHAKE_TIMEOUT));
+                self.core.conns.queue_ready(id); // input that came meanwhile
+                if let Some(reason) = close {
+                    self.core.close_gracefully(id, reason);
+                }
+            }
             Connected::Made { timer, close } => {
                 self.core.timers.cancel(timer);
                 if let Some(conn) = self.core.conns.get_mut(id) {
@@ -357,7 +367,8 @@ impl<H: Handler> Reactor<H> {
             Ok((stream, peer)) if scrape => self.admit_scrape(stream, peer),
             Ok((stream, peer)) => {
                 self.accept_failing = false;
-                self.route(stream, peer); // here, or to another reactor of a group
+                let wrap = l.wrap.clone();
+                self.route(stream, peer, wrap); // here, or to another reactor of a group
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => l.ready = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -382,12 +393,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Registers an accepted socket (counted by a group's `permit`, if
-    /// any) and asks the handler about it.
+    /// any, and wrapped as its listener says) and asks the handler about it.
     pub(super) fn admit(
         &mut self,
         stream: Stream,
         peer: PeerAddr,
         permit: Option<crate::group::Permit>,
+        wrap: Option<super::Wrap>,
     ) {
         let ip = peer.inet().map(|a| a.ip());
         if let (Some(max), Some(ip)) = (self.core.config.max_per_ip, ip) {
@@ -423,7 +435,17 @@ impl<H: Handler> Reactor<H> {
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             self.core.conns.count_ip(id, ip);
         }
-        match self.call(|h, cx| h.accept_wrapper(cx, id, &peer)) {
+        if let Some(wrap) = wrap {
+            // The handler hears of it once its handshake is done.
+            return self.admit_wrapped(id, &wrap);
+        }
+        self.tell_accepted(id, &peer);
+    }
+
+    /// `accept_wrapper`, then `connection_made`, for a connection ready
+    /// for the handler (accepted, or done with its handshake).
+    pub(super) fn tell_accepted(&mut self, id: ConnId, peer: &PeerAddr) {
+        match self.call(|h, cx| h.accept_wrapper(cx, id, peer)) {
             Some(data) => {
                 if let Some(conn) = self.core.conns.get_mut(id) {
                     conn.data = Some(data);
@@ -510,13 +532,21 @@ impl<H: Handler> Reactor<H> {
             let Some(conn) = self.core.conns.get_mut(id) else {
                 return;
             };
-            let want = chunk.min(max_inb - conn.inb.len());
+            // Saturating: a layer may overshoot `max_inb` by one record or message.
+            let want = chunk.min(max_inb.saturating_sub(conn.inb.len()));
             if !conn.wants_read() || want == 0 {
                 return; // a full `inb`: the handler was told, see `with_inb`
             }
             if budget == 0 {
                 self.core.conns.queue_ready(id); // fairness: the rest next pass
                 return;
+            }
+            if conn.wrap.is_some() {
+                match self.read_wrapped(id, want) {
+                    Some(n) => budget = budget.saturating_sub(n),
+                    None => return,
+                }
+                continue;
             }
             match conn.read(&mut self.core.pool, want, self.core.now) {
                 Read::Data(_) if scrape => self.serve_scrape(id),
@@ -548,7 +578,7 @@ impl<H: Handler> Reactor<H> {
     /// [`lend`](Self::lend) for the callbacks that consume input, then the
     /// input-overflow policy: a handler that leaves a full `inb` untouched
     /// (and is not holding it back on purpose) closes the connection.
-    fn with_inb(
+    pub(super) fn with_inb(
         &mut self,
         id: ConnId,
         f: impl FnOnce(&mut H, &mut Context<'_, H::Data>, &mut H::Data, &mut InBuf),

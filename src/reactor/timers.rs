@@ -20,6 +20,8 @@ pub(crate) enum Timer {
     Connect(ConnId),
     /// Check a connection's idle timeout.
     Idle(ConnId),
+    /// A wrapped connection's handshake ran out of time.
+    Handshake(ConnId),
 }
 
 /// Timers by deadline (then by id, which makes keys unique and keeps the

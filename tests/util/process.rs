@@ -45,6 +45,26 @@ pub fn example(build: &[&str], name: &str) -> Command {
             profile
         };
         let mut cargo = Command::new(cargo);
+        // Not the variables cargo sets for a test binary: a build script
+        // that watches one (ring's watches CARGO_MANIFEST_DIR) would see it
+        // change and rebuild, here and again in the next `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            let set_for_tests = key.starts_with("CARGO_PKG_")
+                || matches!(
+                    key.as_str(),
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "CARGO_RUSTC_CURRENT_DIR"
+                );
+            if set_for_tests {
+                cargo.env_remove(&key);
+            }
+        }
         cargo
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["build", "--quiet", "--profile"])

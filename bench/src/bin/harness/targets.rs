@@ -46,6 +46,10 @@ const PER_MESSAGE_SLACK: f64 = 1.05;
 /// (10 in 3.1 M messages seen); one per 1,000 messages would be a per-message
 /// allocation on some path.
 const ALLOCS_PER_MESSAGE: f64 = 0.001;
+/// ... plus a few buffers of pool growth, so that a short window on a
+/// loaded machine (under 1,000 messages at N = 1 in the smoke run) cannot
+/// fail on one new peak.
+const ALLOC_SLACK: u64 = 16;
 
 pub fn all(o: &Opts, r: &Results) -> Vec<Target> {
     let mut v = Vec::new();
@@ -163,11 +167,11 @@ fn alloc_targets(o: &Opts, r: &Results, v: &mut Vec<Target>) {
         let got = (!runs.is_empty()).then_some(());
         v.push(row(
             format!(
-                "{}: ≤ {ALLOCS_PER_MESSAGE} heap allocations per message",
+                "{}: ≤ {ALLOCS_PER_MESSAGE} heap allocations per message (+ {ALLOC_SLACK} for pool growth)",
                 sc.label()
             ),
             measured.clone(),
-            got.map(|_| allocs as f64 / msgs <= ALLOCS_PER_MESSAGE),
+            got.map(|_| allocs as f64 <= ALLOCS_PER_MESSAGE * msgs + ALLOC_SLACK as f64),
             true,
         ));
         if *sc == PP100 {
