@@ -8,12 +8,16 @@
 //! `recv` from whichever is ready. Ours connects with `Reactor::connect`,
 //! registers stdin with `register_fd`, prints each line the server sends and
 //! sends each line typed. EOF on stdin (Ctrl-D) sends FIN and waits for the
-//! server to close; `/quit` makes the server say `* bye` and close.
+//! server to close; `/quit` makes the server say `* bye` and close; Ctrl-C
+//! (SIGINT) or SIGTERM leaves the same way (FIN, then the server's close, at
+//! most 2 s) and exits 0. Each address the host resolves to is tried in
+//! turn, as Python's `socket.create_connection` does.
 
 mod common;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
@@ -34,6 +38,10 @@ struct Args {
 struct Client {
     /// `HOST:PORT` as given, for messages.
     target: String,
+    /// Every address the host resolved to, tried in turn (Python's
+    /// `socket.create_connection`), and the one being tried.
+    addrs: Vec<SocketAddr>,
+    addr: usize,
     server: Option<ConnId>,
     stdin: File,
     /// `None` while stdin is unregistered (output backed up, or EOF).
@@ -67,9 +75,11 @@ impl Handler for Client {
         _: mio_selectors::EventMask,
     ) {
         let Some(server) = self.server else { return };
-        if cx.is_writing_paused(server) {
-            // The server is not taking our lines: stop reading stdin until
-            // `resume_writing`, instead of queueing without bound.
+        if cx.is_writing_paused(server) || !cx.is_open(server) {
+            // The server is not taking our lines (yet): stop reading stdin
+            // until `resume_writing` (or `connection_made`), instead of
+            // queueing without bound, or for a connect that may fail and
+            // move on to the next address.
             cx.unregister_source(source);
             self.stdin_source = None;
             return;
@@ -94,6 +104,10 @@ impl Handler for Client {
         }
     }
 
+    fn connection_made(&mut self, cx: &mut Context<'_, ()>, id: ConnId, data: &mut ()) {
+        self.resume_writing(cx, id, data); // stdin, if it waited for the connect
+    }
+
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, ()>,
@@ -102,13 +116,32 @@ impl Handler for Client {
         reason: &CloseReason,
     ) {
         self.outcome = Some(match reason {
-            CloseReason::PeerClosed | CloseReason::Closed => Ok(()),
+            // Shutdown: Ctrl-C or SIGTERM, the user leaving (after our FIN
+            // and the server's, or the shutdown's 2 s).
+            CloseReason::PeerClosed | CloseReason::Closed | CloseReason::Shutdown => Ok(()),
             other => Err(format!("connection to {} lost: {other}", self.target)),
         });
         cx.stop();
     }
 
     fn connect_failed(&mut self, cx: &mut Context<'_, ()>, _: ConnId, _: (), reason: &CloseReason) {
+        if let CloseReason::ConnectFailed(e) = reason {
+            if self.addr + 1 < self.addrs.len() {
+                log::info!("{}: {e}; trying the next address", self.addrs[self.addr]);
+                self.addr += 1;
+                match cx.connect(self.addrs[self.addr], ()) {
+                    Ok(id) => return self.server = Some(id),
+                    Err(e) => {
+                        self.outcome = Some(Err(format!("cannot connect to {}: {e}", self.target)));
+                        return cx.stop();
+                    }
+                }
+            }
+        }
+        if matches!(reason, CloseReason::Shutdown) {
+            self.outcome = Some(Ok(())); // Ctrl-C while connecting: leaving
+            return cx.stop();
+        }
         let why = match reason {
             CloseReason::ConnectFailed(e) => e.to_string(),
             other => other.to_string(),
@@ -136,9 +169,12 @@ fn stdin_file(reactor: &mut Reactor<Client>) -> io::Result<(File, SourceId)> {
 
 fn run(args: &Args) -> Result<(), String> {
     let target = format!("{}:{}", args.host, args.port);
-    let addr = common::resolve(&args.host, args.port)?;
+    let addrs = common::resolve_all(&args.host, args.port)?;
+    let addr = addrs[0];
     let client = Client {
         target: target.clone(),
+        addrs,
+        addr: 0,
         server: None,
         stdin: File::from(
             io::stdin()

@@ -23,25 +23,58 @@ use mio_selectors::{CloseReason, Config, ConnId, Context, Handler, InBuf, Reacto
 
 use common::{MulticonnArgs as Args, MESSAGES};
 
-/// Python's `types.SimpleNamespace(connid, msg_total, recv_total, ...)`.
+/// Python's `types.SimpleNamespace(connid, msg_total, recv_total, ...)`,
+/// plus which of the server's addresses it is connecting to.
 struct Data {
     connid: u32,
+    addr: usize,
     received: Vec<u8>,
 }
 
 /// Counts finished connections; the first failure ends the run.
 struct Client {
-    server: SocketAddr,
+    /// Every address the host resolved to, tried in turn (Python's
+    /// `socket.create_connection`).
+    addrs: Vec<SocketAddr>,
     expected: Vec<u8>,
     open: u32,
     failure: Option<String>,
 }
 
 impl Client {
+    /// The first failure ends the run at once: the other connections are
+    /// reset, not flushed (there is nothing left worth waiting for).
     fn fail(&mut self, cx: &mut Context<'_, Data>, why: String) {
         self.failure.get_or_insert(why);
+        let ids: Vec<ConnId> = cx.ids().collect();
+        for id in ids {
+            cx.abort(id);
+        }
         cx.stop();
     }
+}
+
+/// Opens connection `connid` to `addrs[addr]` and queues both messages:
+/// the reactor sends them once the connect completes.
+fn start(
+    cx: &mut Context<'_, Data>,
+    addrs: &[SocketAddr],
+    connid: u32,
+    addr: usize,
+) -> Result<(), String> {
+    let server = addrs[addr];
+    log::info!("Starting connection {connid} to {server}");
+    let data = Data {
+        connid,
+        addr,
+        received: Vec::new(),
+    };
+    let fail = |e| format!("connection {connid} to {server}: {e}");
+    let id = cx.connect(server, data).map_err(fail)?;
+    MESSAGES
+        .iter()
+        .try_for_each(|m| cx.send(id, m))
+        .map_err(fail)
 }
 
 impl Handler for Client {
@@ -61,9 +94,21 @@ impl Handler for Client {
         );
         data.received.extend_from_slice(inb); // data.recv_total += len(recv_data)
         inb.clear();
-        if data.received.len() >= self.expected.len() {
+        let (got, want) = (&data.received, &self.expected);
+        if !want.starts_with(got) {
+            let why = format!(
+                "connection {} to {}: echo differs from what was sent: got \"{}\"",
+                data.connid,
+                self.addrs[data.addr],
+                got.escape_ascii()
+            );
+            return self.fail(cx, why);
+        }
+        if got.len() == want.len() {
+            // All back. The tutorial closes here; we half-close and wait for
+            // the server's close, so a byte more than was sent is caught.
             log::info!("Closing connection {}", data.connid);
-            cx.close(id);
+            cx.write_eof(id);
         }
     }
 
@@ -74,23 +119,17 @@ impl Handler for Client {
         data: Data,
         reason: &CloseReason,
     ) {
-        let (connid, server) = (data.connid, self.server);
+        if self.failure.is_some() {
+            return; // reset by `fail`
+        }
+        let (connid, server) = (data.connid, self.addrs[data.addr]);
         match reason {
-            CloseReason::Closed if data.received == self.expected => {
+            CloseReason::PeerClosed if data.received == self.expected => {
                 println!("connection {connid}: echoed {} bytes", data.received.len());
                 self.open -= 1;
                 if self.open == 0 {
                     cx.stop();
                 }
-            }
-            CloseReason::Closed => {
-                let got = data.received.escape_ascii();
-                self.fail(
-                    cx,
-                    format!(
-                        "connection {connid} to {server}: echo differs from what was sent: got \"{got}\""
-                    ),
-                );
             }
             CloseReason::PeerClosed => {
                 let (got, total) = (data.received.len(), self.expected.len());
@@ -110,8 +149,19 @@ impl Handler for Client {
         data: Data,
         reason: &CloseReason,
     ) {
-        let (connid, server) = (data.connid, self.server);
-        self.fail(cx, format!("connection {connid} to {server}: {reason}"));
+        if self.failure.is_some() {
+            return; // reset by `fail`
+        }
+        let (connid, server) = (data.connid, self.addrs[data.addr]);
+        match reason {
+            CloseReason::ConnectFailed(e) if data.addr + 1 < self.addrs.len() => {
+                log::info!("connection {connid} to {server}: {e}; trying the next address");
+                if let Err(why) = start(cx, &self.addrs, connid, data.addr + 1) {
+                    self.fail(cx, why);
+                }
+            }
+            other => self.fail(cx, format!("connection {connid} to {server}: {other}")),
+        }
     }
 
     fn on_timer(&mut self, cx: &mut Context<'_, Data>, _: Option<(ConnId, &mut Data)>, _: u64) {
@@ -124,27 +174,17 @@ impl Handler for Client {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let server_addr = common::resolve(&args.host, args.port)?;
     let client = Client {
-        server: server_addr,
+        addrs: common::resolve_all(&args.host, args.port)?,
         expected: MESSAGES.concat(),
         open: args.num_conns,
         failure: None,
     };
     let mut reactor = Reactor::new(client, Config::default()).map_err(|e| e.to_string())?;
     // start_connections(host, port, num_conns)
+    let addrs = reactor.handler().addrs.clone();
     for connid in 1..=args.num_conns {
-        log::info!("Starting connection {connid} to {server_addr}");
-        let data = Data {
-            connid,
-            received: Vec::new(),
-        };
-        let id = reactor
-            .connect(server_addr, data)
-            .map_err(|e| format!("connection {connid} to {server_addr}: {e}"))?;
-        reactor
-            .with_context(|cx| MESSAGES.iter().try_for_each(|m| cx.send(id, m)))
-            .map_err(|e| e.to_string())?;
+        reactor.with_context(|cx| start(cx, &addrs, connid, 0))?;
     }
     reactor.with_context(|cx| cx.call_later(Duration::from_secs(args.timeout), None, 0));
     reactor.run().map_err(|e| e.to_string())?;

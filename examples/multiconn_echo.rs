@@ -29,18 +29,23 @@ struct Args {
     /// Port to listen on (0: any free port).
     #[arg(default_value_t = 65432)]
     port: u16,
-    /// Pending output (bytes) above which a client is no longer read.
-    #[arg(long, default_value_t = Config::default().high_water)]
+    /// Pending output (bytes) at which a client is no longer read; at most
+    /// the 1 MiB output cap.
+    #[arg(long, default_value_t = Config::default().high_water, value_parser = common::count(u32::MAX.into()))]
     high_water: usize,
-    /// Pending output (bytes) at which reading resumes.
+    /// Pending output (bytes) at which reading resumes; at most --high-water.
     #[arg(long, default_value_t = Config::default().low_water)]
     low_water: usize,
     /// Most clients at once; more are closed at once.
-    #[arg(long, default_value_t = Config::default().max_connections)]
+    #[arg(long, default_value_t = Config::default().max_connections, value_parser = common::count(u32::MAX.into()))]
     max_connections: usize,
     /// Most clients from one IP address at once [default: no limit].
-    #[arg(long)]
+    #[arg(long, value_parser = common::count(u32::MAX.into()))]
     max_per_ip: Option<usize>,
+    /// Seconds a closing client may take no byte of its pending echo before
+    /// it is given up on (reset, the rest dropped); a slow reader gets all.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
+    flush_timeout: std::time::Duration,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
     /// Also serve `GET /metrics` (Prometheus text format) on HOST:PORT [default: off].
@@ -94,16 +99,15 @@ fn main() -> ExitCode {
         low_water: args.low_water,
         max_connections: args.max_connections,
         max_per_ip: args.max_per_ip,
+        flush_timeout: args.flush_timeout,
         ..Config::default()
     };
+    common::check_water_marks::<Args>(&config);
     if args.group.is_group() {
         if args.tls.tls_cert.is_some() || args.metrics.is_some() {
-            eprintln!(
-                "{}",
-                <Args as clap::CommandFactory>::command().render_usage()
+            common::usage_error::<Args>(
+                "--tls-cert and --metrics run on one reactor for now; leave out --reactors",
             );
-            eprintln!("multiconn_echo: --tls-cert and --metrics run on one reactor for now; leave out --reactors");
-            return ExitCode::from(2);
         }
         // A reactor per thread, each its own Echo; the limits hold for all.
         let group = ReactorGroup::new(args.group.options(), config);
@@ -117,8 +121,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let addrs = match common::resolve_all(&args.host, args.port) {
+        Ok(addrs) => addrs,
+        Err(e) => return common::exit_with("multiconn_echo", Err(e)),
+    };
     common::serve_with("multiconn_echo", Reactor::new(Echo, config), |reactor| {
-        let id = reactor.listen((args.host.as_str(), args.port))?;
+        let id = reactor.listen(&addrs[..])?;
         if let Some(tls) = &tls {
             reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }

@@ -54,11 +54,15 @@ impl Handler for UdpEcho {
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args();
+    let addrs = match common::resolve_all(&args.host, args.port) {
+        Ok(addrs) => addrs,
+        Err(e) => return common::exit_with("udp_echo", Err(e)),
+    };
     common::serve_with(
         "udp_echo",
         Reactor::new(UdpEcho, Config::default()),
         |reactor| {
-            let udp = reactor.bind_udp((args.host.as_str(), args.port))?;
+            let udp = reactor.bind_udp(&addrs[..])?;
             Ok(reactor.udp_addr(udp)?.to_string())
         },
     )

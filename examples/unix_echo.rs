@@ -7,7 +7,15 @@
 //! ```
 //!
 //! A stale socket file left by a crash is removed at start; the server
-//! removes its own at exit.
+//! removes its own at exit, if the path still names the socket it created
+//! (same device and inode): another server's socket put there since is
+//! left alone. A regular file, directory or link at the path is left alone
+//! too: exit 1, saying what is there.
+//!
+//! The readiness line prints the path unambiguously: as it is, but with a
+//! backslash, control characters (a newline, say) and bytes that are not
+//! UTF-8 escaped as in a Rust string (`\\`, `\n`, `\u{1b}`, `\xff`), so
+//! it is always one line (see `common::escape_path`).
 
 mod common;
 
@@ -62,7 +70,7 @@ fn main() -> ExitCode {
         Reactor::new(Echo, Config::default()),
         |reactor| {
             reactor.listen_unix(&path)?;
-            Ok(path.display().to_string())
+            Ok(common::escape_path(&path))
         },
     )
 }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use redis_server::RedisServer;
-use util::chat::{End, LineClient as Client};
+use util::chat::{End, LineClient as Client, NoticeTally};
 use util::process::{self, Proc};
 
 /// The longest any one expected step may take.
@@ -562,4 +562,51 @@ fn a_redis_that_stops_answering_counts_as_a_lost_link() {
     until_line(&mut y, "* link to other servers restored", STEP);
     x.send("through redis again\n");
     until_line(&mut y, &format!("<{}> through redis again", x.name), STEP);
+}
+
+/// Notice storms with `--redis`: each instance budgets what it delivers
+/// from the bus (docs/federation.md). A crowd joining another instance,
+/// then that instance vanishing (one `lost` naming all of them), costs a
+/// client here at most 10 single notices a second and one sum.
+#[test]
+fn a_storm_on_another_instance_costs_a_client_a_few_lines() {
+    const CROWD: usize = 200;
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", &[]);
+    let (doomed, addr_b) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut observer = Client::join(addr_a);
+    let first = Client::join(addr_b);
+    until_line(&mut observer, &format!("* {} joined", first.name), STEP);
+
+    let started = Instant::now();
+    let crowd: Vec<Client> = (0..CROWD).map(|_| Client::join(addr_b)).collect();
+    let mut joining = NoticeTally::default();
+    let until = Instant::now() + Duration::from_secs(60);
+    joining.read_until(&mut observer, until, |t| t.joins == CROWD);
+    let secs = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        joining.individual <= 10 * secs && joining.summaries <= secs + 1,
+        "{CROWD} joins in {secs} s cost {} lines: {joining:?}",
+        joining.lines.len()
+    );
+
+    doomed.signal("-KILL");
+    let mut lost = NoticeTally::default();
+    lost.read_until(&mut observer, Instant::now() + LOST_WITHIN + STEP, |t| {
+        t.leaves == CROWD + 1
+    });
+    assert!(
+        lost.individual <= 10 && lost.summaries == 1,
+        "{} clients lost at once cost {} lines: {lost:?}",
+        CROWD + 1,
+        lost.lines.len()
+    );
+    assert!(
+        lost.lines[..lost.individual]
+            .iter()
+            .all(|l| l.ends_with(" left (server lost)")),
+        "{lost:?}"
+    );
+    drop(crowd);
 }

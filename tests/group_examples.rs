@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use util::chat::LineClient;
+use util::chat::{LineClient, NoticeTally};
 use util::process::{example, Proc};
 use util::{poll_until, with_deadline};
 
@@ -458,6 +458,59 @@ fn chat_threads_are_named_and_descriptors_come_back() {
             poll_until(STEP, || fds_of(pid) == baseline),
             "descriptors: {baseline} before, {} after",
             fds_of(pid)
+        );
+        stop(server);
+    });
+}
+
+/// Notice storms with `--reactors N`: the budget is the sequencer's
+/// (reactor 0), so a crowd joining and then vanishing costs every client
+/// at most 10 single notices a second and a sum, and the clients on every
+/// reactor read the very same lines in the same order.
+#[test]
+fn a_storm_costs_each_reactor_s_clients_the_same_few_lines() {
+    with_deadline(LIMIT, || {
+        const CROWD: usize = 300;
+        let (server, addr) = start("chatroom", &["--reactors", "3"]);
+        // Least-loaded: one observer per reactor.
+        let mut observers = join_all(addr, 3);
+        for o in &mut observers {
+            // The answer comes after every join notice sequenced before it.
+            o.send("/who\n");
+            while !o.line().starts_with("* online: ") {}
+        }
+        let read_all = |observers: &mut Vec<LineClient>, done: &dyn Fn(&NoticeTally) -> bool| {
+            let until = Instant::now() + LIMIT / 3;
+            let tallies: Vec<NoticeTally> = observers
+                .iter_mut()
+                .map(|o| {
+                    let mut t = NoticeTally::default();
+                    t.read_until(o, until, done);
+                    t
+                })
+                .collect();
+            for (k, t) in tallies.iter().enumerate() {
+                assert_eq!(t.lines, tallies[0].lines, "observers 0 and {k} disagree");
+            }
+            tallies.into_iter().next().unwrap()
+        };
+        let started = Instant::now();
+        let crowd: Vec<LineClient> = (0..CROWD).map(|_| LineClient::join(addr)).collect();
+        let joining = read_all(&mut observers, &|t| t.joins == CROWD);
+        let secs = started.elapsed().as_secs() as usize + 1;
+        assert!(
+            joining.individual <= 10 * secs && joining.summaries <= secs + 1,
+            "{CROWD} joins in {secs} s cost {} lines: {joining:?}",
+            joining.lines.len()
+        );
+        let started = Instant::now();
+        drop(crowd);
+        let leaving = read_all(&mut observers, &|t| t.leaves == CROWD);
+        let secs = started.elapsed().as_secs() as usize + 1;
+        assert!(
+            leaving.individual <= 10 * secs && leaving.summaries <= secs + 1,
+            "{CROWD} departures in {secs} s cost {} lines: {leaving:?}",
+            leaving.lines.len()
         );
         stop(server);
     });

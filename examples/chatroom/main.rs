@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chat::federation::Federation;
 use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use mio_selectors::group::ReactorGroup;
 use mio_selectors::redis::RedisUrl;
 use mio_selectors::{Config, Reactor};
@@ -43,27 +43,30 @@ struct Args {
     /// Port to listen on (0: any free port).
     #[arg(default_value_t = 8000)]
     port: u16,
-    /// Longest line, in bytes before the newline.
-    #[arg(long, default_value_t = ChatConfig::default().max_line)]
+    /// Longest line, in bytes before the newline (at most 16 MiB).
+    #[arg(long, default_value_t = ChatConfig::default().max_line, value_parser = common::count(16 << 20))]
     max_line: usize,
-    /// Pending output per client, in bytes, before it is disconnected as too slow.
-    #[arg(long, default_value_t = ChatConfig::default().max_output)]
+    /// Pending output per client, in bytes, before it is disconnected as too slow (at most 1 GiB).
+    #[arg(long, default_value_t = ChatConfig::default().max_output, value_parser = common::count(1 << 30))]
     max_output: usize,
     /// Most clients connected at once.
-    #[arg(long, default_value_t = ChatConfig::default().max_clients)]
+    #[arg(long, default_value_t = ChatConfig::default().max_clients, value_parser = common::count(u32::MAX.into()))]
     max_clients: usize,
     /// Lines read per client per second.
-    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec)]
+    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec, value_parser = common::positive)]
     rate: f64,
-    /// Lines a client may send in a burst.
-    #[arg(long, default_value_t = ChatConfig::default().burst)]
+    /// Lines a client may send in a burst (at least 1).
+    #[arg(long, default_value_t = ChatConfig::default().burst, value_parser = common::positive)]
     burst: f64,
     /// Most clients from one IP address at once; more are closed at once [default: no limit].
-    #[arg(long)]
+    #[arg(long, value_parser = common::count(u32::MAX.into()))]
     max_per_ip: Option<usize>,
-    /// Seconds a partial line (no newline) may wait before the client is disconnected.
-    #[arg(long, default_value_t = ChatConfig::default().partial_timeout.as_secs_f64())]
-    partial_timeout: f64,
+    /// Seconds a partial line (no newline) may wait before the client is disconnected (at most a year).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::secs)]
+    partial_timeout: Duration,
+    /// Join and leave notices said one by one per second; the rest of the second's are summed up.
+    #[arg(long, default_value_t = ChatConfig::default().notices_per_sec, value_parser = clap::value_parser!(u32).range(1..))]
+    notices_per_sec: u32,
     #[command(flatten)]
     tls: common::tls::TlsArgs,
     #[command(flatten)]
@@ -101,10 +104,8 @@ fn parse_room(s: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args();
-    if !(args.partial_timeout > 0.0 && args.rate > 0.0 && args.burst >= 1.0) {
-        eprintln!("{}", Args::command().render_usage());
-        eprintln!("chatroom: --partial-timeout and --rate must be positive, --burst at least 1");
-        return ExitCode::from(2);
+    if args.burst < 1.0 {
+        common::usage_error::<Args>(format!("--burst {} is below 1", args.burst));
     }
     let config = ChatConfig {
         max_line: args.max_line,
@@ -112,7 +113,8 @@ fn main() -> ExitCode {
         max_clients: args.max_clients,
         lines_per_sec: args.rate,
         burst: args.burst,
-        partial_timeout: Duration::from_secs_f64(args.partial_timeout),
+        partial_timeout: args.partial_timeout,
+        notices_per_sec: args.notices_per_sec,
     };
     let reactor_config = Config {
         max_per_ip: args.max_per_ip,
@@ -126,14 +128,14 @@ fn main() -> ExitCode {
             (args.metrics.is_some(), "--metrics"),
         ];
         if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
-            eprintln!("{}", Args::command().render_usage());
-            eprintln!("chatroom: {flag} runs on one reactor for now; leave out --reactors");
-            return ExitCode::from(2);
+            common::usage_error::<Args>(format!(
+                "{flag} runs on one reactor for now; leave out --reactors"
+            ));
         }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let group = ReactorGroup::new(args.group.options(), reactor_config);
         return common::serve_group("chatroom", group, &args.host, args.port, |n| {
-            let shared = Shared::new(n, config.max_clients);
+            let shared = Shared::new(n, &config);
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
         });
     }
@@ -145,11 +147,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A host that does not resolve is named (exit 1); each of its
+    // addresses is tried in turn.
+    let addrs = match common::resolve_all(&args.host, args.port) {
+        Ok(addrs) => addrs,
+        Err(e) => return common::exit_with("chatroom", Err(e)),
+    };
     let max_line = config.max_line;
     let server = ChatServer::new(config);
     // Every listener, and the readiness lines in the contract's order.
     let bind = |reactor: &mut Reactor<ChatServer>| -> mio_selectors::Result<String> {
-        let id = reactor.listen((args.host.as_str(), args.port))?;
+        let id = reactor.listen(&addrs[..])?;
         if let Some(tls) = &tls {
             reactor.wrap_listener(id, args.tls.wrap(tls))?;
         }

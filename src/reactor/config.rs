@@ -29,8 +29,11 @@ pub struct Config {
     /// [`CloseReason::InputOverflow`](crate::CloseReason::InputOverflow).
     /// At most 4 GiB. Default 64 KiB.
     pub max_inb: usize,
-    /// Pending output above which a connection is no longer read (TCP then
-    /// pushes back on the peer). Default 64 KiB.
+    /// Pending output at or above which a connection is no longer read (TCP
+    /// then pushes back on the peer). A read is also never larger than the
+    /// room left below [`max_outb`](Self::max_outb), so a handler that sends
+    /// back at most what it reads is paused before the cap, never closed
+    /// by it, even with `high_water` equal to `max_outb`. Default 64 KiB.
     pub high_water: usize,
     /// Pending output at or below which reading resumes. Default 16 KiB.
     pub low_water: usize,
@@ -51,12 +54,18 @@ pub struct Config {
     /// long to stop accepting; accepting also resumes as soon as a connection
     /// closes. Default 100 ms.
     pub accept_backoff: Duration,
-    /// Graceful close: how long the flush may go without progress (a peer
-    /// that stops reading is then closed, the rest of its output dropped,
-    /// with an error saying so), and, after FIN, how long to wait for the
-    /// peer's FIN (discarding its input) before dropping the socket, so that
-    /// a reset cannot destroy output the peer has not read yet. Default 2 s.
+    /// Graceful close, after FIN: how long to wait for the peer's FIN
+    /// (discarding its input) before dropping the socket, so that a reset
+    /// cannot destroy output the peer has not read yet. Default 2 s.
     pub linger: Duration,
+    /// Graceful close, before FIN: how long the flush of what is pending
+    /// may go without the peer taking a single byte. A peer that is slow
+    /// but alive gets everything however long it takes; one that takes
+    /// nothing for this long is given up on: the rest of its output is
+    /// dropped and the connection is reset (RST, never a FIN that would
+    /// pass for a complete stream), closing with an error that says how
+    /// many bytes were dropped. Default 60 s.
+    pub flush_timeout: Duration,
     /// On [`Handle::stop`](crate::Handle::stop), how long to flush pending
     /// output before closing what is left. Default 2 s.
     pub shutdown_timeout: Duration,
@@ -106,6 +115,7 @@ impl Default for Config {
             max_per_ip: None,
             accept_backoff: Duration::from_millis(100),
             linger: Duration::from_secs(2),
+            flush_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(2),
             nodelay: true,
             keepalive: None,

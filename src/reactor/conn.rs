@@ -244,6 +244,10 @@ pub(crate) struct Conn<D> {
     /// The kernel reported read-closed or an error: a short read no longer
     /// proves the socket drained, read until EOF or `WouldBlock`.
     hup: bool,
+    /// The kernel reported TCP urgent data (`EPOLLPRI`). A read stops short
+    /// at the urgent mark even with `SO_OOBINLINE`, so until `WouldBlock` a
+    /// short read does not prove the socket drained.
+    urgent: bool,
     /// The socket may take more output (cleared by `WouldBlock`).
     writable: bool,
     /// The peer sent FIN (a read returned 0).
@@ -288,6 +292,7 @@ impl<D> Conn<D> {
             state,
             readable: false,
             hup: false,
+            urgent: false,
             writable: true,
             eof: false,
             paused: false,
@@ -361,6 +366,30 @@ impl<D> Conn<D> {
         noted
     }
 
+    /// The kernel reported TCP urgent data (`EPOLLPRI`): read on to
+    /// `WouldBlock`, a short read proves nothing until then.
+    pub(crate) fn note_urgent(&mut self) {
+        self.urgent = true;
+    }
+
+    /// How much the next read may take: a chunk, within the room left in
+    /// `inb` and, while open, within the room left below the output cap, so
+    /// that a handler sending back what it reads (an echo) reaches the cap
+    /// paused, never past it, however close `high_water` is to it. No room
+    /// for output pauses it as high water does (it resumes at low water).
+    pub(crate) fn read_room(&mut self, chunk: usize, max_inb: usize, max_outb: usize) -> usize {
+        // Saturating: a layer may overshoot `max_inb` by one record or message.
+        let want = chunk.min(max_inb.saturating_sub(self.inb.len()));
+        if !self.is_open() {
+            return want; // lingering: reading to discard
+        }
+        let room = max_outb.saturating_sub(self.outb.len());
+        if room == 0 {
+            self.paused = true;
+        }
+        want.min(room)
+    }
+
     /// A connecting socket became writable: the connect ended, well or
     /// badly (mio's recipe: `take_error`, then `peer_addr`).
     pub(crate) fn connected(&mut self) -> Connected {
@@ -421,14 +450,16 @@ impl<D> Conn<D> {
                     idle.last_read = now;
                 }
                 // A short read proves the socket drained, unless the kernel
-                // reported a hang-up that may sit behind the data.
-                if n < want && !self.hup {
+                // reported a hang-up that may sit behind the data, or an
+                // urgent mark, where a read stops short.
+                if n < want && !self.hup && !self.urgent {
                     self.readable = false;
                 }
                 Read::Data(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.readable = false;
+                self.urgent = false;
                 self.inb.release_if_empty(pool);
                 Read::Drained
             }
@@ -739,9 +770,16 @@ impl<D> Conn<D> {
     }
 
     /// Ends it now, dropping pending output; `false` if it was dead already.
+    /// If output was pending, the socket is set to close with a reset
+    /// (`SO_LINGER` 0): a peer that misses data must be told, and a FIN
+    /// would tell it the stream was complete.
     pub(crate) fn kill(&mut self, reason: CloseReason, pool: &mut BufPool) -> bool {
         if self.is_dead() {
             return false;
+        }
+        if !self.outb.is_empty() {
+            log::debug!("{} bytes of output dropped: reset", self.outb.len());
+            self.stream.reset_on_close();
         }
         self.outb.clear(pool);
         self.state = State::Dead(reason);
@@ -762,7 +800,9 @@ impl<D> Conn<D> {
         }
     }
 
-    /// A graceful-close deadline came (`config.linger` after the last one).
+    /// A graceful-close deadline came: while flushing, `period` is
+    /// `config.flush_timeout` (the time the peer may take no byte); while
+    /// lingering, the FIN wait (`config.linger`) is in `until`.
     pub(crate) fn linger_due(&mut self, now: Instant, linger: Duration) -> Linger {
         let pending = self.outb.len();
         match &mut self.state {
@@ -774,6 +814,23 @@ impl<D> Conn<D> {
             State::Closing { .. } => Linger::GaveUp(pending),
             State::Lingering { until, .. } if *until <= now => Linger::Finished,
             _ => Linger::Stale,
+        }
+    }
+
+    /// The close reason of a lingering connection, taken out (a plain
+    /// `Closed` stands in) to be handed to `connection_lost` as soon as FIN
+    /// is out; [`put_lingering_reason`](Self::put_lingering_reason) puts it
+    /// back for the reaping.
+    pub(crate) fn lingering_reason(&mut self) -> Option<CloseReason> {
+        match &mut self.state {
+            State::Lingering { reason, .. } => Some(mem::replace(reason, CloseReason::Closed)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn put_lingering_reason(&mut self, reason: CloseReason) {
+        if let State::Lingering { reason: r, .. } = &mut self.state {
+            *r = reason;
         }
     }
 

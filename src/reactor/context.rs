@@ -471,8 +471,10 @@ impl<D> Context<'_, D> {
     }
 
     /// Closes `id` gracefully: stop reading, write what is pending, send FIN,
-    /// then close (bounded by [`Config::linger`](crate::Config::linger)). Python: `sel.unregister(sock); sock.close()`,
-    /// without losing output. Unknown or closing ids are ignored.
+    /// then close (bounded by [`Config::flush_timeout`](crate::Config::flush_timeout) without progress and
+    /// [`Config::linger`](crate::Config::linger) for the peer's FIN). Python:
+    /// `sel.unregister(sock); sock.close()`, without losing output. Unknown
+    /// or closing ids are ignored.
     ///
     /// ```
     #[doc = doc_cx!(() = (), id)]
@@ -487,7 +489,8 @@ impl<D> Context<'_, D> {
         }
     }
 
-    /// Closes `id` now, dropping pending output. Unknown ids are ignored.
+    /// Closes `id` now, dropping pending output; if there was any, the
+    /// peer gets a reset (RST), not a FIN. Unknown ids are ignored.
     ///
     /// ```
     #[doc = doc_cx!(() = (), id)]

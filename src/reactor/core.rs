@@ -23,7 +23,11 @@ pub(crate) struct Core<D> {
     pub(crate) conns: Conns<D>,
     pub(crate) endpoints: Endpoints,
     pub(crate) timers: Timers,
-    /// Graceful-close deadlines, in order (they all use `config.linger`).
+    /// Deadlines of graceful closes still flushing, in order (they all use
+    /// `config.flush_timeout`).
+    pub(crate) flushing: VecDeque<(Instant, ConnId)>,
+    /// Deadlines of closes waiting for the peer's FIN, in order (they all
+    /// use `config.linger`).
     pub(crate) linger: VecDeque<(Instant, ConnId)>,
     pub(crate) pool: BufPool,
     pub(crate) config: Config,
@@ -47,6 +51,7 @@ impl<D> Core<D> {
             conns: Conns::default(),
             endpoints: Endpoints::default(),
             timers: Timers::default(),
+            flushing: VecDeque::new(),
             linger: VecDeque::new(),
             pool: BufPool::new(config.read_chunk, config.pool_bytes),
             config,
@@ -106,14 +111,19 @@ impl<D> Core<D> {
                 let keepalive = socket2::TcpKeepalive::new().with_time(idle);
                 let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive);
             }
+            // A TCP urgent byte (telnet's "synch", `MSG_OOB`) stays in the
+            // stream as ordinary data, so an echo returns it in place.
+            let _ = socket2::SockRef::from(tcp).set_out_of_band_inline(true);
         }
         let id = self.conns.next_id();
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        // PRIORITY (EPOLLPRI) says an urgent mark is pending: see `Conn::note_urgent`.
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         self.registry.register(&mut stream, id.token(), interest)?;
         Ok(self.conns.insert(stream, peer, state))
     }
 
-    /// Ends a connection now: pending output is dropped.
+    /// Ends a connection now: pending output is dropped (and if there was
+    /// any, the peer gets a reset: see `Conn::kill`).
     pub(crate) fn kill(&mut self, id: ConnId, reason: CloseReason) {
         let Some((conn, lists)) = self.conns.entry(id) else {
             return;
@@ -134,15 +144,16 @@ impl<D> Core<D> {
     }
 
     /// Starts a graceful close: flush (for as long as the peer keeps
-    /// reading), FIN, linger (at most `config.linger` without progress).
+    /// reading: `config.flush_timeout` at most without a byte taken), FIN,
+    /// linger (at most `config.linger` for the peer's FIN).
     pub(crate) fn close_gracefully(&mut self, id: ConnId, reason: CloseReason) {
         let Some((conn, lists)) = self.conns.entry(id) else {
             return;
         };
         match conn.close(reason, &mut self.pool) {
             Closing::Started => {
-                let deadline = later(self.now, self.config.linger);
-                self.linger.push_back((deadline, id));
+                let deadline = later(self.now, self.config.flush_timeout);
+                self.flushing.push_back((deadline, id));
                 // The flush step sends FIN once `outb` is empty.
                 lists.mark_dirty(id, conn);
             }

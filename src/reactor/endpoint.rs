@@ -12,6 +12,7 @@ use slab::Slab;
 
 use super::id::{endpoint_parts, endpoint_raw, GEN_MASK};
 
+use super::listen::FileId;
 use super::stream::Stream;
 use crate::{EventMask, PeerAddr};
 
@@ -110,17 +111,20 @@ pub(crate) struct Listener {
 
 pub(crate) enum ListenSock {
     Tcp(TcpListener),
-    /// `path` is removed when the listener is dropped, if we created it.
+    /// `path` is removed when the listener is dropped if it is still the
+    /// socket file this listener created (`created`): one that replaced it
+    /// since (another server's) is left alone.
     Unix {
         sock: UnixListener,
         path: Option<PathBuf>,
+        created: Option<FileId>,
     },
 }
 
 impl ListenSock {
     pub(crate) fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
         match self {
-            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), PeerAddr::Inet(a))),
+            ListenSock::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), PeerAddr::from(a))),
             ListenSock::Unix { sock, .. } => sock
                 .accept()
                 .map(|(s, a)| (Stream::Unix(s), PeerAddr::from_unix(&a))),
@@ -149,10 +153,14 @@ impl ListenSock {
 impl Drop for ListenSock {
     fn drop(&mut self) {
         if let ListenSock::Unix {
-            path: Some(path), ..
+            path: Some(path),
+            created: Some(created),
+            ..
         } = self
         {
-            if let Err(e) = std::fs::remove_file(&*path) {
+            if FileId::of(path) != Some(*created) {
+                log::info!("{} is no longer our socket: left alone", path.display());
+            } else if let Err(e) = std::fs::remove_file(&*path) {
                 log::debug!("cannot remove {}: {e}", path.display());
             }
         }

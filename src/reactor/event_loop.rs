@@ -38,7 +38,12 @@ use crate::{Config, ConnId, Context, Error, EventMask, Handle, Handler, Result};
 /// last event said (`readable`, `writable`) and acts until the kernel says
 /// `WouldBlock`. A read shorter than the buffer proves the socket drained
 /// (unless the kernel also reported a hang-up, where it reads on to EOF), so
-/// an echo costs one `read` and one `write`. A connection that had more to
+/// an echo costs one `read` and one `write`. TCP urgent data is the other
+/// exception: a read stops short at the urgent mark, so while the kernel
+/// reports one (`EPOLLPRI`) the reactor reads on to `WouldBlock`. Accepted
+/// and connected TCP sockets have `SO_OOBINLINE` set: an urgent byte
+/// (`MSG_OOB`, telnet's "synch") is an ordinary byte of the stream, in its
+/// place, never lost and never stalling the rest. A connection that had more to
 /// read than its per-pass budget is queued and served on the next pass
 /// without waiting for an event.
 ///
@@ -49,11 +54,13 @@ use crate::{Config, ConnId, Context, Error, EventMask, Handle, Handler, Result};
 ///
 /// # Bounded memory
 ///
-/// Input is capped by [`Config::max_inb`]; output above
+/// Input is capped by [`Config::max_inb`]; output at
 /// [`Config::high_water`] stops reading until it falls to
 /// [`Config::low_water`]; [`Config::max_outb`] is a hard cap (the connection
-/// is closed as too slow). Buffers go back to a pool when empty, so an idle
-/// connection holds none.
+/// is closed as too slow). A read never takes more than the room left below
+/// `max_outb`, so an echo's pending output stays within
+/// `min(high_water + read_chunk, max_outb)` whatever the marks are.
+/// Buffers go back to a pool when empty, so an idle connection holds none.
 ///
 /// # Spurious and stale events
 ///
@@ -280,12 +287,16 @@ impl<H: Handler> Reactor<H> {
 
     /// Binds a Unix stream listener at `path` and serves it like a TCP one.
     /// A stale socket file at `path` (a socket nobody listens on) is removed
-    /// first; the file this creates is removed when the listener closes.
+    /// first; the file this creates is removed when the listener closes, if
+    /// it is still that file (same device and inode): a socket another
+    /// server put there since is left alone.
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] naming the path: someone listens there already, the
-    /// path is another kind of file, or the directory is not writable;
+    /// [`Error::Bind`] naming the path and what is in the way: someone
+    /// listens there already, or a regular file, directory, symbolic link
+    /// or special file is there (it is left alone); or the directory is not
+    /// writable;
     /// [`Error::Io`] if epoll refuses the socket.
     ///
     /// ```
@@ -301,12 +312,16 @@ impl<H: Handler> Reactor<H> {
     /// ```
     pub fn listen_unix(&mut self, path: impl AsRef<Path>) -> Result<ListenerId> {
         let path = path.as_ref();
-        let sock = bind_unix(path).map_err(|source| Error::Bind {
+        let (sock, created) = bind_unix(path).map_err(|source| Error::Bind {
             addr: path.display().to_string(),
             source,
         })?;
         let path = Some(path.to_path_buf());
-        self.add_listen_sock(ListenSock::Unix { sock, path })
+        self.add_listen_sock(ListenSock::Unix {
+            sock,
+            path,
+            created,
+        })
     }
 
     fn add_listen_sock(&mut self, mut sock: ListenSock) -> Result<ListenerId> {

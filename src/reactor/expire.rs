@@ -35,29 +35,48 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn expire_linger(&mut self, now: Instant) {
+        // Flushing closes (their deadlines `flush_timeout` apart), then those
+        // waiting for the peer's FIN (`linger`): two queues, each in order.
+        let flush_timeout = self.core.config.flush_timeout;
+        while let Some(&(deadline, id)) = self.core.flushing.front() {
+            if deadline > now {
+                break;
+            }
+            self.core.flushing.pop_front();
+            self.linger_due(now, id, flush_timeout);
+        }
         let linger = self.core.config.linger;
         while let Some(&(deadline, id)) = self.core.linger.front() {
             if deadline > now {
                 break;
             }
             self.core.linger.pop_front();
-            let Some(conn) = self.core.conns.get_mut(id) else {
-                continue;
-            };
-            match conn.linger_due(now, linger) {
-                Linger::Extended(until) => self.core.linger.push_back((until, id)),
-                Linger::GaveUp(pending) => {
-                    log::info!("{id}: peer stopped reading while closing; {pending} bytes dropped");
-                    let why = format!("peer stopped reading; {pending} bytes of output dropped");
-                    let e = io::Error::new(io::ErrorKind::TimedOut, why);
-                    self.core.kill(id, CloseReason::Error(e));
-                }
-                Linger::Finished => {
-                    log::debug!("{id}: no FIN from the peer; closing");
-                    self.core.finish(id);
-                }
-                Linger::Stale => {}
+            self.linger_due(now, id, linger);
+        }
+    }
+
+    /// A graceful-close deadline of `id`; `period` is how far apart its
+    /// queue's deadlines are.
+    fn linger_due(&mut self, now: Instant, id: ConnId, period: Duration) {
+        let Some(conn) = self.core.conns.get_mut(id) else {
+            return;
+        };
+        match conn.linger_due(now, period) {
+            // Only a flushing close is extended (by `flush_timeout`).
+            Linger::Extended(until) => self.core.flushing.push_back((until, id)),
+            Linger::GaveUp(pending) => {
+                log::info!(
+                    "{id}: peer stopped reading while closing; {pending} bytes dropped; reset"
+                );
+                let why = format!("peer stopped reading; {pending} bytes of output dropped");
+                let e = io::Error::new(io::ErrorKind::TimedOut, why);
+                self.core.kill(id, CloseReason::Error(e)); // a reset: output dropped
             }
+            Linger::Finished => {
+                log::debug!("{id}: no FIN from the peer; closing");
+                self.core.finish(id);
+            }
+            Linger::Stale => {}
         }
     }
 

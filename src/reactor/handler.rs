@@ -152,9 +152,15 @@ pub trait Handler {
         cx.close(id);
     }
 
-    /// The connection is gone and its socket closed; `data` is handed back.
-    /// Called once for every connection that got
-    /// [`connection_made`](Self::connection_made).
+    /// The connection is over; `data` is handed back. Called once for every
+    /// connection that got [`connection_made`](Self::connection_made): when
+    /// its socket is closed, or, after a graceful close, as soon as all its
+    /// output is sent and FIN is out. (The reactor may then hold the socket
+    /// for up to [`Config::linger`](crate::Config::linger), waiting for the
+    /// peer's FIN so that a reset cannot destroy output not read yet;
+    /// nothing can be sent or received on it meanwhile, and it counts
+    /// against [`Config::max_connections`](crate::Config::max_connections)
+    /// only.)
     fn connection_lost(
         &mut self,
         cx: &mut Context<'_, Self::Data>,

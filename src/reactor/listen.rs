@@ -60,8 +60,11 @@ impl ListenOptions {
 
 /// Binds a Unix stream listener at `path`, first removing a stale socket
 /// file: one that is a socket nobody listens on (left by a crash). A live
-/// listener's socket, or any other file, is left alone and the bind fails.
-pub(crate) fn bind_unix(path: &Path) -> io::Result<mio::net::UnixListener> {
+/// listener's socket, or any other file, is left alone and the bind fails
+/// with an error that says what is there. Returns the listener and the
+/// identity (device, inode) of the socket file it created, so that only
+/// that file is removed at close.
+pub(crate) fn bind_unix(path: &Path) -> io::Result<(mio::net::UnixListener, Option<FileId>)> {
     use std::os::unix::fs::FileTypeExt;
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         // The probe connects without blocking: a blocking connect to a live
@@ -71,10 +74,47 @@ pub(crate) fn bind_unix(path: &Path) -> io::Result<mio::net::UnixListener> {
             matches!(mio::net::UnixStream::connect(path),
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused)
         };
-        if meta.file_type().is_socket() && refused() {
+        let kind = meta.file_type();
+        let in_the_way = |what: &str| {
+            let why = format!("{what} is in the way, not a socket; left alone");
+            io::Error::new(io::ErrorKind::AlreadyExists, why)
+        };
+        if kind.is_socket() && refused() {
             log::info!("removing stale socket {}", path.display());
             std::fs::remove_file(path)?;
+        } else if kind.is_socket() {
+            let why = "another server is listening on that socket (left alone)";
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, why));
+        } else if kind.is_dir() {
+            return Err(in_the_way("a directory"));
+        } else if kind.is_symlink() {
+            return Err(in_the_way("a symbolic link"));
+        } else if kind.is_file() {
+            return Err(in_the_way("a regular file"));
+        } else {
+            return Err(in_the_way("a special file (FIFO or device)"));
         }
     }
-    mio::net::UnixListener::bind(path)
+    let sock = mio::net::UnixListener::bind(path)?;
+    Ok((sock, FileId::of(path)))
+}
+
+/// Which file a path names (device and inode), to tell "the socket file
+/// this listener created" from one that replaced it since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The socket file at `path` (not following a symbolic link), if any.
+    pub(crate) fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        meta.file_type().is_socket().then(|| FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
 }

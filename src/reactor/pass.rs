@@ -144,6 +144,7 @@ impl<H: Handler> Reactor<H> {
             return Some(Duration::ZERO);
         }
         let deadline = [
+            self.core.flushing.front().map(|&(d, _)| d),
             self.core.linger.front().map(|&(d, _)| d),
             self.core.timers.next_deadline(),
             self.accept_paused_until,
@@ -177,7 +178,14 @@ impl<H: Handler> Reactor<H> {
                 }
                 t => {
                     let hup = event.is_read_closed() || failed;
-                    self.note_conn(ConnId(t.0), readable, writable, hup);
+                    let id = ConnId(t.0);
+                    if event.is_priority() {
+                        // An urgent mark: see `Conn::note_urgent`.
+                        if let Some(conn) = self.core.conns.get_mut(id) {
+                            conn.note_urgent();
+                        }
+                    }
+                    self.note_conn(id, readable, writable, hup);
                 }
             }
         }
@@ -517,6 +525,7 @@ impl<H: Handler> Reactor<H> {
     /// chunk to the handler.
     fn read_conn(&mut self, id: ConnId) {
         let (chunk, max_inb) = (self.core.config.read_chunk, self.core.config.max_inb);
+        let max_outb = self.core.config.max_outb;
         let mut budget = self.core.config.read_budget;
         let scrape = self.core.is_scrape(id);
         let Some(conn) = self.core.conns.get_mut(id) else {
@@ -532,10 +541,14 @@ impl<H: Handler> Reactor<H> {
             let Some(conn) = self.core.conns.get_mut(id) else {
                 return;
             };
-            // Saturating: a layer may overshoot `max_inb` by one record or message.
-            let want = chunk.min(max_inb.saturating_sub(conn.inb.len()));
-            if !conn.wants_read() || want == 0 {
-                return; // a full `inb`: the handler was told, see `with_inb`
+            if !conn.wants_read() {
+                return;
+            }
+            let want = conn.read_room(chunk, max_inb, max_outb);
+            if want == 0 {
+                // A full `inb` (the handler was told, see `with_inb`), or no
+                // room below the output cap (paused until low water).
+                return;
             }
             if budget == 0 {
                 self.core.conns.queue_ready(id); // fairness: the rest next pass
@@ -688,10 +701,25 @@ impl<H: Handler> Reactor<H> {
         }
         let pause = conn.take_pause();
         let mut resumed = if pause { None } else { conn.take_resume(low) };
+        let mut over = None;
         if let Flushed::Lingering { until, requeue } = flushed {
             self.core.linger.push_back((until, id));
             if requeue {
                 lists.queue_ready(id, conn);
+            }
+            // Everything is sent and FIN is out: the connection is over for
+            // the application, which hears so now, not after the wait for
+            // the peer's FIN (a client that left must not hold a place in
+            // the application's limits meanwhile). The reactor keeps the
+            // socket, holding no application data, until that FIN.
+            if conn.made {
+                over = conn.data.take().zip(conn.lingering_reason());
+            }
+        }
+        if let Some((data, reason)) = over {
+            self.call(|h, cx| h.connection_lost(cx, id, data, &reason));
+            if let Some(conn) = self.core.conns.get_mut(id) {
+                conn.put_lingering_reason(reason);
             }
         }
         if let Flushed::Done = flushed {

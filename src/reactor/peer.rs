@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// socket path (often unnamed: Unix clients rarely bind one).
 ///
 /// It prints as `ip:port`, `[ipv6]:port`, the socket path, or `unix:unnamed`.
+/// The reactor names an accepted or connected TCP peer through its
+/// `From<SocketAddr>`, so an IPv4 client of a dual-stack listener is
+/// `127.0.0.1:p`, not `[::ffff:127.0.0.1]:p`.
 ///
 /// ```
 /// use mio_selectors::PeerAddr;
@@ -44,9 +47,25 @@ impl PeerAddr {
     }
 }
 
+/// An IPv4 peer of a dual-stack (`[::]`) socket, which the kernel reports
+/// as the v4-mapped `[::ffff:a.b.c.d]:p`, becomes `a.b.c.d:p`: one client
+/// has one name (and one per-IP count) whichever way the server is bound.
+///
+/// ```
+/// use mio_selectors::PeerAddr;
+/// let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:8000".parse()?;
+/// assert_eq!(PeerAddr::from(mapped).to_string(), "127.0.0.1:8000");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 impl From<SocketAddr> for PeerAddr {
     fn from(addr: SocketAddr) -> Self {
-        PeerAddr::Inet(addr)
+        match addr {
+            SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                Some(v4) => PeerAddr::Inet(SocketAddr::new(v4.into(), v6.port())),
+                None => PeerAddr::Inet(addr),
+            },
+            SocketAddr::V4(_) => PeerAddr::Inet(addr),
+        }
     }
 }
 

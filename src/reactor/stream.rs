@@ -25,6 +25,17 @@ impl Stream {
         }
     }
 
+    /// Makes the close that comes when the stream is dropped a reset
+    /// (`SO_LINGER` with a zero timeout): for a connection whose output was
+    /// dropped, so that the peer cannot take what it got for the whole.
+    pub(crate) fn reset_on_close(&self) {
+        let zero = Some(std::time::Duration::ZERO);
+        let _ = match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).set_linger(zero),
+            Stream::Unix(s) => socket2::SockRef::from(s).set_linger(zero),
+        };
+    }
+
     /// The pending socket error (`SO_ERROR`), how a non-blocking connect reports failure.
     pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
         match self {
@@ -36,7 +47,7 @@ impl Stream {
     /// The peer, which is known only once a connect has completed.
     pub(crate) fn peer_addr(&self) -> io::Result<PeerAddr> {
         match self {
-            Stream::Tcp(s) => s.peer_addr().map(PeerAddr::Inet),
+            Stream::Tcp(s) => s.peer_addr().map(PeerAddr::from),
             Stream::Unix(s) => s.peer_addr().map(|a| PeerAddr::from_unix(&a)),
         }
     }

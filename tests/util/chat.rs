@@ -273,3 +273,63 @@ impl LineClient {
         }
     }
 }
+
+/// What one client read of the room's joins and leaves ("Notice storms"):
+/// individual `* NAME joined` / `* NAME left ...` lines and
+/// `* N joined, M left` sums, in the order read.
+#[derive(Default, Debug)]
+pub struct NoticeTally {
+    pub joins: usize,
+    pub leaves: usize,
+    pub individual: usize,
+    pub summaries: usize,
+    /// Every join or leave line counted, as read.
+    pub lines: Vec<String>,
+}
+
+impl NoticeTally {
+    /// Counts `line` if it is a join, a leave or a sum of them.
+    pub fn add(&mut self, line: &str) {
+        let Some(text) = line.strip_prefix("* ") else {
+            return;
+        };
+        let mut summed = (0, 0);
+        let is_sum = text.split(", ").all(|part| {
+            let mut words = part.split(' ');
+            match (
+                words.next().map(str::parse::<usize>),
+                words.next(),
+                words.next(),
+            ) {
+                (Some(Ok(n)), Some("joined"), None) => summed.0 += n,
+                (Some(Ok(n)), Some("left"), None) => summed.1 += n,
+                _ => return false,
+            }
+            true
+        });
+        if is_sum {
+            self.joins += summed.0;
+            self.leaves += summed.1;
+            self.summaries += 1;
+        } else if text.ends_with(" joined") {
+            self.joins += 1;
+            self.individual += 1;
+        } else if text.contains(" left") {
+            self.leaves += 1;
+            self.individual += 1;
+        } else {
+            return;
+        }
+        self.lines.push(line.to_string());
+    }
+
+    /// Reads `c` until `done` holds of the tally, by `until`.
+    pub fn read_until(&mut self, c: &mut LineClient, until: Instant, done: impl Fn(&Self) -> bool) {
+        while !done(self) {
+            match c.line_until(until) {
+                Ok(line) => self.add(&line),
+                Err(e) => panic!("{}: {e:?} with {self:?}", c.name),
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 use mio_selectors::codec::terminal_safe;
 use mio_selectors::{ConnId, Context};
 
+use super::notices::{Change, Notices};
 use super::server::{ChatServer, Client};
 
 const MAX_NICK: usize = 32;
@@ -58,12 +59,14 @@ impl ChatServer {
             }
             "who" => {
                 // The asker's own data is lent to us, not in the reactor.
+                // (A connection with no data is not in the room: refused,
+                // or gone and waiting for its FIN.)
                 let name = |other| match cx.data(other) {
-                    _ if other == id => client.name.clone(),
-                    Some(c) => c.name.clone(),
-                    None => String::new(),
+                    _ if other == id => Some(client.name.clone()),
+                    Some(c) => Some(c.name.clone()),
+                    None => None,
                 };
-                let names: Vec<String> = cx.ids().map(name).collect();
+                let names: Vec<String> = cx.ids().filter_map(name).collect();
                 notice(cx, id, &format!("online: {}", names.join(", ")));
             }
             "quit" => {
@@ -120,12 +123,66 @@ impl ChatServer {
     }
 }
 
-/// `* NAME left` or `* NAME left (why)` to everyone still open.
-pub(super) fn announce_leave(cx: &mut Context<'_, Client>, name: &str, why: Option<&str>) {
+/// `* NAME left` or `* NAME left (why)` to everyone still open, within the
+/// room's notice budget (one reactor, no `--redis`).
+pub(super) fn announce_leave(
+    cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
+    name: &str,
+    why: Option<&str>,
+) {
     let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
     log::info!("{name} left{suffix}");
-    cx.broadcast(format!("* {name} left{suffix}\n").as_bytes(), None);
+    let line = format!("* {name} left{suffix}\n");
+    announce(cx, notices, Change::Left, &line, None, broadcast);
 }
+
+/// Delivers to every open connection but `except`: the room of a single
+/// reactor without `--redis`.
+pub(super) fn broadcast(cx: &mut Context<'_, Client>, line: &[u8], except: Option<ConnId>) {
+    cx.broadcast(line, except);
+}
+
+/// A join or leave notice to everyone (but `except`), through `send`: said
+/// now if the room's notice budget allows, else counted for the summary at
+/// the end of the second (a loop timer tagged [`SUMMARY`], the first time
+/// one is due). A summary of an earlier second still owed is said first,
+/// so the order holds even when its timer is late.
+pub(super) fn announce(
+    cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
+    change: Change,
+    line: &str,
+    except: Option<ConnId>,
+    mut send: impl FnMut(&mut Context<'_, Client>, &[u8], Option<ConnId>),
+) {
+    let now = cx.now();
+    if let Some(summary) = notices.tick(now) {
+        send(cx, summary.as_bytes(), None);
+    }
+    if notices.admit(now, change) {
+        send(cx, line.as_bytes(), except);
+    }
+    if let Some(due) = notices.timer_due() {
+        cx.call_later(due.saturating_duration_since(now), None, SUMMARY);
+    }
+}
+
+/// The [`SUMMARY`] timer: says the ended second's `* N joined, M left`,
+/// if it counted anything, through `send`.
+pub(super) fn summarize(
+    cx: &mut Context<'_, Client>,
+    notices: &mut Notices,
+    mut send: impl FnMut(&mut Context<'_, Client>, &[u8], Option<ConnId>),
+) {
+    if let Some(summary) = notices.tick(cx.now()) {
+        send(cx, summary.as_bytes(), None);
+    }
+}
+
+/// The `on_timer` tag of the notice budget's summary (a loop timer; not
+/// [`group::TICK`](super::group::TICK), 3, nor the federation's tags).
+pub(super) const SUMMARY: u64 = 4;
 
 /// Sends the notice `* TEXT` to one client.
 pub(super) fn notice(cx: &mut Context<'_, Client>, id: ConnId, text: &str) {

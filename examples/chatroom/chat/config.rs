@@ -26,6 +26,10 @@ pub struct ChatConfig {
     /// How long a partial line (no `\n`) may wait. Past it the client is
     /// disconnected and the others get `* NAME left (timeout)`. Default 60 s.
     pub partial_timeout: Duration,
+    /// Join and leave notices said one by one per second, per room; past
+    /// it the rest of that second's are summed up at its end as
+    /// `* N joined, M left` (`chat-protocol.md`, "Notice storms"). Default 10.
+    pub notices_per_sec: u32,
 }
 
 impl Default for ChatConfig {
@@ -37,6 +41,7 @@ impl Default for ChatConfig {
             lines_per_sec: 100.0,
             burst: 200.0,
             partial_timeout: Duration::from_secs(60),
+            notices_per_sec: 10,
         }
     }
 }

@@ -1,13 +1,15 @@
 //! The chat's side of `--redis` (`docs/federation.md`): carrying out what
 //! the federated room asks ([`Action`]s: welcome a newcomer, deliver a
-//! line or notice in the room's order), and the room's view of joins and
-//! leaves. The room itself is `../federation/`; the hooks that call in are
-//! marked `--redis` in `server.rs` and `commands.rs`.
+//! line or notice in the room's order, joins and leaves within this
+//! instance's notice budget), and the room's view of joins and leaves.
+//! The room itself is `../federation/`; the hooks that call in are marked
+//! `--redis` in `server.rs` and `commands.rs`.
 
 use mio_selectors::{ConnId, Context};
 
-use super::commands::notice;
+use super::commands::{self, announce, notice};
 use super::federation::{Action, Federation};
+use super::notices::Change;
 use super::server::{ChatServer, Client};
 
 /// The connection whose data a callback holds (lent by the reactor, so
@@ -59,23 +61,21 @@ impl ChatServer {
                     room_send(cx, &mut lent, format!("<{name}> {text}\n").as_bytes(), from);
                 }
                 Action::Joined { except, name } => {
+                    // Within this instance's notice budget, in the bus's
+                    // order (docs/federation.md, "Notice storms").
                     log::info!("{name} joined");
-                    room_send(
-                        cx,
-                        &mut lent,
-                        format!("* {name} joined\n").as_bytes(),
-                        except,
-                    );
+                    let line = format!("* {name} joined\n");
+                    let send =
+                        |cx: &mut Context<'_, Client>, d: &[u8], e| room_send(cx, &mut lent, d, e);
+                    announce(cx, &mut self.notices, Change::Joined, &line, except, send);
                 }
                 Action::Left { name, reason } => {
                     let suffix = reason.map(|w| format!(" ({w})")).unwrap_or_default();
                     log::info!("{name} left{suffix}");
-                    room_send(
-                        cx,
-                        &mut lent,
-                        format!("* {name} left{suffix}\n").as_bytes(),
-                        None,
-                    );
+                    let line = format!("* {name} left{suffix}\n");
+                    let send =
+                        |cx: &mut Context<'_, Client>, d: &[u8], e| room_send(cx, &mut lent, d, e);
+                    announce(cx, &mut self.notices, Change::Left, &line, None, send);
                 }
                 Action::Renamed { conn, old, new } => {
                     if let Some(c) = conn {
@@ -136,7 +136,19 @@ impl ChatServer {
                 let actions = fed.left(cx, id, why);
                 self.apply(cx, actions, None);
             }
-            None => super::commands::announce_leave(cx, name, why),
+            None => commands::announce_leave(cx, &mut self.notices, name, why),
+        }
+    }
+
+    /// The notice budget's [`SUMMARY`](commands::SUMMARY) timer, on one
+    /// reactor or with `--redis` (a group's is the sequencer's:
+    /// [`GroupRoom::summarize`](super::GroupRoom::summarize)).
+    pub(super) fn summarize(&mut self, cx: &mut Context<'_, Client>) {
+        match self.fed {
+            Some(_) => commands::summarize(cx, &mut self.notices, |cx, d, e| {
+                room_send(cx, &mut None, d, e)
+            }),
+            None => commands::summarize(cx, &mut self.notices, commands::broadcast),
         }
     }
 }

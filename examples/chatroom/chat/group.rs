@@ -10,6 +10,12 @@
 //! receiver therefore sees the same order, each line once, and a slow
 //! client is still cut by its own queue on its own reactor.
 //!
+//! The notice budget ("Notice storms": at most `--notices-per-sec` joins
+//! and leaves said one by one per second, then `* N joined, M left`) is
+//! the owner's too: its room counts every join and leave of the group, and
+//! its loop timer ([`SUMMARY`]) says the summary into the same order, so
+//! every reactor's clients see the same lines.
+//!
 //! What stays local to a client's reactor: framing, line length, the rate
 //! limit, the partial-line timeout, `/help`, `/quit`'s `* bye`, the
 //! welcome, `* server full` (the client count is a group-wide [`Quota`]),
@@ -37,6 +43,9 @@ use mio_selectors::{ConnId, Context};
 
 use room::{Room, Say};
 
+use super::commands::SUMMARY;
+use super::ChatConfig;
+
 /// The reactor that sequences the room.
 pub const OWNER: usize = 0;
 /// How soon a forward refused by a full lane is tried again.
@@ -55,19 +64,24 @@ const RESYNC: u32 = 6;
 const ALL: u32 = 10;
 const TO: u32 = 11;
 
-/// What the reactors of one room share: the group-wide client count, and
-/// a flag per reactor the owner raises when it had to cut that reactor.
+/// What the reactors of one room share: the group-wide client count, the
+/// room's notice budget (used by the owner), and a flag per reactor the
+/// owner raises when it had to cut that reactor.
 #[derive(Debug)]
 pub struct Shared {
     quota: Arc<Quota>,
+    notices_per_sec: u32,
     evicted: Vec<AtomicBool>,
 }
 
 impl Shared {
-    /// For `reactors` reactors and at most `max_clients` clients in all.
-    pub fn new(reactors: usize, max_clients: usize) -> Arc<Shared> {
+    /// For `reactors` reactors and the limits of `config`: at most
+    /// `max_clients` clients in all, `notices_per_sec` joins and leaves
+    /// said one by one.
+    pub fn new(reactors: usize, config: &ChatConfig) -> Arc<Shared> {
         Arc::new(Shared {
-            quota: Quota::new(max_clients),
+            quota: Quota::new(config.max_clients),
+            notices_per_sec: config.notices_per_sec,
             evicted: (0..reactors).map(|_| AtomicBool::new(false)).collect(),
         })
     }
@@ -103,10 +117,11 @@ impl GroupRoom {
     /// Reactor `me`'s part of the room whose shared state is `shared`.
     pub fn new(me: usize, shared: Arc<Shared>) -> GroupRoom {
         let n = shared.evicted.len();
+        let room = (me == OWNER).then(|| Room::new(shared.notices_per_sec));
         GroupRoom {
             me,
             shared,
-            room: (me == OWNER).then(Room::default),
+            room,
             lagging: vec![false; n],
             backlog: VecDeque::new(),
             retry_armed: false,
@@ -221,6 +236,17 @@ impl GroupRoom {
         }
     }
 
+    /// The [`SUMMARY`] timer (the owner's only): the ended second's
+    /// `* N joined, M left`, into the room's order.
+    pub fn summarize<D>(&mut self, cx: &mut Context<'_, D>) {
+        let Some(room) = self.room.as_mut() else {
+            return;
+        };
+        let mut said = Vec::new();
+        room.summarize(cx.now(), &mut |s| said.push(s));
+        self.deliver(cx, said);
+    }
+
     /// Not the owner: if the owner had to cut this reactor, close its
     /// clients (they were announced as gone) and rejoin the room.
     fn check_evicted<D>(&mut self, cx: &mut Context<'_, D>) {
@@ -255,15 +281,16 @@ impl GroupRoom {
             return;
         };
         let text = String::from_utf8_lossy(&m.data);
+        let now = cx.now();
         let mut said = Vec::new();
         let emit = &mut |s| said.push(s);
         let room = self.room.as_mut().expect("the owner has the room");
         match m.kind {
-            JOIN => room.join(who, text.into_owned(), emit),
+            JOIN => room.join(who, text.into_owned(), now, emit),
             LINE => room.line(who, &text, emit),
             NICK => room.nick(who, &text, emit),
             WHO => room.who(who, emit),
-            LEAVE => room.leave(who, (!text.is_empty()).then_some(&*text), emit),
+            LEAVE => room.leave(who, (!text.is_empty()).then_some(&*text), now, emit),
             kind => log::warn!("chat: message of kind {kind} from reactor {from} ignored"),
         }
         self.deliver(cx, said);
@@ -306,9 +333,16 @@ impl GroupRoom {
                 }
             }
             let room = self.room.as_mut().expect("the owner has the room");
+            let now = cx.now();
             for r in cut {
-                room.evict_reactor(r, &mut |s| said.push(s));
+                room.evict_reactor(r, now, &mut |s| said.push(s));
             }
+        }
+        // Something counted for a summary for the first time this second:
+        // the one timer that will say it.
+        let room = self.room.as_mut().expect("the owner has the room");
+        if let Some(wait) = room.summary_timer(cx.now()) {
+            cx.call_later(wait, None, SUMMARY);
         }
     }
 }

@@ -11,6 +11,7 @@ mod federated;
 #[path = "../federation/mod.rs"]
 pub mod federation;
 mod group;
+mod notices;
 mod server;
 
 pub use config::ChatConfig;

@@ -11,9 +11,10 @@ use mio_selectors::metrics::Counter;
 use mio_selectors::reactor::{TimerId, TokenBucket};
 use mio_selectors::{CloseReason, ConnId, Context, Handler, InBuf, PeerAddr};
 
-use super::commands::notice;
+use super::commands::{self, broadcast, notice, SUMMARY};
 use super::federation::Federation;
 use super::group::{self, GroupRoom};
+use super::notices::{Change, Notices, WINDOW};
 use super::ChatConfig;
 
 /// `on_timer` tags: the rate budget has refilled; a partial line waited too long.
@@ -70,14 +71,20 @@ pub struct ChatServer {
     /// reactor's metrics, registered on the first line relayed.
     counters: Option<(Counter, Counter)>,
     /// `--reactors N`: this reactor's part of the room its group shares
-    /// (`group.rs`), which then owns joins, relaying, `/nick`, `/who` and
-    /// departures.
+    /// (`group.rs`), which then owns joins, relaying, `/nick`, `/who`,
+    /// departures and their notice budget.
     pub(super) group: Option<GroupRoom>,
+    /// The room's budget of join and leave notices ("Notice storms"): for
+    /// what this reactor delivers on its own (one reactor; with `--redis`,
+    /// what it delivers from the bus, in the bus's order). With
+    /// `--reactors N` the sequencer's room keeps the budget instead.
+    pub(super) notices: Notices,
 }
 
 impl ChatServer {
     /// A chat server with these limits.
     pub fn new(config: ChatConfig) -> Self {
+        let per_sec = config.notices_per_sec;
         ChatServer {
             config,
             clients: 0,
@@ -85,6 +92,7 @@ impl ChatServer {
             fed: None,
             counters: None,
             group: None,
+            notices: Notices::new(per_sec, WINDOW),
         }
     }
 
@@ -176,11 +184,15 @@ impl Handler for ChatServer {
             self.apply(cx, actions, Some((id, &mut client)));
             return Some(client);
         }
+        log::info!("{name} joined");
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
         match &mut self.group {
+            // --reactors N: the sequencer says it, within the room's budget.
             Some(group) => group.joined(cx, id, &name),
             None => {
-                cx.broadcast(format!("* {name} joined\n").as_bytes(), Some(id));
+                let joined = format!("* {name} joined\n");
+                let notices = &mut self.notices;
+                commands::announce(cx, notices, Change::Joined, &joined, Some(id), broadcast);
             }
         }
         Some(client)
@@ -275,6 +287,12 @@ impl Handler for ChatServer {
         tag: u64,
     ) {
         let Some((id, client)) = conn else {
+            if tag == SUMMARY {
+                return match &mut self.group {
+                    Some(group) => group.summarize(cx),
+                    None => self.summarize(cx),
+                };
+            }
             if let (Some(group), group::TICK) = (&mut self.group, tag) {
                 return group.tick(cx);
             }

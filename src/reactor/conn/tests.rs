@@ -205,3 +205,78 @@ fn kill_drops_output_once() {
         Some(CloseReason::OutputOverflow)
     ));
 }
+
+#[test]
+fn an_urgent_mark_makes_a_short_read_prove_nothing_until_would_block() {
+    let (mut c, mut peer) = pair();
+    let (mut pool, now) = (pool(), Instant::now());
+    c.note(true, false, false);
+    c.note_urgent();
+    peer.write_all(b"abc").unwrap();
+    assert!(matches!(c.read(&mut pool, 64, now), Read::Data(3)));
+    assert!(
+        c.wants_read(),
+        "a short read at an urgent mark is not drained"
+    );
+    assert!(matches!(c.read(&mut pool, 64, now), Read::Drained));
+    assert!(!c.wants_read());
+    c.note(true, false, false);
+    peer.write_all(b"def").unwrap();
+    assert!(matches!(c.read(&mut pool, 64, now), Read::Data(3)));
+    assert!(
+        !c.wants_read(),
+        "the mark was passed: short reads prove it again"
+    );
+}
+
+#[test]
+fn a_read_never_takes_more_than_the_room_below_the_output_cap() {
+    let (mut c, _peer) = pair();
+    let mut pool = pool();
+    assert_eq!(c.read_room(64, 1024, 1000), 64);
+    // High water at the cap: pending output 990 of 1000 leaves 10.
+    c.queue(Output::Bytes(&[0; 990]), &mut pool, 1000, 1000)
+        .unwrap();
+    assert!(!c.is_writing_paused());
+    assert_eq!(c.read_room(64, 1024, 1000), 10);
+    c.queue(Output::Bytes(&[0; 9]), &mut pool, 1000, 1000)
+        .unwrap();
+    assert_eq!(c.read_room(64, 1024, 1000), 1);
+    c.queue(Output::Bytes(&[0; 1]), &mut pool, 1000, 1000)
+        .unwrap();
+    assert_eq!(c.read_room(64, 1024, 1000), 0);
+    assert!(c.is_writing_paused(), "no room: paused until low water");
+}
+
+#[test]
+fn kill_with_output_pending_sends_none_of_it() {
+    let (mut c, mut peer) = pair();
+    let mut pool = pool();
+    c.queue(Output::Bytes(b"never sent"), &mut pool, 1024, 512)
+        .unwrap();
+    assert!(c.kill(CloseReason::OutputOverflow, &mut pool));
+    drop(c); // closes with SO_LINGER 0 (the TCP reset is tested in tests/hardening.rs)
+    let mut got = Vec::new();
+    let _ = peer.read_to_end(&mut got);
+    assert!(got.is_empty(), "dropped output was not sent: {got:?}");
+}
+
+#[test]
+fn the_close_reason_is_lent_out_of_a_lingering_connection_and_put_back() {
+    let (mut c, _peer) = pair();
+    let (mut pool, now) = (pool(), Instant::now());
+    assert!(c.lingering_reason().is_none(), "not lingering");
+    let _ = c.close(CloseReason::IdleTimeout, &mut pool);
+    assert!(matches!(
+        c.flush(&mut pool, now, LINGER),
+        Flushed::Lingering { .. }
+    ));
+    let reason = c.lingering_reason().expect("lingering");
+    assert!(matches!(reason, CloseReason::IdleTimeout));
+    c.put_lingering_reason(reason);
+    assert!(c.finish(&mut pool));
+    assert!(matches!(
+        c.release(&mut pool),
+        Some(CloseReason::IdleTimeout)
+    ));
+}

@@ -1,14 +1,23 @@
 //! `Room`: the one copy of the room's membership, kept by the reactor that
 //! sequences it (the owner). Everything that changes the room or must be
 //! seen in the room's single order passes through here: joins, lines,
-//! nick changes, `/who`, departures. It does no I/O: each step says what
-//! to deliver through `emit`, and the caller delivers it, locally or by
-//! message, in exactly the order emitted.
+//! nick changes, `/who`, departures. It does no I/O and reads no clock:
+//! each step is told `now` where it needs it and says what to deliver
+//! through `emit`, and the caller delivers it, locally or by message, in
+//! exactly the order emitted.
+//!
+//! The room's notice budget ("Notice storms") is kept here too, so the
+//! one sequencer decides which joins and leaves are said one by one and
+//! where each `* N joined, M left` summary falls: every client, on every
+//! reactor, sees the same lines in the same order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio_selectors::group::GroupConnId;
+
+use super::super::notices::{Change, Notices, WINDOW};
 
 /// What the room says, to whom.
 pub enum Say {
@@ -26,28 +35,76 @@ fn bytes(s: String) -> Arc<[u8]> {
 }
 
 /// The room's members and their names.
-#[derive(Default)]
 pub struct Room {
     /// Every member and its name, in a stable order (for `/who`).
     names: BTreeMap<GroupConnId, String>,
     /// Nicks in use, lower-cased (addresses cannot clash: a nick has no `:`).
     nicks: HashMap<String, GroupConnId>,
+    /// The budget of join and leave notices.
+    notices: Notices,
 }
 
 impl Room {
+    /// An empty room that says at most `notices_per_sec` joins and leaves
+    /// one by one per second.
+    pub fn new(notices_per_sec: u32) -> Room {
+        Room {
+            names: BTreeMap::new(),
+            nicks: HashMap::new(),
+            notices: Notices::new(notices_per_sec, WINDOW),
+        }
+    }
+
     /// How many clients are in the room.
     pub fn len(&self) -> usize {
         self.names.len()
     }
 
-    /// `who` entered the room under its address `name`.
-    pub fn join(&mut self, who: GroupConnId, name: String, emit: &mut impl FnMut(Say)) {
+    /// `who` entered the room under its address `name` at `now`.
+    pub fn join(
+        &mut self,
+        who: GroupConnId,
+        name: String,
+        now: Instant,
+        emit: &mut impl FnMut(Say),
+    ) {
         let line = bytes(format!("* {name} joined\n"));
         self.names.insert(who, name);
-        emit(Say::All {
-            except: Some(who),
-            line,
-        });
+        self.announce(Change::Joined, line, Some(who), now, emit);
+    }
+
+    /// A join or leave notice: said now if the budget allows, else counted
+    /// for the summary (an ended second's owed summary is said first).
+    fn announce(
+        &mut self,
+        change: Change,
+        line: Arc<[u8]>,
+        except: Option<GroupConnId>,
+        now: Instant,
+        emit: &mut impl FnMut(Say),
+    ) {
+        self.summarize(now, emit);
+        if self.notices.admit(now, change) {
+            emit(Say::All { except, line });
+        }
+    }
+
+    /// Says the ended second's `* N joined, M left`, if it counted
+    /// anything and the second has ended by `now`.
+    pub fn summarize(&mut self, now: Instant, emit: &mut impl FnMut(Say)) {
+        if let Some(summary) = self.notices.tick(now) {
+            emit(Say::All {
+                except: None,
+                line: bytes(summary),
+            });
+        }
+    }
+
+    /// How long from `now` until a summary timer is due, the first time
+    /// one is owed in a second (then `None` until the next second's).
+    pub fn summary_timer(&mut self, now: Instant) -> Option<Duration> {
+        let due = self.notices.timer_due()?;
+        Some(due.saturating_duration_since(now))
     }
 
     /// A line of text from `who`, relayed to everyone else.
@@ -94,23 +151,28 @@ impl Room {
         emit(Say::To { conn: who, line });
     }
 
-    /// `who` left; `why`, if any, is said in parentheses.
-    pub fn leave(&mut self, who: GroupConnId, why: Option<&str>, emit: &mut impl FnMut(Say)) {
+    /// `who` left at `now`; `why`, if any, is said in parentheses.
+    pub fn leave(
+        &mut self,
+        who: GroupConnId,
+        why: Option<&str>,
+        now: Instant,
+        emit: &mut impl FnMut(Say),
+    ) {
         let Some(name) = self.names.remove(&who) else {
             return;
         };
         self.nicks.remove(&name.to_ascii_lowercase());
         let suffix = why.map(|w| format!(" ({w})")).unwrap_or_default();
         log::info!("{name} left{suffix}");
-        emit(Say::All {
-            except: None,
-            line: bytes(format!("* {name} left{suffix}\n")),
-        });
+        let line = bytes(format!("* {name} left{suffix}\n"));
+        self.announce(Change::Left, line, None, now, emit);
     }
 
-    /// Every member on reactor `reactor` leaves as too slow: that reactor
-    /// fell behind the room and cannot deliver it in order any more.
-    pub fn evict_reactor(&mut self, reactor: usize, emit: &mut impl FnMut(Say)) {
+    /// Every member on reactor `reactor` leaves as too slow (at `now`):
+    /// that reactor fell behind the room and cannot deliver it in order any
+    /// more. A storm of leaves like any other, within the budget.
+    pub fn evict_reactor(&mut self, reactor: usize, now: Instant, emit: &mut impl FnMut(Say)) {
         let gone: Vec<GroupConnId> = self
             .names
             .keys()
@@ -118,7 +180,7 @@ impl Room {
             .copied()
             .collect();
         for who in gone {
-            self.leave(who, Some("too slow"), emit);
+            self.leave(who, Some("too slow"), now, emit);
         }
     }
 }
