@@ -92,7 +92,7 @@ fn a_nearly_full_mailbox_loses_no_order_and_cuts_loudly() {
         };
         let mut group = ReactorGroup::new(options, chat.reactor_config()).unwrap();
         let addr = group.listen("127.0.0.1:0").unwrap();
-        let shared = Shared::new(3, chat.max_clients);
+        let shared = Shared::new(3, &chat);
         let running = group
             .start(move |i| {
                 ChatServer::new(chat.clone()).with_group(GroupRoom::new(i, shared.clone()))
