@@ -68,6 +68,20 @@ fn reactors_flag_rejects_bad_values_with_usage() {
 }
 
 #[test]
+fn redis_with_several_reactors_is_a_usage_error() {
+    let out = example(EXAMPLES, "chatroom")
+        .args(["--reactors", "2", "--redis", "redis://127.0.0.1:1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage:") && err.contains("--reactors"),
+        "{err}"
+    );
+}
+
+#[test]
 fn multiconn_echo_with_4_reactors_serves_the_tutorial_client() {
     with_deadline(LIMIT, || {
         for accept in ["least-loaded", "reuseport"] {

@@ -1,0 +1,148 @@
+//! The chat across reactors when the mailbox between them is nearly
+//! always full (a capacity of 4 messages): forwards to the room's owner
+//! are refused and retried, and a reactor the owner cannot keep up to date
+//! may be cut. Whatever happens, no line arrives twice or out of its
+//! sender's order, and a client that misses lines is told so and closed.
+
+mod util;
+
+// The chat application, in-process, as the chat tests run it.
+#[allow(dead_code)]
+#[path = "../examples/chatroom/chat/mod.rs"]
+mod chat;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat::{ChatConfig, ChatServer, GroupRoom, Shared};
+use mio_selectors::group::{AcceptMode, GroupOptions, ReactorGroup};
+use util::chat::LineClient;
+use util::with_deadline;
+
+const LINES: usize = 30;
+const SENDERS: usize = 3;
+const CLIENTS: usize = 6;
+
+/// What one client saw: per sender the line numbers, in arrival order; and
+/// whether it was cut for its reactor falling behind.
+fn read_all(
+    mut c: LineClient,
+    me: usize,
+    names: &[String],
+) -> (HashMap<usize, Vec<usize>>, Vec<bool>, bool) {
+    let mut got: HashMap<usize, Vec<usize>> = HashMap::new();
+    // Senders announced as gone (cut with their reactor): their lines end.
+    let mut gone = vec![false; names.len()];
+    let want = |got: &HashMap<usize, Vec<usize>>, gone: &[bool]| {
+        (0..SENDERS)
+            .filter(|&s| s != me)
+            .all(|s| gone[s] || got.get(&s).map_or(0, Vec::len) == LINES)
+    };
+    while !want(&got, &gone) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        let line = match c.line_until(until) {
+            Ok(line) => line,
+            Err(e) => {
+                let counts: Vec<(usize, usize)> = got.iter().map(|(s, v)| (*s, v.len())).collect();
+                panic!("client {me}: {e:?} after {counts:?}");
+            }
+        };
+        if line == "* error: server overloaded" {
+            c.until_eof();
+            return (got, gone, true);
+        }
+        if let Some(who) = line
+            .strip_prefix("* ")
+            .and_then(|l| l.strip_suffix(" left (too slow)"))
+        {
+            if let Some(s) = names.iter().position(|n| n == who) {
+                gone[s] = true;
+            }
+            continue;
+        }
+        if line.starts_with("* ") {
+            continue;
+        }
+        let (name, text) = line[1..].split_once("> ").expect("<NAME> TEXT");
+        let sender = names
+            .iter()
+            .position(|n| n == name)
+            .expect("a known sender");
+        let n: usize = text
+            .strip_prefix('l')
+            .and_then(|n| n.parse().ok())
+            .expect("lN");
+        got.entry(sender).or_default().push(n);
+    }
+    (got, gone, false)
+}
+
+#[test]
+fn a_nearly_full_mailbox_loses_no_order_and_cuts_loudly() {
+    with_deadline(Duration::from_secs(120), || {
+        let chat = ChatConfig {
+            lines_per_sec: 1e6,
+            burst: 1e6,
+            ..ChatConfig::default()
+        };
+        let options = GroupOptions {
+            reactors: 3,
+            accept: AcceptMode::LeastLoaded,
+            mailbox_capacity: 4,
+        };
+        let mut group = ReactorGroup::new(options, chat.reactor_config()).unwrap();
+        let addr = group.listen("127.0.0.1:0").unwrap();
+        let shared = Shared::new(3, &chat);
+        let running = group
+            .start(move |i| {
+                ChatServer::new(chat.clone()).with_group(GroupRoom::new(i, shared.clone()))
+            })
+            .unwrap();
+        let mut clients: Vec<LineClient> = (0..CLIENTS).map(|_| LineClient::join(addr)).collect();
+        // Everyone in the room (joins may wait in a backlog) before anyone talks.
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            clients[CLIENTS - 1].send("/who\n");
+            let online = loop {
+                if let Some(list) = clients[CLIENTS - 1].line().strip_prefix("* online: ") {
+                    break list.split(", ").count();
+                }
+            };
+            if online == CLIENTS {
+                break;
+            }
+            assert!(std::time::Instant::now() < until, "only {online} joined");
+        }
+        let names: Vec<String> = clients.iter().map(|c| c.name.clone()).collect();
+        for c in clients.iter_mut().take(SENDERS) {
+            let lines: String = (0..LINES).map(|j| format!("l{j}\n")).collect();
+            c.send(lines);
+        }
+        let readers: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let names = names.clone();
+                std::thread::spawn(move || read_all(c, k, &names))
+            })
+            .collect();
+        let mut cut = 0;
+        for (k, r) in readers.into_iter().enumerate() {
+            let (got, gone, was_cut) = r.join().expect("reader");
+            cut += was_cut as usize;
+            for (s, seq) in got {
+                // In order and once: a prefix of 0, 1, 2, ...; all of it
+                // unless this client or that sender was cut, and told so.
+                let prefix: Vec<usize> = (0..seq.len()).collect();
+                assert_eq!(seq, prefix, "client {k} from {s}");
+                let told = was_cut || gone[s];
+                assert!(told || seq.len() == LINES, "client {k} from {s}: {seq:?}");
+            }
+        }
+        eprintln!("{cut} of {CLIENTS} clients were cut with their reactor");
+        let stats = running.handle().mail_stats();
+        eprintln!("mail: {stats:?}");
+        running.handle().stop();
+        running.join().unwrap();
+    });
+}
