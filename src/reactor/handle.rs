@@ -194,8 +194,6 @@ impl Handle {
     /// # struct App;
     /// # impl mio_selectors::Handler for App {
     /// #     type Data = ();
-    /// #     fn accept_wrapper(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mio_selectors::PeerAddr) -> Option<()> { None }
-    /// #     fn service_connection(&mut self, _: &mut mio_selectors::Context<'_, ()>, _: mio_selectors::ConnId, _: &mut mio_selectors::InBuf) {}
     /// # }
     /// let mut reactor = Reactor::new(App, Config::default())?;
     /// let handle = reactor.handle();
