@@ -272,8 +272,10 @@ pub(crate) struct Conn<D> {
     pub(crate) queued: bool,
     /// In the flush list for this pass.
     pub(crate) dirty: bool,
-    /// Its share of a group's limits, given back when the connection is dropped.
-    pub(crate) permit: Option<crate::group::Permit>,
+    /// Its share of a group's limits, given back when the connection is
+    /// dropped. Boxed: 8 bytes in every connection instead of 40, for a
+    /// field only groups fill (the idle-memory budget is 256 B).
+    pub(crate) permit: Option<Box<crate::group::Permit>>,
     /// A protocol layer (TLS, WebSocket) between the socket and `inb`/`outb`.
     pub(crate) wrap: Option<Box<super::wrap::Wrapped>>,
 }

@@ -439,7 +439,7 @@ impl<H: Handler> Reactor<H> {
         self.core.metrics.on_accept();
         log::debug!("{id}: accepted {peer}");
         if let Some(conn) = self.core.conns.get_mut(id) {
-            conn.permit = permit;
+            conn.permit = permit.map(Box::new);
         }
         if let (Some(_), Some(ip)) = (self.core.config.max_per_ip, ip) {
             self.core.conns.count_ip(id, ip);
