@@ -9,8 +9,9 @@
 //!
 //! `cargo test --test bad_input -- --nocapture` prints the figure line.
 
-mod fault;
 mod util;
+
+use util::fault;
 // The chat application lives in the chatroom example; the tests run it in-process.
 #[allow(dead_code)]
 #[path = "../examples/chatroom/chat/mod.rs"]

@@ -1,6 +1,6 @@
 //! A blocking chat line client whose every read and write has a deadline,
-//! shared by the chatroom tests (`tests/chatroom.rs`) and the reliability
-//! suite (`tests/fault/`, `tests/reliability.rs`, `tests/bad_input.rs`).
+//! shared by the chat tests (`tests/chat.rs`) and the reliability
+//! suite (`tests/util/fault.rs`, `tests/stress/`, `tests/bad_input.rs`).
 //!
 //! Nothing sleeps: every read waits on the socket with a timeout, and a
 //! client that gets nothing in time fails its test instead of hanging it.

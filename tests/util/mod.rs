@@ -11,21 +11,29 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod echo_clients;
+pub mod fault;
+pub mod guard;
+pub mod probe;
 pub mod process;
+pub mod reactor;
+pub mod regress;
+pub mod stress_helpers;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
-use std::thread::{self, JoinHandle};
+use std::thread::{self};
 use std::time::{Duration, Instant};
 
 use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
+    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr,
 };
 
 /// Timeout given to every client socket's reads and writes, so that no
@@ -445,14 +453,12 @@ impl Handler for Echo {
 // The server: a reactor on its own thread
 // ---------------------------------------------------------------------------
 
-/// A [`Reactor`] running [`Echo`] on its own thread.
+/// A [`Reactor`] running [`Echo`] on its own thread ([`reactor::Running`]).
 pub struct Server {
     pub addr: SocketAddr,
     pub handle: Handle,
     shared: Arc<Shared>,
-    /// `run`'s result and when it returned (after the reactor was dropped).
-    done: Receiver<(Result<(), String>, Instant)>,
-    thread: Option<JoinHandle<()>>,
+    running: reactor::Running,
 }
 
 /// Starts an echo server on `127.0.0.1:0`; returns once it listens.
@@ -461,57 +467,22 @@ pub fn start_echo(config: Config) -> Server {
 }
 
 impl Server {
-    /// Builds the reactor on a new thread, binds `bind`, and returns once it
-    /// listens (the address comes back on a channel). A bind failure comes
-    /// back as the reactor's error (`Error::Bind`).
+    /// Builds the reactor, binds `bind`, and runs it on a new thread. A
+    /// bind failure comes back as the reactor's error (`Error::Bind`).
     pub fn start(bind: &str, config: Config, opts: Opts) -> Result<Server, Error> {
         let shared = Arc::new(Shared::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let (bind, sh) = (bind.to_string(), shared.clone());
-        let thread = thread::Builder::new()
-            .name(format!("reactor {bind}"))
-            .spawn(move || {
-                let echo = Echo {
-                    shared: sh,
-                    opts,
-                    gone: Vec::new(),
-                };
-                let setup = Reactor::new(echo, config).and_then(|mut r| {
-                    let id = r.listen(bind.as_str())?;
-                    let addr = r.local_addr(id)?;
-                    Ok((r, addr))
-                });
-                let mut reactor = match setup {
-                    Ok((r, addr)) => {
-                        let _ = ready_tx.send(Ok((addr, r.handle())));
-                        r
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let result = reactor.run().map_err(|e| e.to_string());
-                let ended = Instant::now();
-                drop(reactor); // its descriptors are closed before we report
-                let _ = done_tx.send((result, ended));
-            })
-            .expect("spawn the reactor thread");
-        match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok((addr, handle))) => Ok(Server {
-                addr,
-                handle,
-                shared,
-                done,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(e) => panic!("reactor thread did not start listening: {e}"),
-        }
+        let echo = Echo {
+            shared: shared.clone(),
+            opts,
+            gone: Vec::new(),
+        };
+        let (running, addr) = reactor::serve(echo, config, bind)?;
+        Ok(Server {
+            addr,
+            handle: running.handle.clone(),
+            shared,
+            running,
+        })
     }
 
     pub fn stats(&self) -> MutexGuard<'_, Stats> {
@@ -554,16 +525,8 @@ impl Server {
     /// Waits up to `timeout` for `run` to return; panics if it does not or
     /// if it failed. Returns when it returned.
     pub fn join(&mut self, timeout: Duration) -> Instant {
-        let (result, ended) = match self.done.recv_timeout(timeout) {
-            Ok(done) => done,
-            Err(RecvTimeoutError::Timeout) => panic!("reactor still running after {timeout:?}"),
-            Err(RecvTimeoutError::Disconnected) => panic!("reactor thread panicked"),
-        };
-        if let Some(t) = self.thread.take() {
-            t.join().expect("reactor thread");
-        }
-        result.expect("Reactor::run");
-        ended
+        self.running.join(timeout).unwrap_or_else(|e| panic!("{e}"));
+        self.running.ended.expect("joined")
     }
 
     /// `Handle::stop`, then [`join`](Self::join); returns how long `run`
@@ -572,18 +535,6 @@ impl Server {
         let stopped = Instant::now();
         self.handle.stop();
         self.join(timeout).saturating_duration_since(stopped)
-    }
-}
-
-impl Drop for Server {
-    /// A test that failed halfway still stops its reactor (bounded wait).
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.handle.stop();
-            if self.done.recv_timeout(Duration::from_secs(10)).is_ok() {
-                let _ = t.join();
-            }
-        }
     }
 }
 

@@ -1,167 +1,116 @@
-//! The chatroom against its contract (`chat-protocol.md`, `examples-cli.md`).
-//!
-//! Most tests run [`ChatServer`] in-process: a [`Reactor`] on its own thread
-//! (wrapped in [`Watched`], which checks after every callback that no
-//! client's pending output passes `max_output`), real TCP clients on
-//! loopback, and [`Handle::stop`] at the end. The last few start the
-//! `chatroom` and `chat_client` example binaries as a user would.
-//!
-//! Nothing sleeps to synchronise: every read has a deadline, threads report
-//! through channels with timeouts, and a test that stalls fails instead of
-//! hanging. Child processes are killed when their test ends, pass or fail.
+//! The chat server (`chat-protocol.md`): in-process, and the `chatroom`
+//! and `chat_client` binaries.
 
 mod util;
-// The chat application lives in the chatroom example; the tests run it in-process.
+
+use util::reactor;
+use util::watch::Watch;
+
+use util::fault;
+
+// The chat application, in-process; each test binary uses part of it.
 #[allow(dead_code)]
 #[path = "../examples/chatroom/chat/mod.rs"]
 mod chat;
 
+use chat::{ChatConfig, ChatServer};
+use mio_selectors::reactor::TokenBucket;
+use mio_selectors::Config;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
+use std::sync::mpsc::Receiver;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use std::{panic, thread};
+use util::chat::{LineClient, LineClient as Client};
+#[allow(unused_imports)]
+use util::guard::*;
+use util::process::Proc;
+#[allow(unused_imports)]
+use util::regress::*;
+use util::{expect_reset, process};
 
-use chat::Client as ChatData;
-use util::chat::LineClient as Client;
-use util::process::{self, Proc};
+/// Regression: a `usize::MAX` chat `max_line` overflowed.
+/// A chat line limit of `usize::MAX` gives the reactor room for any line.
+#[test]
+fn chat_max_line_of_usize_max_does_not_overflow() {
+    let chat = ChatConfig {
+        max_line: usize::MAX,
+        ..ChatConfig::default()
+    };
+    assert_eq!(chat.reactor_config().max_inb, usize::MAX);
+}
 
-use chat::{ChatConfig, ChatServer};
-use mio_selectors::{CloseReason, ConnId, Context, Handle, Handler, InBuf, PeerAddr, Reactor};
+/// Regression: a token bucket with a zero rate panicked.
+/// A rate too small for a `Duration` asks to wait (a long time) instead of
+/// panicking.
+#[test]
+fn a_zero_rate_token_bucket_waits_instead_of_panicking() {
+    let now = Instant::now();
+    let mut bucket = TokenBucket::new(0.0, 1.0, now);
+    assert_eq!(bucket.take(now), Ok(()), "the burst of one");
+    let wait = bucket.take(now).expect_err("no second token");
+    assert!(wait >= Duration::from_secs(1), "waits only {wait:?}");
+}
+
+/// Chat run with input room smaller than a line (a misconfiguration the
+/// reactor must still bound): a client that sends more than fits without a
+/// newline is closed, the room hears `* NAME left (flood)`, and the
+/// client itself gets a reset.
+#[test]
+fn chat_announces_a_flooder_that_overflows_its_input() {
+    let chat = ChatConfig::default(); // max_line 4096
+    let config = Config {
+        max_inb: 512,
+        read_chunk: 256,
+        ..chat.reactor_config()
+    };
+    let server = fault::run_server(ChatServer::new(chat), config, "127.0.0.1:0");
+    let mut s = LineClient::join(server.addr);
+    s.nick("flooder");
+    let mut r = LineClient::join(server.addr);
+    s.expect(&format!("* {} joined", r.name));
+    s.send([b'f'; 2000]);
+    r.expect("* flooder left (flood)");
+    expect_reset(&s.stream, soon()).expect("the flooder is told with a reset");
+    // The room carries on.
+    r.nick("still-here");
+    drop((s, r));
+    server.stop().expect("chat server");
+}
 
 /// The longest any one expected step (a line, an EOF, a start) may take.
 const STEP: Duration = Duration::from_secs(10);
+
 /// The longest a whole test may take; every client gives up after it.
 const TEST: Duration = Duration::from_secs(60);
+
 /// How long another client's line may be delayed by a flooder.
 const FLOOD_LATENCY: Duration = Duration::from_secs(2);
 
-// ---------------------------------------------------------------------------
-// The server, in-process
-// ---------------------------------------------------------------------------
-
-/// [`ChatServer`] with a check after every callback: the largest pending
-/// output of any open client, which the contract caps at `max_output`.
-struct Watched {
-    inner: ChatServer,
-    peak: Arc<AtomicUsize>,
-}
-
-impl Watched {
-    fn check(&self, cx: &Context<'_, ChatData>) {
-        let most = cx
-            .ids()
-            .filter_map(|id| cx.pending_output(id))
-            .max()
-            .unwrap_or(0);
-        self.peak.fetch_max(most, Ordering::Relaxed);
-    }
-}
-
-impl Handler for Watched {
-    type Data = ChatData;
-
-    fn accept_wrapper(
-        &mut self,
-        cx: &mut Context<'_, ChatData>,
-        id: ConnId,
-        peer: &PeerAddr,
-    ) -> Option<ChatData> {
-        let data = self.inner.accept_wrapper(cx, id, peer);
-        self.check(cx);
-        data
-    }
-
-    fn service_connection(
-        &mut self,
-        cx: &mut Context<'_, ChatData>,
-        id: ConnId,
-        data: &mut ChatData,
-        inb: &mut InBuf,
-    ) {
-        self.inner.service_connection(cx, id, data, inb);
-        self.check(cx);
-    }
-
-    fn eof_received(
-        &mut self,
-        cx: &mut Context<'_, ChatData>,
-        id: ConnId,
-        data: &mut ChatData,
-        inb: &mut InBuf,
-    ) {
-        self.inner.eof_received(cx, id, data, inb);
-        self.check(cx);
-    }
-
-    fn connection_lost(
-        &mut self,
-        cx: &mut Context<'_, ChatData>,
-        id: ConnId,
-        data: ChatData,
-        reason: &CloseReason,
-    ) {
-        self.inner.connection_lost(cx, id, data, reason);
-        self.check(cx);
-    }
-
-    fn on_timer(
-        &mut self,
-        cx: &mut Context<'_, ChatData>,
-        conn: Option<(ConnId, &mut ChatData)>,
-        tag: u64,
-    ) {
-        self.inner.on_timer(cx, conn, tag);
-        self.check(cx);
-    }
-
-    fn shutting_down(&mut self, cx: &mut Context<'_, ChatData>) {
-        self.inner.shutting_down(cx);
-        self.check(cx);
-    }
-}
-
-/// A chat server on its own thread. Dropping it stops it.
+/// A chat server ([`ChatServer`] in a [`Watch`]: its largest pending
+/// output after every callback, which the contract caps at `max_output`)
+/// on its own thread. Dropping it stops it.
 struct Server {
     addr: SocketAddr,
-    handle: Handle,
-    done: Receiver<Result<(), String>>,
+    running: reactor::Running,
     peak: Arc<AtomicUsize>,
     max_output: usize,
 }
 
 impl Server {
     fn start(addr: &str, config: ChatConfig) -> Server {
-        let (ready_tx, ready) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let peak = Arc::new(AtomicUsize::new(0));
         let max_output = config.max_output;
-        let watched = Watched {
-            inner: ChatServer::new(config.clone()),
-            peak: peak.clone(),
-        };
-        let addr = addr.to_string();
-        thread::spawn(move || {
-            let result = Reactor::new(watched, config.reactor_config()).and_then(|mut reactor| {
-                let id = reactor.listen(addr.as_str())?;
-                let _ = ready_tx.send((reactor.local_addr(id)?, reactor.handle()));
-                reactor.run()
-            });
-            let _ = done_tx.send(result.map_err(|e| e.to_string()));
-        });
-        let (addr, handle) = match ready.recv_timeout(STEP) {
-            Ok(ready) => ready,
-            Err(e) => panic!("server did not start ({e}): {:?}", done.try_recv()),
-        };
+        let (watched, peak) = Watch::new(ChatServer::new(config.clone()));
+        let (running, addr) = reactor::serve(watched, config.reactor_config(), addr)
+            .unwrap_or_else(|e| panic!("server did not start: {e}"));
         Server {
             addr,
-            handle,
-            done,
+            running,
             peak,
             max_output,
         }
@@ -169,16 +118,14 @@ impl Server {
 
     /// The most pending output any open client has had so far.
     fn peak(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
+        self.peak.load(Ordering::SeqCst)
     }
 
     /// Stops the server and checks it ended cleanly, within its limits.
-    fn stop(self) {
-        self.handle.stop();
-        match self.done.recv_timeout(STEP) {
-            Ok(result) => result.expect("reactor failed"),
-            Err(e) => panic!("reactor did not stop: {e}"),
-        }
+    fn stop(mut self) {
+        self.running
+            .stop_and_join(STEP)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(
             self.peak() <= self.max_output,
             "pending output reached {} bytes, max_output is {}",
@@ -187,16 +134,6 @@ impl Server {
         );
     }
 }
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.handle.stop();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Clients
-// ---------------------------------------------------------------------------
 
 /// Connects, and reads nothing. It gives up on anything after [`TEST`].
 fn connect(addr: SocketAddr) -> Client {
@@ -244,10 +181,6 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-// ---------------------------------------------------------------------------
-// Worker threads with deadlines
-// ---------------------------------------------------------------------------
-
 /// A thread whose result (or panic) is awaited with a deadline.
 struct Worker<T> {
     result: Receiver<thread::Result<T>>,
@@ -279,9 +212,64 @@ impl<T> Worker<T> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Protocol
-// ---------------------------------------------------------------------------
+/// Whether the orders in `seen` (one sequence of line ids per receiver)
+/// agree: the union of "a came right before b" is acyclic exactly when
+/// some single order extends them all.
+fn orders_agree(nodes: usize, seen: &[Vec<usize>]) -> Result<(), String> {
+    let mut next = vec![Vec::new(); nodes];
+    let mut indegree = vec![0usize; nodes];
+    for seq in seen {
+        for pair in seq.windows(2) {
+            next[pair[0]].push(pair[1]);
+            indegree[pair[1]] += 1;
+        }
+    }
+    let mut ready: Vec<usize> = (0..nodes).filter(|&n| indegree[n] == 0).collect();
+    let mut done = 0;
+    while let Some(n) = ready.pop() {
+        done += 1;
+        for &m in &next[n] {
+            indegree[m] -= 1;
+            if indegree[m] == 0 {
+                ready.push(m);
+            }
+        }
+    }
+    if done == nodes {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} lines are in a cycle: receivers disagree",
+            nodes - done
+        ))
+    }
+}
+
+/// How many lines each reader has seen, for the sender's flow control.
+type Progress = Arc<(Mutex<Vec<usize>>, Condvar)>;
+
+/// Starts example `name` (`chatroom` or `chat_client`, built once per test
+/// run) with `args`; every wait on it is bounded by [`STEP`].
+fn start(name: &str, args: &[&str], piped_stdin: bool) -> Proc {
+    let mut cmd = process::example(&["chatroom", "chat_client"], name);
+    cmd.args(args);
+    if piped_stdin {
+        cmd.stdin(Stdio::piped());
+    }
+    Proc::spawn(name, cmd, STEP)
+}
+
+/// The chatroom example on a free port, and the address it printed.
+fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
+    let all = [&["127.0.0.1", "0"], args].concat();
+    let mut cmd = process::example(&["chatroom", "chat_client"], "chatroom");
+    cmd.args(all);
+    let (proc, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let addr = addr
+        .parse()
+        .unwrap_or_else(|_| panic!("not a readiness line: {:?}", format!("listening on {addr}")));
+    (proc, addr)
+}
 
 #[test]
 fn three_clients_follow_the_protocol() {
@@ -428,43 +416,6 @@ fn ipv6_names_print_as_bracketed_addresses() {
     server.stop();
 }
 
-// ---------------------------------------------------------------------------
-// Many clients: delivery and order
-// ---------------------------------------------------------------------------
-
-/// Whether the orders in `seen` (one sequence of line ids per receiver)
-/// agree: the union of "a came right before b" is acyclic exactly when
-/// some single order extends them all.
-fn orders_agree(nodes: usize, seen: &[Vec<usize>]) -> Result<(), String> {
-    let mut next = vec![Vec::new(); nodes];
-    let mut indegree = vec![0usize; nodes];
-    for seq in seen {
-        for pair in seq.windows(2) {
-            next[pair[0]].push(pair[1]);
-            indegree[pair[1]] += 1;
-        }
-    }
-    let mut ready: Vec<usize> = (0..nodes).filter(|&n| indegree[n] == 0).collect();
-    let mut done = 0;
-    while let Some(n) = ready.pop() {
-        done += 1;
-        for &m in &next[n] {
-            indegree[m] -= 1;
-            if indegree[m] == 0 {
-                ready.push(m);
-            }
-        }
-    }
-    if done == nodes {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} lines are in a cycle: receivers disagree",
-            nodes - done
-        ))
-    }
-}
-
 #[test]
 fn two_hundred_clients_get_every_line_once_in_one_order() {
     const CLIENTS: usize = 200;
@@ -558,13 +509,6 @@ fn two_hundred_clients_get_every_line_once_in_one_order() {
     drop(clients);
     server.stop();
 }
-
-// ---------------------------------------------------------------------------
-// Slow and hostile clients
-// ---------------------------------------------------------------------------
-
-/// How many lines each reader has seen, for the sender's flow control.
-type Progress = Arc<(Mutex<Vec<usize>>, Condvar)>;
 
 #[test]
 fn a_client_that_never_reads_is_cut_off_and_nobody_misses_a_line() {
@@ -964,33 +908,6 @@ fn whole_lines_in_odd_pieces_do_not_time_out() {
     a.send(format!("ne {n}\n"));
     b.expect(&format!("<{an}> line {n}"));
     server.stop();
-}
-
-// ---------------------------------------------------------------------------
-// The example binaries
-// ---------------------------------------------------------------------------
-
-/// Starts example `name` (`chatroom` or `chat_client`, built once per test
-/// run) with `args`; every wait on it is bounded by [`STEP`].
-fn start(name: &str, args: &[&str], piped_stdin: bool) -> Proc {
-    let mut cmd = process::example(&["chatroom", "chat_client"], name);
-    cmd.args(args);
-    if piped_stdin {
-        cmd.stdin(Stdio::piped());
-    }
-    Proc::spawn(name, cmd, STEP)
-}
-
-/// The chatroom example on a free port, and the address it printed.
-fn chatroom(args: &[&str]) -> (Proc, SocketAddr) {
-    let all = [&["127.0.0.1", "0"], args].concat();
-    let mut cmd = process::example(&["chatroom", "chat_client"], "chatroom");
-    cmd.args(all);
-    let (proc, addr) = Proc::start_ready("chatroom", cmd, STEP);
-    let addr = addr
-        .parse()
-        .unwrap_or_else(|_| panic!("not a readiness line: {:?}", format!("listening on {addr}")));
-    (proc, addr)
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The reliability suite's own harness (`tests/reliability.rs`,
+//! The reliability suite's own harness (`tests/stress/main.rs`,
 //! `tests/bad_input.rs`): a fault-injecting TCP proxy, a reactor on a
 //! thread for any handler, a chat client with deadlines, an echo handler
 //! that checks every byte it receives ([`Router`]), a one-thread load client
@@ -18,17 +18,17 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use mio_selectors::{
-    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr, Reactor,
+    CloseReason, Config, ConnId, Context, Error, Handle, Handler, InBuf, PeerAddr,
 };
 
 pub use crate::util::chat::LineClient;
-use crate::util::{self, process, Rng};
+use crate::util::{self, process, reactor, Rng};
 
 /// The longest any one expected step (a line, an echo, an EOF) may take.
 pub const STEP: Duration = Duration::from_secs(10);
@@ -75,12 +75,12 @@ pub fn peak_rss_kib(pid: &str) -> Option<u64> {
 // A reactor on a thread, for any handler
 // ---------------------------------------------------------------------------
 
-/// A [`Reactor`] serving `H` on its own thread. Dropping it stops it.
+/// A reactor serving `H` on its own thread ([`reactor::Running`]), with
+/// the address it listens on. Dropping it stops it.
 pub struct Running {
     pub addr: SocketAddr,
     pub handle: Handle,
-    done: Receiver<Result<(), String>>,
-    thread: Option<JoinHandle<()>>,
+    running: reactor::Running,
 }
 
 /// Starts `handler` on `bind` (`127.x.y.z:0`); returns once it listens.
@@ -88,41 +88,12 @@ pub fn run_server<H>(handler: H, config: Config, bind: &str) -> Running
 where
     H: Handler + Send + 'static,
 {
-    let (ready_tx, ready) = mpsc::channel();
-    let (done_tx, done) = mpsc::channel();
-    let bind = bind.to_string();
-    let thread = thread::Builder::new()
-        .name(format!("reactor {bind}"))
-        .spawn(move || {
-            let setup = Reactor::new(handler, config).and_then(|mut r| {
-                let id = r.listen(bind.as_str())?;
-                Ok((r.local_addr(id)?, r))
-            });
-            let mut reactor = match setup {
-                Ok((addr, r)) => {
-                    let _ = ready_tx.send(Ok((addr, r.handle())));
-                    r
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            let result = reactor.run().map_err(|e| e.to_string());
-            drop(reactor); // descriptors closed before we report
-            let _ = done_tx.send(result);
-        })
-        .expect("spawn the reactor thread");
-    let (addr, handle) = match ready.recv_timeout(STEP) {
-        Ok(Ok(ready)) => ready,
-        Ok(Err(e)) => panic!("server did not start: {e}"),
-        Err(e) => panic!("server did not start: {e}"),
-    };
+    let (running, addr) = reactor::serve(handler, config, bind)
+        .unwrap_or_else(|e| panic!("server did not start: {e}"));
     Running {
         addr,
-        handle,
-        done,
-        thread: Some(thread),
+        handle: running.handle.clone(),
+        running,
     }
 }
 
@@ -130,29 +101,7 @@ impl Running {
     /// Stops the reactor and waits (bounded) for `run` to return: `Err` if
     /// it failed, panicked or hung.
     pub fn stop(mut self) -> Result<(), String> {
-        self.handle.stop();
-        let result = match self.done.recv_timeout(STEP) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(format!("reactor still running after {STEP:?}")),
-            Err(RecvTimeoutError::Disconnected) => Err("reactor thread panicked".into()),
-        };
-        if let Some(t) = self.thread.take() {
-            if result.is_ok() || t.is_finished() {
-                let _ = t.join();
-            }
-        }
-        result
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.stop();
-        if let Some(t) = self.thread.take() {
-            if self.done.recv_timeout(STEP).is_ok() {
-                let _ = t.join();
-            }
-        }
+        self.running.stop_and_join(STEP)
     }
 }
 
@@ -756,125 +705,6 @@ impl Handler for Router {
 }
 
 // ---------------------------------------------------------------------------
-// Watch: any handler, with its peak pending output recorded
-// ---------------------------------------------------------------------------
-
-/// Wraps a handler and records, after every callback, the largest
-/// [`Context::pending_output`] of any open connection: what the caps
-/// (`high_water`, `max_outb`) must bound.
-pub struct Watch<H> {
-    pub inner: H,
-    pub peak: Arc<AtomicUsize>,
-}
-
-impl<H: Handler> Watch<H> {
-    pub fn new(inner: H) -> (Watch<H>, Arc<AtomicUsize>) {
-        let peak = Arc::new(AtomicUsize::new(0));
-        let watch = Watch {
-            inner,
-            peak: peak.clone(),
-        };
-        (watch, peak)
-    }
-
-    fn check(&self, cx: &Context<'_, H::Data>) {
-        let most = cx
-            .ids()
-            .filter_map(|id| cx.pending_output(id))
-            .max()
-            .unwrap_or(0);
-        self.peak.fetch_max(most, SeqCst);
-    }
-}
-
-impl<H: Handler> Handler for Watch<H> {
-    type Data = H::Data;
-
-    fn accept_wrapper(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        id: ConnId,
-        peer: &PeerAddr,
-    ) -> Option<H::Data> {
-        let data = self.inner.accept_wrapper(cx, id, peer);
-        self.check(cx);
-        data
-    }
-
-    fn service_connection(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        id: ConnId,
-        data: &mut H::Data,
-        inb: &mut InBuf,
-    ) {
-        self.inner.service_connection(cx, id, data, inb);
-        self.check(cx);
-    }
-
-    fn eof_received(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        id: ConnId,
-        data: &mut H::Data,
-        inb: &mut InBuf,
-    ) {
-        self.inner.eof_received(cx, id, data, inb);
-        self.check(cx);
-    }
-
-    fn connection_lost(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        id: ConnId,
-        data: H::Data,
-        reason: &CloseReason,
-    ) {
-        self.inner.connection_lost(cx, id, data, reason);
-        self.check(cx);
-    }
-
-    fn connection_made(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
-        self.inner.connection_made(cx, id, data);
-        self.check(cx);
-    }
-
-    fn connect_failed(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        id: ConnId,
-        data: H::Data,
-        reason: &CloseReason,
-    ) {
-        self.inner.connect_failed(cx, id, data, reason);
-        self.check(cx);
-    }
-
-    fn pause_writing(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
-        self.inner.pause_writing(cx, id, data);
-        self.check(cx);
-    }
-
-    fn resume_writing(&mut self, cx: &mut Context<'_, H::Data>, id: ConnId, data: &mut H::Data) {
-        self.inner.resume_writing(cx, id, data);
-        self.check(cx);
-    }
-
-    fn on_timer(
-        &mut self,
-        cx: &mut Context<'_, H::Data>,
-        conn: Option<(ConnId, &mut H::Data)>,
-        tag: u64,
-    ) {
-        self.inner.on_timer(cx, conn, tag);
-        self.check(cx);
-    }
-
-    fn shutting_down(&mut self, cx: &mut Context<'_, H::Data>) {
-        self.inner.shutting_down(cx);
-        self.check(cx);
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Example binaries as child processes
