@@ -118,6 +118,9 @@ fn start_bulk() -> (
         max_outb: 2 * BULK,
         high_water: 2 * BULK,
         linger: SHORT_LINGER,
+        // The flush's no-progress timeout, which `linger` also set before
+        // the two were split (issue 10 #2).
+        flush_timeout: SHORT_LINGER,
         ..Config::default()
     };
     let (tx, rx) = mpsc::channel();
