@@ -25,10 +25,11 @@
 //! | `ws/` | WebSocket server on tungstenite, messages as lines; an HTTP page server that upgrades (feature `websocket`) | `ws::WebServer`, `ws::Site`, `ws::WsSession` |
 //!
 //! Inside `reactor/`, `pass.rs` is the loop (`Reactor::turn` and its
-//! steps) and the only caller of the [`Handler`]; `conn.rs` owns a
+//! steps; `accept.rs` and `expire.rs` hold the accept and deadline steps)
+//! and the only caller of the [`Handler`]; `conn.rs` (with `conn/`) owns a
 //! connection's lifecycle and backpressure, `conns.rs` the connection
-//! bookkeeping, `timers.rs` the timers (pure data), `context.rs` the
-//! callback API. `selector/` never imports `reactor/`, and the reactor never
+//! bookkeeping, `timers.rs` the timers (pure data), `context.rs` (with `context/`)
+//! the callback API. `selector/` never imports `reactor/`, and the reactor never
 //! uses the `Selector`. Applications live outside the library and use only this
 //! public API: `examples/chatroom/` is the chat server, a [`Handler`] on a
 //! [`Reactor`] with [`codec::LineCodec`], [`reactor::TokenBucket`] and

@@ -4,15 +4,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::conn::{later, IdleWatch, Output, State};
+use super::conn::{later, Output, State};
 use super::core::Core;
-use super::endpoint::{Endpoint, Udp};
+use super::endpoint::Endpoint;
 use super::handle::Loop;
 use super::stream::Stream;
 use super::timers::Timer;
-use super::{Idle, SourceId, TimerId, UdpId};
+use super::{SourceId, TimerId};
 use crate::metrics::{Metrics, Snapshot};
 #[cfg(doc)]
 use crate::Config;
@@ -46,6 +46,9 @@ macro_rules! doc_cx_end {
         "# Ok(())\n# })?;"
     };
 }
+
+mod timers;
+mod udp;
 
 /// What a callback may do: queue output to any connection, close one, look
 /// at its data, connect out, send datagrams, set timers, stop the reactor.
@@ -236,30 +239,6 @@ impl<D> Context<'_, D> {
         Ok(id)
     }
 
-    /// Sends a datagram from a UDP socket (asyncio: `transport.sendto`). It
-    /// goes out at once if the kernel takes it; otherwise it waits in a
-    /// queue bounded by [`Config::udp_queue`](crate::Config::udp_queue), never blocking the loop.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NoSuchEndpoint`]; [`Error::QueueFull`] (the datagram is
-    /// dropped: UDP promises no delivery); [`Error::Io`] if the kernel
-    /// refuses it (too big for the socket, no route).
-    ///
-    /// ```
-    #[doc = doc_cx!(() = (); "# let udp = reactor.bind_udp(\"127.0.0.1:0\")?;\n" "# let from = reactor.udp_addr(udp)?;\n")]
-    /// let _ = cx.send_to(udp, b"pong", from);
-    #[doc = doc_cx_end!()]
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn send_to(&mut self, udp: UdpId, data: &[u8], addr: SocketAddr) -> Result<()> {
-        let cap = self.core.config.udp_queue;
-        let Some(Endpoint::Udp(sock)) = self.core.endpoints.get_mut(udp.0) else {
-            return Err(Error::NoSuchEndpoint);
-        };
-        send_datagram(sock, data, addr, cap)
-    }
-
     /// Stops reading `id` until [`resume_reading`](Self::resume_reading):
     /// TCP then pushes back on the peer, and nothing it sent is lost. Input
     /// already in its `inb` stays there.
@@ -291,99 +270,6 @@ impl<D> Context<'_, D> {
         if let Some(conn) = self.core.conns.get_mut(id) {
             if conn.resume_reading() {
                 self.core.conns.queue_ready(id);
-            }
-        }
-    }
-
-    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) with `conn`
-    /// (and its data) and `tag` after `delay` (asyncio: `loop.call_later`). A timer for a
-    /// connection that has closed by then is dropped silently. Timers are
-    /// folded into the poll timeout: no thread.
-    ///
-    /// ```
-    #[doc = doc_cx!(() = (), id)]
-    /// const IDLE: u64 = 1;
-    /// let timer = cx.call_later(std::time::Duration::from_secs(60), Some(id), IDLE);
-    /// cx.cancel_timer(timer);
-    #[doc = doc_cx_end!()]
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn call_later(&mut self, delay: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
-        let deadline = later(self.core.now, delay);
-        let every = None;
-        self.core
-            .timers
-            .add(deadline, Timer::User { conn, tag, every })
-    }
-
-    /// Calls [`Handler::on_timer`](crate::Handler::on_timer) every
-    /// `period`, first after one period, until cancelled (or, for a
-    /// connection's timer, until it closes). A late pass does not bunch up
-    /// calls: the next one is a period after the late one.
-    ///
-    /// ```
-    #[doc = doc_cx!(() = ())]
-    /// const TICK: u64 = 2;
-    /// let ticker = cx.call_every(std::time::Duration::from_secs(1), None, TICK);
-    #[doc = doc_cx_end!()]
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn call_every(&mut self, period: Duration, conn: Option<ConnId>, tag: u64) -> TimerId {
-        let period = period.max(Duration::from_millis(1));
-        let deadline = later(self.core.now, period);
-        let every = Some(period);
-        self.core
-            .timers
-            .add(deadline, Timer::User { conn, tag, every })
-    }
-
-    /// Cancels a timer; `false` if it already fired (for a one-shot) or was cancelled.
-    ///
-    /// ```
-    #[doc = doc_cx!(() = ())]
-    /// let t = cx.call_later(std::time::Duration::from_secs(1), None, 0);
-    /// assert!(cx.cancel_timer(t));
-    /// assert!(!cx.cancel_timer(t));
-    #[doc = doc_cx_end!()]
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
-        self.core.timers.cancel(timer)
-    }
-
-    /// Closes `id` (gracefully, reason [`CloseReason::IdleTimeout`]) once it
-    /// has been idle, in the sense of `kind`, for `timeout`; `None` removes
-    /// the timeout. Activity is checked when the timer fires, so each read
-    /// or write costs nothing.
-    ///
-    /// ```
-    #[doc = doc_cx!(() = (), id)]
-    /// use mio_selectors::reactor::Idle;
-    /// cx.set_idle_timeout(id, Idle::Both, Some(std::time::Duration::from_secs(300)));
-    #[doc = doc_cx_end!()]
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn set_idle_timeout(&mut self, id: ConnId, kind: Idle, timeout: Option<Duration>) {
-        let now = self.core.now;
-        let Some(conn) = self.core.conns.get_mut(id) else {
-            return;
-        };
-        let old = conn.idle.take();
-        if let Some(old) = old {
-            self.core.timers.cancel(old.timer);
-        }
-        if let Some(timeout) = timeout {
-            let timer = self.core.timers.add(later(now, timeout), Timer::Idle(id));
-            let (last_read, last_write) = (now, now);
-            let watch = IdleWatch {
-                kind,
-                timeout,
-                last_read,
-                last_write,
-                timer,
-            };
-            if let Some(conn) = self.core.conns.get_mut(id) {
-                conn.idle = Some(Box::new(watch));
             }
         }
     }
@@ -673,31 +559,6 @@ impl<D> Context<'_, D> {
     }
 }
 
-/// Sends one datagram now, or queues it if the socket is full.
-pub(crate) fn send_datagram(
-    sock: &mut Udp,
-    data: &[u8],
-    addr: SocketAddr,
-    cap: usize,
-) -> Result<()> {
-    if sock.queue.is_empty() && sock.writable {
-        match sock.sock.send_to(data, addr) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable = false,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // Each datagram is charged its slot too, so empty ones cannot pile up.
-    let cost = data.len() + super::endpoint::DATAGRAM_OVERHEAD;
-    if sock.queued_bytes + cost > cap {
-        log::debug!("udp: send queue full, datagram to {addr} dropped");
-        return Err(Error::QueueFull);
-    }
-    sock.queued_bytes += cost;
-    sock.queue.push_back((data.into(), addr));
-    Ok(())
-}
-
 impl<D> Loop for Context<'_, D> {
     fn send(&mut self, id: ConnId, data: &[u8]) -> Result<()> {
         Context::send(self, id, data)
@@ -721,41 +582,5 @@ impl<D> Loop for Context<'_, D> {
 
     fn metrics_snapshot(&self) -> Snapshot {
         Context::metrics_snapshot(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Loopback UDP never says `WouldBlock`, so the queue is driven here
-    /// with the socket marked full, as the first `WouldBlock` leaves it.
-    #[test]
-    fn udp_send_queue_is_bounded_and_drains_in_order() {
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        receiver
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let to = receiver.local_addr().unwrap();
-        let sock = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut udp = Udp::new(sock);
-        udp.writable = false;
-        let cap = 4 * (10 + crate::reactor::endpoint::DATAGRAM_OVERHEAD);
-        for i in 0..4u8 {
-            send_datagram(&mut udp, &[i; 10], to, cap).unwrap();
-        }
-        assert!(matches!(
-            send_datagram(&mut udp, &[], to, cap),
-            Err(Error::QueueFull)
-        ));
-        assert_eq!(udp.queue.len(), 4);
-        udp.writable = true;
-        udp.flush();
-        assert_eq!((udp.queue.len(), udp.queued_bytes), (0, 0));
-        let mut buf = [0; 16];
-        for i in 0..4u8 {
-            let n = receiver.recv(&mut buf).unwrap();
-            assert_eq!(&buf[..n], &[i; 10]);
-        }
     }
 }

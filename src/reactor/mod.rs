@@ -8,6 +8,7 @@
 //! timers, listening options, idle-timeout kinds, the [`Loop`] that work
 //! from other threads sees, and [`TokenBucket`] for rate limits.
 
+mod accept;
 pub(crate) mod config;
 pub(crate) mod conn;
 mod conns;
