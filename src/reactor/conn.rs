@@ -516,15 +516,9 @@ impl<D> Conn<D> {
         self.queue_raw(data, pool, max, high)
     }
 
-    /// Queues bytes already in the wire's terms (a layer's output), with the
-    /// same checks, cap and high-water mark as any output.
-    pub(crate) fn queue_raw(
-        &mut self,
-        data: Output<'_>,
-        pool: &mut BufPool,
-        max: usize,
-        high: usize,
-    ) -> Result<bool> {
+    /// Whether output may still be queued: the connection is open (or
+    /// connecting with no close asked for) and its write side not shut.
+    pub(crate) fn accepts_output(&self) -> Result<()> {
         if !matches!(
             self.state,
             State::Open | State::Connecting { close: None, .. }
@@ -534,6 +528,19 @@ impl<D> Conn<D> {
         if self.write_closed {
             return Err(Error::WriteClosed);
         }
+        Ok(())
+    }
+
+    /// Queues bytes already in the wire's terms (a layer's output), with the
+    /// same checks, cap and high-water mark as any output.
+    pub(crate) fn queue_raw(
+        &mut self,
+        data: Output<'_>,
+        pool: &mut BufPool,
+        max: usize,
+        high: usize,
+    ) -> Result<bool> {
+        self.accepts_output()?;
         let len = data.len();
         if len == 0 {
             return Ok(false);

@@ -45,15 +45,7 @@ impl<D> Conn<D> {
         max: usize,
         high: usize,
     ) -> Result<bool> {
-        if !matches!(
-            self.state,
-            State::Open | State::Connecting { close: None, .. }
-        ) {
-            return Err(Error::NoSuchConnection);
-        }
-        if self.write_closed {
-            return Err(Error::WriteClosed);
-        }
+        self.accepts_output()?;
         let Some(w) = self.wrap.as_mut() else {
             return Err(Error::NoSuchConnection);
         };
