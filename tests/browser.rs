@@ -1,13 +1,18 @@
 //! The chat page in a real browser: headless Chromium (Debian's
 //! `chromium`) driven by Python Playwright (`tests/browser/chat.py`), two
-//! pages and an `nc` client against a `chatroom --web` started here.
-//! `.ci/run` installs chromium, nc and playwright when they are missing.
+//! pages and an `nc` client against a `chatroom --web` started here; and
+//! the same over TLS (https and wss for the pages, `openssl s_client` for
+//! the line client). `.ci/run` installs chromium, nc, openssl and
+//! playwright when they are missing.
 //!
 //! Screenshots are kept as artifacts in `target/browser/` (the page while
-//! chatting, and after the server was killed).
+//! chatting, and after the server was killed; `https-` for the TLS run).
 
 #![cfg(feature = "websocket")]
 
+#[cfg(feature = "tls")]
+#[path = "util/certs.rs"]
+mod certs;
 #[path = "util/process.rs"]
 mod process;
 
@@ -28,25 +33,50 @@ fn artifacts() -> PathBuf {
 
 #[test]
 fn two_pages_and_nc_chat_in_headless_chromium() {
-    for tool in ["/usr/bin/chromium", "/bin/nc"] {
+    chat_in_chromium(None, &["/usr/bin/chromium", "/bin/nc"], "chat.png");
+}
+
+/// The same chat with `--tls-cert`: the page over https, the room over
+/// wss, the line client through `openssl s_client` on the TLS line port.
+#[cfg(feature = "tls")]
+#[test]
+fn two_pages_and_openssl_chat_over_https_and_wss() {
+    let certs = certs::Certs::new();
+    let (cert, key) = (certs.cert(), certs.key());
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let flags = ["--tls-cert", cert, "--tls-key", key];
+    let tools = ["/usr/bin/chromium", "/usr/bin/openssl"];
+    chat_in_chromium(Some((&flags, cert)), &tools, "https-chat.png");
+}
+
+/// Runs `tests/browser/chat.py` against a `chatroom --web` started here;
+/// `tls`: the server's TLS flags and the CA file the line client checks.
+fn chat_in_chromium(tls: Option<(&[&str], &str)>, tools: &[&str], shot: &str) {
+    for tool in tools {
         assert!(
             std::path::Path::new(tool).exists() || which(tool),
-            "{tool} is missing: .ci/run installs it (apt-get install chromium netcat-openbsd)"
+            "{tool} is missing: .ci/run installs it (apt-get install chromium netcat-openbsd openssl)"
         );
     }
     let mut cmd = process::example(&["chatroom"], "chatroom");
     cmd.args(["127.0.0.1", "0", "--web", "127.0.0.1:0"]);
+    if let Some((flags, _)) = tls {
+        cmd.args(flags);
+    }
     let (server, tcp) = Proc::start_ready("chatroom", cmd, DEADLINE);
     let web = server.line().expect("web readiness line");
     let url = web.strip_prefix("web on ").expect("web on URL").to_string();
+    let scheme = if tls.is_some() { "https://" } else { "http://" };
+    assert!(url.starts_with(scheme), "{web:?} is not {scheme}");
     let (host, port) = tcp.rsplit_once(':').unwrap();
-    let shot = artifacts().join("chat.png");
+    let shot = artifacts().join(shot);
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/chat.py");
     let mut child = Command::new("python3")
         .arg(script)
         .args([&url, host, port, &server.child.id().to_string()])
         .arg(&shot)
+        .args(tls.map(|(_, ca)| ca))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

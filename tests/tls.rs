@@ -3,68 +3,31 @@
 //! this crate's own sans-IO session where the test needs control the
 //! others do not give (half-close, never reading).
 //!
-//! Certificates are made by each test with rcgen (self-signed, for
-//! `localhost` and 127.0.0.1) in a temporary directory; none is checked in.
+//! Certificates are made by each test (`util/certs.rs`: rcgen,
+//! self-signed, for `localhost` and 127.0.0.1); none is checked in.
 //! Every wait has a deadline.
 
 #![cfg(feature = "tls")]
 
+#[path = "util/certs.rs"]
+mod certs;
 #[path = "util/process.rs"]
 mod process;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use certs::Certs;
 use mio_selectors::layer::Layer;
 use mio_selectors::tls::{client_config_trusting, TlsSession};
 use process::Proc;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const EXAMPLES: &[&str] = &["multiconn_echo", "chatroom"];
-
-/// A self-signed certificate and its key as PEM files, removed on drop.
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn new() -> Certs {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mio-selectors-tls-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-        Certs { dir }
-    }
-    fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-    fn key(&self) -> PathBuf {
-        self.dir.join("key.pem")
-    }
-    fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-}
-
-impl Drop for Certs {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn example(name: &str) -> Command {
     process::example(EXAMPLES, name)
@@ -522,7 +485,7 @@ fn bad_certificate_files_exit_1_naming_the_file() {
     let certs = Certs::new();
     let other = Certs::new();
     let junk = certs.file("junk.pem", b"not a certificate\n");
-    let missing = certs.dir.join("missing.pem");
+    let missing = certs.path("missing.pem");
     let other_key = certs.file("other-key.pem", &std::fs::read(other.key()).unwrap());
     for name in EXAMPLES {
         for (cert, key, named) in [

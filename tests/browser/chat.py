@@ -2,9 +2,14 @@
 
 Run by tests/browser.rs against a `chatroom --web` it started:
 
-    python3 tests/browser/chat.py WEB_URL TCP_HOST TCP_PORT SERVER_PID SCREENSHOT
+    python3 tests/browser/chat.py WEB_URL TCP_HOST TCP_PORT SERVER_PID SCREENSHOT [CA_FILE]
 
-Two pages and an `nc` client chat both ways; a page takes a nick; the XSS
+With CA_FILE the server speaks TLS on both ports (`--tls-cert`): the pages
+load over https and chat over wss (Chromium told to accept the test's
+self-signed certificate), and the line client is `openssl s_client`
+checking the certificate against CA_FILE instead of `nc`.
+
+Two pages and a line client chat both ways; a page takes a nick; the XSS
 line is shown literally and runs nothing; killing the server shows
 "connection lost" on both pages. Prints "ok" at the end; any failed check
 raises (exit status 1). Every wait has a timeout.
@@ -20,6 +25,7 @@ import threading
 from playwright.sync_api import sync_playwright
 
 WEB, HOST, PORT, PID, SHOT = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+CA = sys.argv[6] if len(sys.argv) > 6 else None
 STEP_MS = 10_000
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,10 +35,17 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 class Nc:
-    """`nc` as a chat client: lines typed on its stdin, lines read from its stdout."""
+    """`nc` (or, over TLS, `openssl s_client`) as a chat client: lines typed
+    on its stdin, lines read from its stdout."""
 
     def __init__(self):
-        self.p = subprocess.Popen(["nc", HOST, PORT], stdin=subprocess.PIPE,
+        if CA:
+            # -quiet: no session chatter on stdout, and stdin's EOF is not a quit.
+            argv = ["openssl", "s_client", "-quiet", "-verify_return_error",
+                    "-CAfile", CA, "-servername", "localhost", "-connect", f"{HOST}:{PORT}"]
+        else:
+            argv = ["nc", HOST, PORT]
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -84,13 +97,15 @@ def name_of(page):
 def main():
     dialogs = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        flags = FLAGS + (["--ignore-certificate-errors"] if CA else [])
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
         try:
             pages = []
             for _ in range(2):
-                page = browser.new_context().new_page()
+                page = browser.new_context(ignore_https_errors=bool(CA)).new_page()
                 page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
                 page.goto(WEB, timeout=STEP_MS)
+                assert page.url.startswith("https://" if CA else "http://"), page.url
                 wait_status(page, "connected")
                 pages.append(page)
             a, b = pages
