@@ -24,10 +24,11 @@ mod common;
 mod web;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat::federation::Federation;
-use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
+use chat::{ChatConfig, ChatServer, Client, FedSetup, GroupRoom, Shared};
 use clap::Parser;
 use mio_selectors::group::ReactorGroup;
 use mio_selectors::redis::RedisUrl;
@@ -135,11 +136,6 @@ fn main() -> ExitCode {
         Err(e) => return common::exit_with("chatroom", Err(e)),
     };
     if args.group.is_group() {
-        if args.redis.is_some() {
-            common::usage_error::<Args>(
-                "--redis runs on one reactor for now; leave out --reactors",
-            );
-        }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let max_line = config.max_line;
         let group = ReactorGroup::new(args.group.options(), reactor_config);
@@ -157,6 +153,37 @@ fn main() -> ExitCode {
             }
             Ok(lines)
         };
+        if let Some(url) = args.redis.clone() {
+            // And across the instances: reactor 0 sequences the room through
+            // Redis, and prints the readiness lines once linked (or after
+            // its wait), as one reactor does.
+            let config = config.clone();
+            let result = group.and_then(|mut group| {
+                let ready = bind(&mut group)?.join("\n");
+                group.stop_on_signals()?;
+                let room = args.room.clone();
+                let fed = FedSetup { url, room, ready };
+                let shared = Shared::federated(group.reactors(), &config, fed);
+                let theirs = Arc::clone(&shared);
+                let running = group.start(move |i| {
+                    let part = GroupRoom::new(i, Arc::clone(&theirs));
+                    ChatServer::new(config.clone()).with_group(part)
+                })?;
+                running.join()?;
+                Ok(shared.fatal())
+            });
+            return match result {
+                Ok(None) => ExitCode::SUCCESS,
+                Ok(Some(why)) => {
+                    eprintln!("chatroom: {why}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("chatroom: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         return common::serve_group_lines("chatroom", group, bind, |n| {
             let shared = Shared::new(n, &config);
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))
