@@ -46,6 +46,9 @@ use crate::{ConnId, Context, EventMask, InBuf, PeerAddr};
 /// paused). No DR follows ER. CL is called exactly once for every
 /// connection that got CM, whatever ends it.
 ///
+/// For the loop: [`started`](Self::started) once, before any other call
+/// of its run; [`shutting_down`](Self::shutting_down) once, when it stops.
+///
 /// Callbacks never nest: each runs to completion before the loop makes the
 /// next, and one caused by a [`Context`] call (a pause caused by a `send`,
 /// say) comes after the callback that made it returns.
