@@ -20,17 +20,49 @@ mod redis_server;
 mod util;
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use federation::{
     instance, one_order, until_line, wait_instances, wait_who, who, LOST_WITHIN, STEP,
 };
 use redis_server::RedisServer;
-use util::chat::LineClient as Client;
+use util::chat::{LineClient as Client, NoticeTally};
 use util::process::{self, Proc};
 
 const TWO: &[&str] = &["--reactors", "2"];
+
+/// Waits until each of `reactors` reactors behind `metrics` has accepted
+/// at least `least` connections (its copy for a scrape is refreshed every
+/// so often, so this polls against a deadline).
+fn wait_spread(metrics: SocketAddr, reactors: usize, least: u64) {
+    let until = Instant::now() + STEP;
+    loop {
+        let s = util::connect(metrics);
+        (&s).write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let got = util::read_to_eof_deadline(&s, 1 << 20, Instant::now() + STEP).unwrap();
+        let text = String::from_utf8_lossy(&got);
+        let accepted: Vec<u64> = (0..reactors)
+            .map(|r| {
+                let key = format!("mio_selectors_connections_accepted_total{{reactor=\"{r}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&key))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect();
+        if accepted.iter().all(|&n| n >= least) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "clients not spread over the reactors: {accepted:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 fn names(clients: &[Client]) -> HashSet<String> {
     clients.iter().map(|c| c.name.clone()).collect()
@@ -42,7 +74,8 @@ fn two_multi_reactor_instances_and_a_single_one_share_one_order() {
     const LINES: usize = 20;
     let redis = RedisServer::start();
     let fast = ["--rate", "1000", "--burst", "100"];
-    let two: Vec<&str> = TWO.iter().chain(&fast).copied().collect();
+    let mut two: Vec<&str> = TWO.iter().chain(&fast).copied().collect();
+    two.extend(["--metrics", "127.0.0.1:0"]);
     let nodes: Vec<(Proc, SocketAddr)> = vec![
         instance(&redis, "lobby", &two),
         instance(&redis, "lobby", &two),
@@ -51,6 +84,15 @@ fn two_multi_reactor_instances_and_a_single_one_share_one_order() {
     wait_instances(&redis, "lobby", 3);
 
     let mut clients: Vec<Client> = (0..3 * PER).map(|i| Client::join(nodes[i % 3].1)).collect();
+    // Both reactors of each multi-reactor instance serve some of them.
+    for (proc, _) in &nodes[..2] {
+        let line = proc.line().expect("the metrics line");
+        let addr = line
+            .strip_prefix("metrics on http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("not the metrics line: {line:?}"));
+        wait_spread(addr.parse().unwrap(), 2, 3);
+    }
     let all = names(&clients);
     wait_who(clients.last_mut().unwrap(), &all);
     // Every reactor of every instance answers with everyone.
@@ -340,4 +382,62 @@ fn a_client_that_never_reads_is_cut_without_slowing_the_other_reactors() {
     until_line(&mut talker, &want, STEP);
     until_line(&mut readers[1], &want, STEP);
     drop(sleeper);
+}
+
+/// Notice storms: a multi-reactor instance budgets what it delivers once,
+/// on reactor 0, in the one order, so its clients on every reactor read
+/// the very same notices and sums, and few of them, when a crowd joins
+/// another instance and that instance then vanishes.
+#[test]
+fn a_storm_elsewhere_costs_every_reactor_s_clients_the_same_few_lines() {
+    const CROWD: usize = 150;
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", TWO);
+    let (doomed, addr_b) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    // Four observers: both reactors of `a` have some.
+    let mut observers: Vec<Client> = (0..4).map(|_| Client::join(addr_a)).collect();
+    let first = Client::join(addr_b);
+    for o in observers.iter_mut() {
+        until_line(o, &format!("* {} joined", first.name), STEP);
+    }
+
+    let crowd: Vec<Client> = (0..CROWD).map(|_| Client::join(addr_b)).collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    let joining: Vec<NoticeTally> = observers
+        .iter_mut()
+        .map(|o| {
+            let mut t = NoticeTally::default();
+            t.read_until(o, until, |t| t.joins == CROWD);
+            t
+        })
+        .collect();
+    for t in &joining[1..] {
+        assert_eq!(
+            t.lines, joining[0].lines,
+            "the same notices on every reactor"
+        );
+    }
+
+    doomed.signal("-KILL");
+    let until = Instant::now() + LOST_WITHIN + STEP;
+    let lost: Vec<NoticeTally> = observers
+        .iter_mut()
+        .map(|o| {
+            let mut t = NoticeTally::default();
+            t.read_until(o, until, |t| t.leaves == CROWD + 1);
+            t
+        })
+        .collect();
+    for t in &lost[1..] {
+        assert_eq!(t.lines, lost[0].lines, "the same notices on every reactor");
+    }
+    let t = &lost[0];
+    assert!(
+        t.individual <= 10 && t.summaries == 1,
+        "{} clients lost at once cost {} lines: {t:?}",
+        CROWD + 1,
+        t.lines.len()
+    );
+    drop(crowd);
 }
