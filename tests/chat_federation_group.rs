@@ -212,6 +212,15 @@ fn redis_stopped_and_restarted_under_multi_reactor_instances() {
     for c in on_a[1..].iter_mut() {
         until_line(c, &during, STEP);
     }
+    // A rename waits for the link (docs/federation.md, "When the link is
+    // lost"): its uniqueness cannot be checked meanwhile.
+    on_a[2].send("/nick dora\n");
+    let refused = until_line(
+        &mut on_a[2],
+        "* error: nick changes wait for the link to other servers; try again later",
+        STEP,
+    );
+    assert!(refused.iter().all(|l| !l.contains("dora")), "{refused:?}");
 
     redis.restart();
     for c in on_a.iter_mut().chain([&mut b1]) {
@@ -244,6 +253,10 @@ fn redis_stopped_and_restarted_under_multi_reactor_instances() {
     let extra = b1.sync();
     assert!(extra.iter().all(|l| !l.starts_with('<')), "b1: {extra:?}");
     assert_eq!(who(&mut b1), all);
+    // And once the link is back, the rename goes through the room.
+    let was = on_a[2].name.clone();
+    on_a[2].nick("dora");
+    until_line(&mut b1, &format!("* {was} is now known as dora"), STEP);
 }
 
 #[test]
