@@ -12,7 +12,8 @@
 //!
 //! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
 //! processes form one room through Redis pub/sub (`federation/`,
-//! `docs/federation.md`).
+//! `docs/federation.md`); each may run `--reactors N`, reactor 0 then
+//! sequencing its reactors' part of the room through Redis (`chat/group.rs`).
 //!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
