@@ -8,95 +8,20 @@
 
 #![cfg(feature = "redis")]
 
+#[path = "util/federation.rs"]
+mod federation;
 #[path = "util/redis.rs"]
 mod redis_server;
 mod util;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use federation::{instance, one_order, until_line, wait_instances, who, LOST_WITHIN, STEP};
 use redis_server::RedisServer;
-use util::chat::{End, LineClient as Client, NoticeTally};
+use util::chat::{LineClient as Client, NoticeTally};
 use util::process::{self, Proc};
-
-/// The longest any one expected step may take.
-const STEP: Duration = Duration::from_secs(10);
-/// The spec's bound for announcing the clients of a vanished instance.
-const LOST_WITHIN: Duration = Duration::from_secs(15);
-
-/// One chatroom process in the room `room` of `redis`.
-fn instance(redis: &RedisServer, room: &str, extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut cmd = process::example(&["chatroom"], "chatroom");
-    cmd.args(["127.0.0.1", "0", "--redis", &redis.url(), "--room", room])
-        .args(extra);
-    let (proc, addr) = Proc::start_ready("chatroom", cmd, STEP);
-    (proc, addr.parse().expect("an address"))
-}
-
-/// Waits until Redis lists `n` live instances in `room`.
-fn wait_instances(redis: &RedisServer, room: &str, n: usize) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let got = redis.cli(&["SCARD", &format!("chatroom:{room}:inst")]);
-        if got == n.to_string() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{room}: {got} instances registered, want {n}"
-        );
-        // Polling Redis's state against the deadline: it cannot signal.
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The next relayed line (`<...`), skipping notices; `None` on timeout.
-fn relayed(c: &mut Client, until: Instant) -> Option<String> {
-    loop {
-        match c.line_until(until) {
-            Ok(line) if line.starts_with('<') => return Some(line),
-            Ok(_) => {}
-            Err(End::Timeout) => return None,
-            Err(e) => panic!("{}: {e:?}", c.name),
-        }
-    }
-}
-
-/// Reads until a line equal to `want`, returning the lines before it.
-fn until_line(c: &mut Client, want: &str, within: Duration) -> Vec<String> {
-    let until = Instant::now() + within;
-    let mut before = Vec::new();
-    loop {
-        match c.line_until(until) {
-            Ok(line) if line == want => return before,
-            Ok(line) => before.push(line),
-            Err(e) => panic!(
-                "{}: no {want:?} within {within:?} ({e:?}); before it: {before:?}",
-                c.name
-            ),
-        }
-    }
-}
-
-/// The names of a `* online: ...` answer.
-fn online(line: &str) -> HashSet<String> {
-    let list = line
-        .strip_prefix("* online: ")
-        .unwrap_or_else(|| panic!("not a /who answer: {line:?}"));
-    list.split(", ").map(String::from).collect()
-}
-
-/// `/who` from `c`: the names it lists (notices before the answer skipped).
-fn who(c: &mut Client) -> HashSet<String> {
-    c.send("/who\n");
-    loop {
-        let line = c.line();
-        if line.starts_with("* online: ") {
-            return online(&line);
-        }
-    }
-}
 
 #[test]
 fn three_instances_thirty_clients_one_order_nothing_lost_or_doubled() {
@@ -126,59 +51,7 @@ fn three_instances_thirty_clients_one_order_nothing_lost_or_doubled() {
         assert_eq!(who(c), names, "/who on every instance lists everyone");
     }
 
-    for round in 0..LINES {
-        for (i, c) in clients.iter_mut().enumerate() {
-            c.send(format!("line {round} from {i}\n"));
-        }
-    }
-    let until = Instant::now() + Duration::from_secs(60);
-    let mut seen: Vec<Vec<String>> = Vec::new();
-    for (i, c) in clients.iter_mut().enumerate() {
-        let mut got = Vec::new();
-        while got.len() < (3 * PER - 1) * LINES {
-            match relayed(c, until) {
-                Some(line) => got.push(line),
-                None => panic!(
-                    "client {i} got {} of {} lines",
-                    got.len(),
-                    (3 * PER - 1) * LINES
-                ),
-            }
-        }
-        let unique: HashSet<&String> = got.iter().collect();
-        assert_eq!(unique.len(), got.len(), "client {i} got a line twice");
-        assert!(
-            !got.iter().any(|l| l.ends_with(&format!(" from {i}"))),
-            "client {i} got its own line back"
-        );
-        seen.push(got);
-    }
-    // One order: any two receivers see their common lines in the same order.
-    for a in 0..seen.len() {
-        for b in a + 1..seen.len() {
-            let in_b: HashSet<&String> = seen[b].iter().collect();
-            let in_a: HashSet<&String> = seen[a].iter().collect();
-            let a_common: Vec<&String> = seen[a].iter().filter(|l| in_b.contains(l)).collect();
-            let b_common: Vec<&String> = seen[b].iter().filter(|l| in_a.contains(l)).collect();
-            assert_eq!(
-                a_common, b_common,
-                "clients {a} and {b} disagree on the order"
-            );
-        }
-    }
-    // Per-sender order.
-    for got in &seen {
-        let mut last: HashMap<String, usize> = HashMap::new();
-        for line in got {
-            let (head, sender) = line.rsplit_once(" from ").unwrap();
-            let round: usize = head.rsplit(' ').next().unwrap().parse().unwrap();
-            let prev = last.insert(sender.to_string(), round);
-            assert!(
-                prev.is_none_or(|p| p < round),
-                "sender {sender} out of order"
-            );
-        }
-    }
+    one_order(&mut clients, LINES);
 }
 
 #[test]

@@ -3,8 +3,14 @@
 //! are refused and retried, and a reactor the owner cannot keep up to date
 //! may be cut. Whatever happens, no line arrives twice or out of its
 //! sender's order, and a client that misses lines is told so and closed.
+//! The same holds when reactor 0 sequences the room through Redis
+//! (`--redis` with `--reactors N`), against a real redis-server.
 
 mod util;
+
+#[cfg(feature = "redis")]
+#[path = "util/redis.rs"]
+mod redis_server;
 
 // The chat application, in-process, as the chat tests run it.
 #[allow(dead_code)]
@@ -80,6 +86,46 @@ fn read_all(
 #[test]
 fn a_nearly_full_mailbox_loses_no_order_and_cuts_loudly() {
     with_deadline(Duration::from_secs(120), || {
+        nearly_full(|chat| Shared::new(3, chat), || ());
+    });
+}
+
+/// As above, with the room shared through Redis: reactor 0 hands what it
+/// sequences to the federation, and what comes back from Redis fans out
+/// through the same nearly full lanes; a cut reactor's clients leave the
+/// federated room too.
+#[cfg(feature = "redis")]
+#[test]
+fn a_nearly_full_mailbox_under_redis_loses_no_order_and_cuts_loudly() {
+    use chat::FedSetup;
+    use mio_selectors::redis::RedisUrl;
+    with_deadline(Duration::from_secs(120), || {
+        let redis = redis_server::RedisServer::start();
+        let url = RedisUrl::parse(&redis.url()).unwrap();
+        let shared = |chat: &ChatConfig| {
+            let fed = FedSetup {
+                url,
+                room: "lobby".into(),
+                ready: "group_chat: the room is linked".into(),
+            };
+            Shared::federated(3, chat, fed)
+        };
+        // Clients come once Redis lists the instance (it cannot signal).
+        let linked = || {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while redis.cli(&["SCARD", "chatroom:lobby:inst"]) != "1" {
+                assert!(std::time::Instant::now() < until, "never linked");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        nearly_full(shared, linked);
+    });
+}
+
+/// Three reactors with lanes of 4 messages; `shared` makes the room's
+/// shared part, `ready` returns once clients may come.
+fn nearly_full(shared: impl FnOnce(&ChatConfig) -> std::sync::Arc<Shared>, ready: impl FnOnce()) {
+    {
         let chat = ChatConfig {
             lines_per_sec: 1e6,
             burst: 1e6,
@@ -92,12 +138,13 @@ fn a_nearly_full_mailbox_loses_no_order_and_cuts_loudly() {
         };
         let mut group = ReactorGroup::new(options, chat.reactor_config()).unwrap();
         let addr = group.listen("127.0.0.1:0").unwrap();
-        let shared = Shared::new(3, &chat);
+        let shared = shared(&chat);
         let running = group
             .start(move |i| {
                 ChatServer::new(chat.clone()).with_group(GroupRoom::new(i, shared.clone()))
             })
             .unwrap();
+        ready();
         let mut clients: Vec<LineClient> = (0..CLIENTS).map(|_| LineClient::join(addr)).collect();
         // Everyone in the room (joins may wait in a backlog) before anyone talks.
         let until = std::time::Instant::now() + Duration::from_secs(30);
@@ -144,5 +191,5 @@ fn a_nearly_full_mailbox_loses_no_order_and_cuts_loudly() {
         eprintln!("mail: {stats:?}");
         running.handle().stop();
         running.join().unwrap();
-    });
+    }
 }

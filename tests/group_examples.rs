@@ -67,18 +67,34 @@ fn reactors_flag_rejects_bad_values_with_usage() {
     }
 }
 
+/// `--redis` with `--reactors N` is no longer refused (it was exit 2):
+/// with no Redis there, the readiness line comes after the wait for the
+/// link and the reactors serve one standalone room meanwhile. The room
+/// through a real Redis is `tests/chat_federation_group.rs`.
 #[test]
-fn redis_with_several_reactors_is_a_usage_error() {
-    let out = example(EXAMPLES, "chatroom")
-        .args(["--reactors", "2", "--redis", "redis://127.0.0.1:1"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("Usage:") && err.contains("--reactors"),
-        "{err}"
-    );
+fn redis_with_several_reactors_serves_while_redis_is_away() {
+    with_deadline(LIMIT, || {
+        let (server, addr) = start(
+            "chatroom",
+            &["--reactors", "2", "--redis", "redis://127.0.0.1:1"],
+        );
+        let names = threads_of(server.child.id());
+        assert!(names.contains(&"reactor-1".to_string()), "{names:?}");
+        // Least-loaded hands these to both reactors: one room regardless.
+        let mut a = LineClient::join(addr);
+        let mut b = LineClient::join(addr);
+        let mut c = LineClient::join(addr);
+        a.expect(&format!("* {} joined", b.name));
+        a.expect(&format!("* {} joined", c.name));
+        c.send("alone\n");
+        a.expect(&format!("<{}> alone", c.name));
+        b.expect(&format!("* {} joined", c.name));
+        b.expect(&format!("<{}> alone", c.name));
+        server.signal("-TERM");
+        let (status, _, stderr) = server.finish();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    });
 }
 
 #[test]

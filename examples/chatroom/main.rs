@@ -12,7 +12,8 @@
 //!
 //! With `--redis redis://HOST:PORT [--room NAME]` several chatroom
 //! processes form one room through Redis pub/sub (`federation/`,
-//! `docs/federation.md`).
+//! `docs/federation.md`); each may run `--reactors N`, reactor 0 then
+//! sequencing its reactors' part of the room through Redis (`chat/group.rs`).
 //!
 //! Python's version starts a thread per client and `sendall`s to a shared
 //! list; here one reactor thread serves everyone, and a slow or hostile
@@ -24,10 +25,11 @@ mod common;
 mod web;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat::federation::Federation;
-use chat::{ChatConfig, ChatServer, Client, GroupRoom, Shared};
+use chat::{ChatConfig, ChatServer, Client, FedSetup, GroupRoom, Shared};
 use clap::Parser;
 use mio_selectors::group::ReactorGroup;
 use mio_selectors::redis::RedisUrl;
@@ -135,11 +137,6 @@ fn main() -> ExitCode {
         Err(e) => return common::exit_with("chatroom", Err(e)),
     };
     if args.group.is_group() {
-        if args.redis.is_some() {
-            common::usage_error::<Args>(
-                "--redis runs on one reactor for now; leave out --reactors",
-            );
-        }
         // One room across the reactors, sequenced by reactor 0: chat/group.rs.
         let max_line = config.max_line;
         let group = ReactorGroup::new(args.group.options(), reactor_config);
@@ -157,6 +154,37 @@ fn main() -> ExitCode {
             }
             Ok(lines)
         };
+        if let Some(url) = args.redis.clone() {
+            // And across the instances: reactor 0 sequences the room through
+            // Redis, and prints the readiness lines once linked (or after
+            // its wait), as one reactor does.
+            let config = config.clone();
+            let result = group.and_then(|mut group| {
+                let ready = bind(&mut group)?.join("\n");
+                group.stop_on_signals()?;
+                let room = args.room.clone();
+                let fed = FedSetup { url, room, ready };
+                let shared = Shared::federated(group.reactors(), &config, fed);
+                let theirs = Arc::clone(&shared);
+                let running = group.start(move |i| {
+                    let part = GroupRoom::new(i, Arc::clone(&theirs));
+                    ChatServer::new(config.clone()).with_group(part)
+                })?;
+                running.join()?;
+                Ok(shared.fatal())
+            });
+            return match result {
+                Ok(None) => ExitCode::SUCCESS,
+                Ok(Some(why)) => {
+                    eprintln!("chatroom: {why}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("chatroom: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         return common::serve_group_lines("chatroom", group, bind, |n| {
             let shared = Shared::new(n, &config);
             move |i| ChatServer::new(config.clone()).with_group(GroupRoom::new(i, shared.clone()))

@@ -142,6 +142,31 @@ impl<D> Context<'_, D> {
         self.broadcast_shared(Arc::from(data), except)
     }
 
+    /// As [`send`](Self::send), with bytes that are shared already: the
+    /// buffer is queued, not copied. For delivering one payload to a
+    /// chosen set of connections (a [`broadcast_shared`](Self::broadcast_shared)
+    /// that must skip more than one).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    ///
+    /// ```
+    #[doc = doc_cx!(() = (), id)]
+    /// let line: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<bob> hi\n"[..]);
+    /// cx.send_shared(id, line.clone())?;
+    /// cx.send_shared(id, line)?;
+    /// assert_eq!(cx.pending_output(id), Some(18));
+    #[doc = doc_cx_end!()]
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_shared(&mut self, id: ConnId, shared: Arc<[u8]>) -> Result<()> {
+        if shared.is_empty() {
+            return Ok(());
+        }
+        self.core.push_output(id, Output::Shared(shared))
+    }
+
     /// As [`broadcast`](Self::broadcast), with bytes that are shared
     /// already (a [`Message`](crate::group::Message)'s payload from another
     /// reactor, say): not even one copy is made.

@@ -110,6 +110,8 @@ pub struct Reactor<H: Handler> {
     /// Taking in the last queued connections before the listeners close:
     /// serve them here, hand nothing over.
     pub(super) draining: bool,
+    /// [`Handler::started`] was called.
+    pub(super) started: bool,
 }
 
 /// Hidden-doc boilerplate: a handler that does nothing, for the examples below.
@@ -169,6 +171,7 @@ impl<H: Handler> Reactor<H> {
             accept_failing: false,
             mail: Vec::new(),
             draining: false,
+            started: false,
         })
     }
 
@@ -386,7 +389,8 @@ impl<H: Handler> Reactor<H> {
 
     /// Runs the loop until [`Handle::stop`] (or a signal, after
     /// [`stop_on_signals`](Self::stop_on_signals)) and the graceful shutdown
-    /// that follows have finished.
+    /// that follows have finished. The first call starts with
+    /// [`Handler::started`].
     ///
     /// # Errors
     ///
@@ -404,6 +408,13 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn run(&mut self) -> Result<()> {
+        if !std::mem::replace(&mut self.started, true) {
+            self.core.now = Instant::now();
+            let cx = &mut Context {
+                core: &mut self.core,
+            };
+            self.handler.started(cx);
+        }
         while !self.turn()? {}
         Ok(())
     }

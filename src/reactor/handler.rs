@@ -46,6 +46,9 @@ use crate::{ConnId, Context, EventMask, InBuf, PeerAddr};
 /// paused). No DR follows ER. CL is called exactly once for every
 /// connection that got CM, whatever ends it.
 ///
+/// For the loop: [`started`](Self::started) once, before any other call
+/// of its run; [`shutting_down`](Self::shutting_down) once, when it stops.
+///
 /// Callbacks never nest: each runs to completion before the loop makes the
 /// next, and one caused by a [`Context`] call (a pause caused by a `send`,
 /// say) comes after the callback that made it returns.
@@ -268,6 +271,35 @@ pub trait Handler {
         msg: crate::group::Message,
     ) {
         let _ = (cx, from, msg);
+    }
+
+    /// The loop is about to run its first pass: [`Reactor::run`](crate::Reactor::run)
+    /// calls this once, on the loop's thread, before it waits for anything.
+    /// Set the loop timers and outgoing connections a handler starts with
+    /// here; in a [`ReactorGroup`](crate::group::ReactorGroup), whose
+    /// reactors are built and run on their own threads, it is the one place
+    /// to do so.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mio_selectors::{Config, Context, Reactor};
+    ///
+    /// struct Once;
+    /// impl mio_selectors::Handler for Once {
+    ///     type Data = ();
+    ///     fn started(&mut self, cx: &mut Context<'_, ()>) {
+    ///         cx.call_later(Duration::ZERO, None, 7);
+    ///     }
+    ///     fn on_timer(&mut self, cx: &mut Context<'_, ()>, _: Option<(mio_selectors::ConnId, &mut ())>, tag: u64) {
+    ///         assert_eq!(tag, 7);
+    ///         cx.stop();
+    ///     }
+    /// }
+    /// Reactor::new(Once, Config::default())?.run()?; // returns: the timer stopped it
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    fn started(&mut self, cx: &mut Context<'_, Self::Data>) {
+        let _ = cx;
     }
 
     /// [`Handle::stop`](crate::Handle::stop) was called: the listeners are

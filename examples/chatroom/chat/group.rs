@@ -33,17 +33,21 @@
 
 mod room;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use mio_selectors::group::{GroupConnId, Message, Quota, QuotaPermit, SendError};
+use mio_selectors::redis::RedisUrl;
 use mio_selectors::{ConnId, Context};
 
-use room::{Room, Say};
+use room::{bytes, Room, Say};
 
 use super::commands::SUMMARY;
+use super::federation::{Action, Federation};
+use super::notices::Change;
+use super::server::Client;
 use super::ChatConfig;
 
 /// The reactor that sequences the room.
@@ -63,15 +67,28 @@ const RESYNC: u32 = 6;
 // Sent back by the owner, in the room's order.
 const ALL: u32 = 10;
 const TO: u32 = 11;
+const WELCOME: u32 = 12;
+
+/// The federation the owner starts with (`--redis`): where, which room,
+/// and the readiness lines it prints once linked (or after its wait).
+#[derive(Debug, Clone)]
+pub struct FedSetup {
+    pub url: RedisUrl,
+    pub room: String,
+    pub ready: String,
+}
 
 /// What the reactors of one room share: the group-wide client count, the
-/// room's notice budget (used by the owner), and a flag per reactor the
-/// owner raises when it had to cut that reactor.
+/// room's notice budget (used by the owner), a flag per reactor the owner
+/// raises when it had to cut that reactor, and with `--redis` the
+/// federation's setup and why it stopped the process, if it did.
 #[derive(Debug)]
 pub struct Shared {
     quota: Arc<Quota>,
     notices_per_sec: u32,
     evicted: Vec<AtomicBool>,
+    fed: Option<FedSetup>,
+    fatal: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -79,11 +96,29 @@ impl Shared {
     /// `max_clients` clients in all, `notices_per_sec` joins and leaves
     /// said one by one.
     pub fn new(reactors: usize, config: &ChatConfig) -> Arc<Shared> {
+        Shared::build(reactors, config, None)
+    }
+
+    /// As [`new`](Self::new), for a room shared through Redis as `fed`
+    /// says: reactor 0 starts the federation when it runs.
+    pub fn federated(reactors: usize, config: &ChatConfig, fed: FedSetup) -> Arc<Shared> {
+        Shared::build(reactors, config, Some(fed))
+    }
+
+    fn build(reactors: usize, config: &ChatConfig, fed: Option<FedSetup>) -> Arc<Shared> {
         Arc::new(Shared {
             quota: Quota::new(config.max_clients),
             notices_per_sec: config.notices_per_sec,
             evicted: (0..reactors).map(|_| AtomicBool::new(false)).collect(),
+            fed,
+            fatal: Mutex::new(None),
         })
+    }
+
+    /// Why the process must exit with status 1 (Redis refused the
+    /// configuration before the room ever linked), if it must.
+    pub fn fatal(&self) -> Option<String> {
+        self.fatal.lock().ok().and_then(|f| f.clone())
     }
 }
 
@@ -92,8 +127,13 @@ impl Shared {
 pub struct GroupRoom {
     me: usize,
     shared: Arc<Shared>,
-    /// The room itself, on the owner only.
+    /// The room itself, on the owner only (with `--redis`, only its
+    /// notice budget: the membership is the federation's).
     room: Option<Room>,
+    /// `--redis`, on the owner: the room shared with other instances.
+    fed: Option<Federation<Client, GroupConnId>>,
+    /// `--redis`: this reactor's clients whose welcome has not come yet.
+    waiting: HashSet<ConnId>,
     /// Owner: reactors cut for falling behind, until they resync.
     lagging: Vec<bool>,
     /// Joins and departures a full lane refused, in order.
@@ -118,10 +158,21 @@ impl GroupRoom {
     pub fn new(me: usize, shared: Arc<Shared>) -> GroupRoom {
         let n = shared.evicted.len();
         let room = (me == OWNER).then(|| Room::new(shared.notices_per_sec));
+        let fed = match (&shared.fed, me) {
+            (Some(f), OWNER) => Some(Federation::new(
+                f.url.clone(),
+                &f.room,
+                f.ready.clone(),
+                Client::redis,
+            )),
+            _ => None,
+        };
         GroupRoom {
             me,
             shared,
             room,
+            fed,
+            waiting: HashSet::new(),
             lagging: vec![false; n],
             backlog: VecDeque::new(),
             retry_armed: false,
@@ -143,7 +194,7 @@ impl GroupRoom {
     /// Sends `m` toward the room: acted on at once on the owner, forwarded
     /// otherwise. `false`: refused for now (a line: the caller keeps it and
     /// pauses the client); a join or departure is kept in the backlog.
-    fn up<D>(&mut self, cx: &mut Context<'_, D>, m: Message, keep: bool) -> bool {
+    fn up(&mut self, cx: &mut Context<'_, Client>, m: Message, keep: bool) -> bool {
         if self.room.is_some() {
             self.sequence(cx, self.me, m);
             return true;
@@ -162,44 +213,101 @@ impl GroupRoom {
         false
     }
 
-    fn arm_retry<D>(&mut self, cx: &mut Context<'_, D>) {
+    fn arm_retry(&mut self, cx: &mut Context<'_, Client>) {
         if !std::mem::replace(&mut self.retry_armed, true) {
             cx.call_later(RETRY, None, TICK);
         }
     }
 
+    /// Whether the room is shared through Redis (then a newcomer is
+    /// welcomed by the room, not at once).
+    pub fn federated(&self) -> bool {
+        self.shared.fed.is_some()
+    }
+
+    /// `--redis`: `id` has not been welcomed yet (its input waits unread).
+    pub fn is_waiting(&self, id: ConnId) -> bool {
+        self.waiting.contains(&id)
+    }
+
+    /// The loop is starting: the owner connects to Redis (`--redis`).
+    pub fn start(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(fed) = &mut self.fed {
+            fed.start(cx);
+        }
+    }
+
+    /// `--redis`, on the owner: runs `f` on the federation (an event of a
+    /// Redis connection, or a federation timer) and delivers what it asks
+    /// in the room's order. `false` if this reactor has no federation.
+    pub fn federation(
+        &mut self,
+        cx: &mut Context<'_, Client>,
+        f: impl FnOnce(
+            &mut Federation<Client, GroupConnId>,
+            &mut Context<'_, Client>,
+        ) -> Vec<Action<GroupConnId>>,
+    ) -> bool {
+        let Some(fed) = self.fed.as_mut() else {
+            return false;
+        };
+        let actions = f(fed, cx);
+        self.apply(cx, actions);
+        true
+    }
+
+    /// The reactor is stopping. With `--redis`, on the owner, the goodbye
+    /// to the room goes out first (before the final flush); then every
+    /// client here is told `* server shutting down` (never the Redis
+    /// connections).
+    pub fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {
+        let Some(fed) = self.fed.as_mut() else {
+            cx.broadcast(b"* server shutting down\n", None);
+            return;
+        };
+        fed.shutdown(cx);
+        let ids: Vec<ConnId> = cx.ids().filter(|&id| !fed.is_link(id)).collect();
+        for id in ids {
+            let _ = cx.send(id, b"* server shutting down\n");
+        }
+    }
+
     /// A client entered under its address `name`.
-    pub fn joined<D>(&mut self, cx: &mut Context<'_, D>, id: ConnId, name: &str) {
+    pub fn joined(&mut self, cx: &mut Context<'_, Client>, id: ConnId, name: &str) {
+        if self.federated() {
+            self.waiting.insert(id);
+        }
         let m = msg(JOIN, self.here(id), name.as_bytes());
         self.up(cx, m, true);
     }
 
     /// A line of text from `id`; `false` if it must wait (keep it).
-    pub fn say<D>(&mut self, cx: &mut Context<'_, D>, id: ConnId, text: &str) -> bool {
+    pub fn say(&mut self, cx: &mut Context<'_, Client>, id: ConnId, text: &str) -> bool {
         let m = msg(LINE, self.here(id), text.as_bytes());
         self.up(cx, m, false)
     }
 
     /// A well-formed `/nick NEW`; `false` if it must wait.
-    pub fn nick<D>(&mut self, cx: &mut Context<'_, D>, id: ConnId, new: &str) -> bool {
+    pub fn nick(&mut self, cx: &mut Context<'_, Client>, id: ConnId, new: &str) -> bool {
         let m = msg(NICK, self.here(id), new.as_bytes());
         self.up(cx, m, false)
     }
 
     /// `/who`; `false` if it must wait.
-    pub fn who<D>(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> bool {
+    pub fn who(&mut self, cx: &mut Context<'_, Client>, id: ConnId) -> bool {
         let m = msg(WHO, self.here(id), b"");
         self.up(cx, m, false)
     }
 
     /// A client left (`why` said in parentheses, if any).
-    pub fn left<D>(&mut self, cx: &mut Context<'_, D>, id: ConnId, why: Option<&str>) {
+    pub fn left(&mut self, cx: &mut Context<'_, Client>, id: ConnId, why: Option<&str>) {
+        self.waiting.remove(&id);
         let m = msg(LEAVE, self.here(id), why.unwrap_or("").as_bytes());
         self.up(cx, m, true);
     }
 
     /// The retry timer: forwards the backlog while the lane takes it.
-    pub fn tick<D>(&mut self, cx: &mut Context<'_, D>) {
+    pub fn tick(&mut self, cx: &mut Context<'_, Client>) {
         self.retry_armed = false;
         self.check_evicted(cx);
         while let Some(m) = self.backlog.pop_front() {
@@ -219,16 +327,27 @@ impl GroupRoom {
 
     /// A message from reactor `from`: the room's output to deliver here,
     /// or, on the owner, a client's doing to sequence.
-    pub fn on_message<D>(&mut self, cx: &mut Context<'_, D>, from: usize, m: Message) {
+    pub fn on_message(&mut self, cx: &mut Context<'_, Client>, from: usize, m: Message) {
         self.check_evicted(cx);
         match m.kind {
             ALL => {
                 let except = m.conn.filter(|c| c.reactor == self.me).map(|c| c.id);
-                cx.broadcast_shared(m.data, except);
+                self.broadcast(cx, m.data, except);
             }
             TO => {
                 if let Some(c) = m.conn.filter(|c| c.reactor == self.me) {
-                    let _ = cx.send(c.id, &m.data);
+                    let _ = cx.send_shared(c.id, m.data);
+                }
+            }
+            WELCOME => {
+                if let Some(c) = m.conn.filter(|c| c.reactor == self.me) {
+                    // Gone meanwhile (closed, or its slot reused: a new id)
+                    // if it is not waiting any more.
+                    if self.waiting.remove(&c.id) {
+                        let _ = cx.send_shared(c.id, m.data);
+                        // What it sent before its welcome is read now.
+                        cx.resume_reading(c.id);
+                    }
                 }
             }
             _ if self.room.is_some() => self.sequence(cx, from, m),
@@ -236,9 +355,31 @@ impl GroupRoom {
         }
     }
 
+    /// The room's line to every client here but `except`: all of them
+    /// at once while nobody waits for a welcome and no Redis connection is
+    /// here, else one by one past those.
+    fn broadcast(&self, cx: &mut Context<'_, Client>, data: Arc<[u8]>, except: Option<ConnId>) {
+        if self.waiting.is_empty() && self.fed.is_none() {
+            cx.broadcast_shared(data, except);
+            return;
+        }
+        let fed = self.fed.as_ref();
+        let ids: Vec<ConnId> = cx
+            .ids()
+            .filter(|&id| {
+                Some(id) != except
+                    && !self.waiting.contains(&id)
+                    && !fed.is_some_and(|f| f.is_link(id))
+            })
+            .collect();
+        for id in ids {
+            let _ = cx.send_shared(id, Arc::clone(&data));
+        }
+    }
+
     /// The [`SUMMARY`] timer (the owner's only): the ended second's
     /// `* N joined, M left`, into the room's order.
-    pub fn summarize<D>(&mut self, cx: &mut Context<'_, D>) {
+    pub fn summarize(&mut self, cx: &mut Context<'_, Client>) {
         let Some(room) = self.room.as_mut() else {
             return;
         };
@@ -249,7 +390,7 @@ impl GroupRoom {
 
     /// Not the owner: if the owner had to cut this reactor, close its
     /// clients (they were announced as gone) and rejoin the room.
-    fn check_evicted<D>(&mut self, cx: &mut Context<'_, D>) {
+    fn check_evicted(&mut self, cx: &mut Context<'_, Client>) {
         if self.room.is_some() || !self.shared.evicted[self.me].swap(false, Ordering::AcqRel) {
             return;
         }
@@ -269,7 +410,7 @@ impl GroupRoom {
     }
 
     /// Owner: applies one doing to the room and delivers what it says.
-    fn sequence<D>(&mut self, cx: &mut Context<'_, D>, from: usize, m: Message) {
+    fn sequence(&mut self, cx: &mut Context<'_, Client>, from: usize, m: Message) {
         if m.kind == RESYNC {
             self.lagging[from] = false;
             return;
@@ -281,6 +422,21 @@ impl GroupRoom {
             return;
         };
         let text = String::from_utf8_lossy(&m.data);
+        if let Some(fed) = self.fed.as_mut() {
+            // --redis: the federation decides, in Redis's order.
+            let actions = match m.kind {
+                JOIN => fed.connected(cx, who, &text),
+                LINE => fed.line(cx, who, &text),
+                NICK => fed.nick(cx, who, &text),
+                WHO => fed.who(cx, who),
+                LEAVE => fed.left(cx, who, (!text.is_empty()).then_some(&*text)),
+                kind => {
+                    log::warn!("chat: message of kind {kind} from reactor {from} ignored");
+                    Vec::new()
+                }
+            };
+            return self.apply(cx, actions);
+        }
         let now = cx.now();
         let mut said = Vec::new();
         let emit = &mut |s| said.push(s);
@@ -296,15 +452,32 @@ impl GroupRoom {
         self.deliver(cx, said);
     }
 
+    /// Owner, `--redis`: delivers what the federation asks, in its order.
+    fn apply(&mut self, cx: &mut Context<'_, Client>, actions: Vec<Action<GroupConnId>>) {
+        if let Some(why) = self.fed.as_ref().and_then(|f| f.fatal()) {
+            if let Ok(mut fatal) = self.shared.fatal.lock() {
+                fatal.get_or_insert_with(|| why.to_string());
+            }
+        }
+        if actions.is_empty() {
+            return;
+        }
+        let mut said = Vec::new();
+        let room = self.room.as_mut().expect("the owner has the room");
+        translate(room, actions, cx.now(), &mut said);
+        self.deliver(cx, said);
+    }
+
     /// Owner: delivers `said` in order, here directly and elsewhere by
     /// message; a reactor whose lane is full is cut (see the module docs).
-    fn deliver<D>(&mut self, cx: &mut Context<'_, D>, mut said: Vec<Say>) {
+    fn deliver(&mut self, cx: &mut Context<'_, Client>, mut said: Vec<Say>) {
         while !said.is_empty() {
             let mut cut = Vec::new();
             for s in said.drain(..) {
                 let (kind, conn, line, targets) = match s {
                     Say::All { except, line } => (ALL, except, line, None),
                     Say::To { conn, line } => (TO, Some(conn), line, Some(conn.reactor)),
+                    Say::Welcome { conn, line } => (WELCOME, Some(conn), line, Some(conn.reactor)),
                 };
                 for r in 0..self.lagging.len() {
                     if targets.is_some_and(|t| t != r) || self.lagging[r] {
@@ -336,6 +509,14 @@ impl GroupRoom {
             let now = cx.now();
             for r in cut {
                 room.evict_reactor(r, now, &mut |s| said.push(s));
+                if let Some(fed) = self.fed.as_mut() {
+                    // --redis: its clients leave the shared room too.
+                    let mut actions = Vec::new();
+                    for who in fed.members().into_iter().filter(|c| c.reactor == r) {
+                        actions.extend(fed.left(cx, who, Some("too slow")));
+                    }
+                    translate(room, actions, now, &mut said);
+                }
             }
         }
         // Something counted for a summary for the first time this second:
@@ -343,6 +524,59 @@ impl GroupRoom {
         let room = self.room.as_mut().expect("the owner has the room");
         if let Some(wait) = room.summary_timer(cx.now()) {
             cx.call_later(wait, None, SUMMARY);
+        }
+    }
+}
+
+/// What the federation asks, as what the room says (`--redis`, on the
+/// owner): the join and leave notices within `room`'s budget, the rest as
+/// it comes. The lines are those of `federated.rs` for one reactor.
+fn translate(
+    room: &mut Room,
+    actions: Vec<Action<GroupConnId>>,
+    now: Instant,
+    said: &mut Vec<Say>,
+) {
+    let emit = &mut |s| said.push(s);
+    for action in actions {
+        match action {
+            Action::Welcome { conn, name } => {
+                let line = bytes(format!("* welcome {name}! /help lists the commands\n"));
+                emit(Say::Welcome { conn, line });
+            }
+            Action::Line { from, name, text } => emit(Say::All {
+                except: from,
+                line: bytes(format!("<{name}> {text}\n")),
+            }),
+            Action::Joined { except, name } => {
+                log::info!("{name} joined");
+                let line = bytes(format!("* {name} joined\n"));
+                room.announce(Change::Joined, line, except, now, emit);
+            }
+            Action::Left { name, reason } => {
+                let suffix = reason.map(|w| format!(" ({w})")).unwrap_or_default();
+                log::info!("{name} left{suffix}");
+                let line = bytes(format!("* {name} left{suffix}\n"));
+                room.announce(Change::Left, line, None, now, emit);
+            }
+            Action::Renamed { conn, old, new } => {
+                if let Some(conn) = conn {
+                    let line = bytes(format!("* you are now {new}\n"));
+                    emit(Say::To { conn, line });
+                }
+                emit(Say::All {
+                    except: conn,
+                    line: bytes(format!("* {old} is now known as {new}\n")),
+                });
+            }
+            Action::Notice { conn, text } => emit(Say::To {
+                conn,
+                line: bytes(format!("* {text}\n")),
+            }),
+            Action::NoticeAll(text) => emit(Say::All {
+                except: None,
+                line: bytes(format!("* {text}\n")),
+            }),
         }
     }
 }

@@ -16,6 +16,6 @@ mod server;
 
 pub use config::ChatConfig;
 #[allow(unused_imports)] // `--reactors N` uses them; the tests run one reactor
-pub use group::{GroupRoom, Shared};
+pub use group::{FedSetup, GroupRoom, Shared};
 #[allow(unused_imports)] // `Client` is named by the tests only
 pub use server::{ChatServer, Client};

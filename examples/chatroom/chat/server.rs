@@ -184,21 +184,35 @@ impl Handler for ChatServer {
             self.apply(cx, actions, Some((id, &mut client)));
             return Some(client);
         }
+        if let Some(group) = &mut self.group {
+            if !group.federated() {
+                log::info!("{name} joined");
+                notice(cx, id, &format!("welcome {name}! /help lists the commands"));
+            }
+            // --reactors N: the sequencer says it, within the room's budget
+            // (with --redis it also welcomes the client, once in the room).
+            group.joined(cx, id, &name);
+            return Some(client);
+        }
         log::info!("{name} joined");
         notice(cx, id, &format!("welcome {name}! /help lists the commands"));
-        match &mut self.group {
-            // --reactors N: the sequencer says it, within the room's budget.
-            Some(group) => group.joined(cx, id, &name),
-            None => {
-                let joined = format!("* {name} joined\n");
-                let notices = &mut self.notices;
-                commands::announce(cx, notices, Change::Joined, &joined, Some(id), broadcast);
-            }
-        }
+        let joined = format!("* {name} joined\n");
+        let notices = &mut self.notices;
+        commands::announce(cx, notices, Change::Joined, &joined, Some(id), broadcast);
         Some(client)
     }
 
+    fn started(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(group) = &mut self.group {
+            group.start(cx); // --redis: reactor 0 connects
+        }
+    }
+
     fn connection_made(&mut self, cx: &mut Context<'_, Client>, id: ConnId, data: &mut Client) {
+        if let (true, Some(group)) = (data.redis, &mut self.group) {
+            group.federation(cx, |f, cx| f.made(cx, id));
+            return;
+        }
         if let (true, Some(fed)) = (data.redis, &mut self.fed) {
             let actions = fed.made(cx, id);
             self.apply(cx, actions, None);
@@ -212,6 +226,10 @@ impl Handler for ChatServer {
         data: Client,
         reason: &CloseReason,
     ) {
+        if let (true, Some(group)) = (data.redis, &mut self.group) {
+            group.federation(cx, |f, cx| f.closed(cx, id, &reason.to_string()));
+            return;
+        }
         if let (true, Some(fed)) = (data.redis, &mut self.fed) {
             let actions = fed.closed(cx, id, &reason.to_string());
             self.apply(cx, actions, None);
@@ -226,13 +244,17 @@ impl Handler for ChatServer {
         inb: &mut InBuf,
     ) {
         if client.redis {
+            if let Some(group) = &mut self.group {
+                group.federation(cx, |f, cx| f.received(cx, id, inb));
+                return;
+            }
             let actions = match &mut self.fed {
                 Some(fed) => fed.received(cx, id, inb),
                 None => Vec::new(),
             };
             return self.apply(cx, actions, None);
         }
-        if !client.in_room {
+        if !client.in_room || self.group.as_ref().is_some_and(|g| g.is_waiting(id)) {
             // --redis, not welcomed yet: its lines wait in `inb`.
             cx.pause_reading(id);
             return;
@@ -293,8 +315,13 @@ impl Handler for ChatServer {
                     None => self.summarize(cx),
                 };
             }
-            if let (Some(group), group::TICK) = (&mut self.group, tag) {
-                return group.tick(cx);
+            if let Some(group) = &mut self.group {
+                if tag == group::TICK {
+                    return group.tick(cx);
+                }
+                // --redis: the federation's timers are reactor 0's.
+                group.federation(cx, |f, cx| f.timer(cx, tag).unwrap_or_default());
+                return;
             }
             if let Some(actions) = self.fed.as_mut().and_then(|f| f.timer(cx, tag)) {
                 self.apply(cx, actions, None);
@@ -322,6 +349,10 @@ impl Handler for ChatServer {
         reason: &CloseReason,
     ) {
         if client.redis {
+            if let Some(group) = &mut self.group {
+                group.federation(cx, |f, cx| f.closed(cx, id, &reason.to_string()));
+                return;
+            }
             if let Some(fed) = &mut self.fed {
                 let actions = fed.closed(cx, id, &reason.to_string());
                 self.apply(cx, actions, None);
@@ -353,6 +384,9 @@ impl Handler for ChatServer {
     }
 
     fn shutting_down(&mut self, cx: &mut Context<'_, Client>) {
+        if let Some(group) = &mut self.group {
+            return group.shutting_down(cx);
+        }
         if let Some(fed) = &mut self.fed {
             // --redis: the goodbye to the room first, then our clients.
             fed.shutdown(cx);

@@ -38,9 +38,12 @@ const MAX_PENDING: usize = 4 << 20;
 const MAX_BACKLOG: usize = 65_536;
 
 /// The federation of one chatroom process. `D` is the chat's reactor data;
-/// `make` builds the value the chat wants for a Redis connection.
-pub struct Federation<D> {
-    room: Room<ConnId>,
+/// `make` builds the value the chat wants for a Redis connection. `C` names
+/// a client: its [`ConnId`] on one reactor, or a
+/// [`GroupConnId`](mio_selectors::group::GroupConnId) when the federation
+/// sequences the clients of a whole group (`--reactors N`, on reactor 0).
+pub struct Federation<D, C = ConnId> {
+    room: Room<C>,
     cmd: Link<Tag>,
     sub: Link<Tag>,
     make: fn() -> D,
@@ -55,7 +58,7 @@ pub struct Federation<D> {
     retry_pending: bool,
 }
 
-impl<D> Federation<D> {
+impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
     /// A federation of `room` through `url`, announcing `listening on ADDR`
     /// (`ready_line`) once linked or after a few seconds without Redis.
     pub fn new(url: RedisUrl, room: &str, ready_line: String, make: fn() -> D) -> Self {
@@ -96,43 +99,44 @@ impl<D> Federation<D> {
     // ---- the chat's events ------------------------------------------------
 
     /// A client connected; its default name is `addr`.
-    pub fn connected(
-        &mut self,
-        cx: &mut Context<'_, D>,
-        id: ConnId,
-        addr: &str,
-    ) -> Vec<Action<ConnId>> {
+    pub fn connected(&mut self, cx: &mut Context<'_, D>, id: C, addr: &str) -> Vec<Action<C>> {
         self.room.connected(id, addr);
         self.pump(cx)
     }
 
     /// A line of text from a client.
-    pub fn line(&mut self, cx: &mut Context<'_, D>, id: ConnId, text: &str) -> Vec<Action<ConnId>> {
+    pub fn line(&mut self, cx: &mut Context<'_, D>, id: C, text: &str) -> Vec<Action<C>> {
         self.room.line(id, text);
         self.pump(cx)
     }
 
     /// `/nick NEW`, NEW of the right form.
-    pub fn nick(&mut self, cx: &mut Context<'_, D>, id: ConnId, new: &str) -> Vec<Action<ConnId>> {
+    pub fn nick(&mut self, cx: &mut Context<'_, D>, id: C, new: &str) -> Vec<Action<C>> {
         self.room.nick(id, new);
         self.pump(cx)
     }
 
     /// `/who`.
-    pub fn who(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> Vec<Action<ConnId>> {
+    pub fn who(&mut self, cx: &mut Context<'_, D>, id: C) -> Vec<Action<C>> {
         self.room.who(id);
         self.pump(cx)
     }
 
     /// A client left, for `reason`.
-    pub fn left(
-        &mut self,
-        cx: &mut Context<'_, D>,
-        id: ConnId,
-        reason: Option<&str>,
-    ) -> Vec<Action<ConnId>> {
+    pub fn left(&mut self, cx: &mut Context<'_, D>, id: C, reason: Option<&str>) -> Vec<Action<C>> {
         self.room.left(id, reason);
         self.pump(cx)
+    }
+
+    /// Every client in the room (welcomed or still waiting for its welcome).
+    pub fn members(&self) -> Vec<C> {
+        self.room.conns()
+    }
+
+    /// Whether `id` is one of the two Redis connections (never a client:
+    /// nothing the room says may be written to it).
+    pub fn is_link(&self, id: ConnId) -> bool {
+        self.cmd.is(id) || self.sub.is(id)
     }
 
     /// The process is stopping: the goodbye goes out before the reactor's
@@ -146,7 +150,7 @@ impl<D> Federation<D> {
     // ---- the reactor's events for the Redis connections ----------------
 
     /// The connect of `id` completed.
-    pub fn made(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> Vec<Action<ConnId>> {
+    pub fn made(&mut self, cx: &mut Context<'_, D>, id: ConnId) -> Vec<Action<C>> {
         let result = if self.cmd.is(id) {
             self.cmd.made(cx)
         } else {
@@ -164,7 +168,7 @@ impl<D> Federation<D> {
         cx: &mut Context<'_, D>,
         id: ConnId,
         inb: &mut InBuf,
-    ) -> Vec<Action<ConnId>> {
+    ) -> Vec<Action<C>> {
         let from_cmd = self.cmd.is(id);
         let link = if from_cmd {
             &mut self.cmd
@@ -184,12 +188,7 @@ impl<D> Federation<D> {
     }
 
     /// A Redis connection closed (EOF, error, refused connect).
-    pub fn closed(
-        &mut self,
-        cx: &mut Context<'_, D>,
-        id: ConnId,
-        why: &str,
-    ) -> Vec<Action<ConnId>> {
+    pub fn closed(&mut self, cx: &mut Context<'_, D>, id: ConnId, why: &str) -> Vec<Action<C>> {
         if self.cmd.is(id) {
             self.cmd.forget();
         } else if self.sub.is(id) {
@@ -206,7 +205,7 @@ impl<D> Federation<D> {
     }
 
     /// A federation timer; `None` when `tag` is not one of ours.
-    pub fn timer(&mut self, cx: &mut Context<'_, D>, tag: u64) -> Option<Vec<Action<ConnId>>> {
+    pub fn timer(&mut self, cx: &mut Context<'_, D>, tag: u64) -> Option<Vec<Action<C>>> {
         match tag {
             TICK => {
                 let now = cx.now();
@@ -317,7 +316,7 @@ impl<D> Federation<D> {
     }
 
     /// Sends the room's commands and gathers its actions.
-    fn pump(&mut self, cx: &mut Context<'_, D>) -> Vec<Action<ConnId>> {
+    fn pump(&mut self, cx: &mut Context<'_, D>) -> Vec<Action<C>> {
         if self.room.backlog() > MAX_BACKLOG {
             let e = RedisError::LinkOverflow {
                 what: "messages not yet back from the bus",
@@ -343,7 +342,7 @@ impl<D> Federation<D> {
         self.actions()
     }
 
-    fn actions(&mut self) -> Vec<Action<ConnId>> {
+    fn actions(&mut self) -> Vec<Action<C>> {
         if self.room.is_linked() {
             self.ever_linked = true;
         }
@@ -364,7 +363,7 @@ impl<D> Federation<D> {
     }
 }
 
-impl<D> std::fmt::Debug for Federation<D> {
+impl<D, C: Copy + Eq + std::hash::Hash> std::fmt::Debug for Federation<D, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Federation")
             .field("room", &self.room.id())

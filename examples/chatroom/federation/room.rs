@@ -504,6 +504,11 @@ impl<C: Copy + Eq + Hash> Room<C> {
         std::mem::take(&mut self.actions)
     }
 
+    /// Every client the chat has told of and not yet of its leaving.
+    pub fn conns(&self) -> Vec<C> {
+        self.by_conn.keys().copied().collect()
+    }
+
     // ---- from the chat -------------------------------------------------
 
     /// A client connected from `addr` (its default name).

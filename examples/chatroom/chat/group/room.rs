@@ -28,9 +28,12 @@ pub enum Say {
     },
     /// To one client.
     To { conn: GroupConnId, line: Arc<[u8]> },
+    /// `--redis`: the client's `* welcome` (`line`); from then on it is in
+    /// the room, receives what the room says and is read.
+    Welcome { conn: GroupConnId, line: Arc<[u8]> },
 }
 
-fn bytes(s: String) -> Arc<[u8]> {
+pub fn bytes(s: String) -> Arc<[u8]> {
     Arc::from(s.into_bytes())
 }
 
@@ -74,8 +77,10 @@ impl Room {
     }
 
     /// A join or leave notice: said now if the budget allows, else counted
-    /// for the summary (an ended second's owed summary is said first).
-    fn announce(
+    /// for the summary (an ended second's owed summary is said first). With
+    /// `--redis` the membership is the federation's and the room keeps only
+    /// this budget, applied once, in the one order, for every reactor.
+    pub fn announce(
         &mut self,
         change: Change,
         line: Arc<[u8]>,

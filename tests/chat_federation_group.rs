@@ -1,0 +1,456 @@
+//! `chatroom --redis URL --reactors N`: instances with several reactor
+//! threads in one room through a real redis-server each test starts on a
+//! free port, with the guarantees of one reactor per instance (chat
+//! protocol, "Several servers, one room"; docs/federation.md, "Reactors
+//! and Redis"): one order on every reactor of every instance, nothing lost,
+//! doubled or echoed, names unique and `/who` complete across instances, a
+//! vanished instance announced within 15 s, Redis lost and restored.
+//!
+//! Clients of one instance land on all its reactors: the group hands each
+//! accepted connection to its least-loaded reactor, so a few clients in a
+//! row spread over both (reactor 0 also holds the two Redis connections).
+//! Every wait has a deadline.
+
+#![cfg(feature = "redis")]
+
+#[path = "util/federation.rs"]
+mod federation;
+#[path = "util/redis.rs"]
+mod redis_server;
+mod util;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use federation::{
+    instance, one_order, until_line, wait_instances, wait_who, who, LOST_WITHIN, STEP,
+};
+use redis_server::RedisServer;
+use util::chat::{LineClient as Client, NoticeTally};
+use util::process::{self, Proc};
+
+const TWO: &[&str] = &["--reactors", "2"];
+
+/// Waits until each of `reactors` reactors behind `metrics` has accepted
+/// at least `least` connections (its copy for a scrape is refreshed every
+/// so often, so this polls against a deadline).
+fn wait_spread(metrics: SocketAddr, reactors: usize, least: u64) {
+    let until = Instant::now() + STEP;
+    loop {
+        let s = util::connect(metrics);
+        (&s).write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        let got = util::read_to_eof_deadline(&s, 1 << 20, Instant::now() + STEP).unwrap();
+        let text = String::from_utf8_lossy(&got);
+        let accepted: Vec<u64> = (0..reactors)
+            .map(|r| {
+                let key = format!("mio_selectors_connections_accepted_total{{reactor=\"{r}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&key))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect();
+        if accepted.iter().all(|&n| n >= least) {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "clients not spread over the reactors: {accepted:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn names(clients: &[Client]) -> HashSet<String> {
+    clients.iter().map(|c| c.name.clone()).collect()
+}
+
+#[test]
+fn two_multi_reactor_instances_and_a_single_one_share_one_order() {
+    const PER: usize = 10;
+    const LINES: usize = 20;
+    let redis = RedisServer::start();
+    let fast = ["--rate", "1000", "--burst", "100"];
+    let mut two: Vec<&str> = TWO.iter().chain(&fast).copied().collect();
+    two.extend(["--metrics", "127.0.0.1:0"]);
+    let nodes: Vec<(Proc, SocketAddr)> = vec![
+        instance(&redis, "lobby", &two),
+        instance(&redis, "lobby", &two),
+        instance(&redis, "lobby", &fast),
+    ];
+    wait_instances(&redis, "lobby", 3);
+
+    let mut clients: Vec<Client> = (0..3 * PER).map(|i| Client::join(nodes[i % 3].1)).collect();
+    // Both reactors of each multi-reactor instance serve some of them.
+    for (proc, _) in &nodes[..2] {
+        let line = proc.line().expect("the metrics line");
+        let addr = line
+            .strip_prefix("metrics on http://")
+            .and_then(|l| l.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("not the metrics line: {line:?}"));
+        wait_spread(addr.parse().unwrap(), 2, 3);
+    }
+    let all = names(&clients);
+    wait_who(clients.last_mut().unwrap(), &all);
+    // Every reactor of every instance answers with everyone.
+    for c in clients.iter_mut().take(9) {
+        assert_eq!(who(c), all, "{}: /who lists everyone", c.name);
+    }
+    one_order(&mut clients, LINES);
+}
+
+#[test]
+fn nicks_are_unique_and_who_is_complete_across_multi_reactor_instances() {
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", TWO);
+    let (_b, addr_b) = instance(&redis, "lobby", TWO);
+    wait_instances(&redis, "lobby", 2);
+    // Four on each: both reactors of each instance have clients.
+    let mut on_a: Vec<Client> = (0..4).map(|_| Client::join(addr_a)).collect();
+    let mut on_b: Vec<Client> = (0..4).map(|_| Client::join(addr_b)).collect();
+    let mut all = names(&on_a);
+    all.extend(names(&on_b));
+    wait_who(&mut on_b[3], &all);
+    for c in on_a.iter_mut().chain(on_b.iter_mut()) {
+        assert_eq!(who(c), all, "{}: /who lists all 8", c.name);
+    }
+
+    let old = on_a[0].name.clone();
+    on_a[0].nick("alice");
+    for c in on_a[1..].iter_mut().chain(on_b.iter_mut()) {
+        until_line(c, &format!("* {old} is now known as alice"), STEP);
+    }
+    // Taken, whatever the case, from every reactor of both instances.
+    for (c, taken) in on_b.iter_mut().chain(on_a[1..].iter_mut()).zip([
+        "alice", "ALICE", "Alice", "aLiCe", "alicE", "ALIce", "alICE",
+    ]) {
+        c.send(format!("/nick {taken}\n"));
+        let got = c.line();
+        assert!(
+            got.starts_with("* error: ") && got.contains("taken"),
+            "{}: {got:?}",
+            c.name
+        );
+    }
+    on_a[0].send("/quit\n");
+    for c in on_b.iter_mut() {
+        until_line(c, "* alice left (quit)", STEP);
+    }
+    let was = on_b[2].name.clone();
+    on_b[2].nick("alice");
+    until_line(
+        &mut on_a[1],
+        &format!("* {was} is now known as alice"),
+        STEP,
+    );
+}
+
+#[test]
+fn a_killed_multi_reactor_instance_is_announced_within_15_s() {
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", TWO);
+    let (doomed, addr_b) = instance(&redis, "lobby", TWO);
+    wait_instances(&redis, "lobby", 2);
+    let mut on_a: Vec<Client> = (0..4).map(|_| Client::join(addr_a)).collect();
+    let mut on_b: Vec<Client> = (0..4).map(|_| Client::join(addr_b)).collect();
+    on_b[0].send("/nick carol\n");
+    until_line(&mut on_b[0], "* you are now carol", STEP);
+    let mut all = names(&on_a);
+    all.extend(names(&on_b[1..]));
+    all.insert("carol".into());
+    wait_who(&mut on_a[3], &all);
+
+    let killed = Instant::now();
+    doomed.signal("-KILL");
+    let mut want: HashSet<String> = on_b[1..]
+        .iter()
+        .map(|c| format!("* {} left (server lost)", c.name))
+        .collect();
+    want.insert("* carol left (server lost)".into());
+    for c in on_a.iter_mut() {
+        let until = killed + LOST_WITHIN;
+        let mut got = HashSet::new();
+        while got != want {
+            match c.line_until(until) {
+                Ok(line) if line.contains(" left") => {
+                    assert!(want.contains(&line), "{}: unexpected {line:?}", c.name);
+                    assert!(got.insert(line.clone()), "{}: {line:?} twice", c.name);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("{}: not announced within 15 s ({e:?}); got {got:?}", c.name),
+            }
+        }
+    }
+    eprintln!("announced {:?} after the kill", killed.elapsed());
+    on_a[2].nick("carol");
+    assert_eq!(who(&mut on_a[0]), names(&on_a));
+    drop(on_b);
+}
+
+#[test]
+fn redis_stopped_and_restarted_under_multi_reactor_instances() {
+    let mut redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", TWO);
+    let (_b, addr_b) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut on_a: Vec<Client> = (0..4).map(|_| Client::join(addr_a)).collect();
+    let mut b1 = Client::join(addr_b);
+    let mut all = names(&on_a);
+    all.insert(b1.name.clone());
+    wait_who(&mut b1, &all);
+
+    redis.stop();
+    for c in on_a.iter_mut().chain([&mut b1]) {
+        until_line(c, "* link to other servers lost", STEP);
+    }
+    // Chat among the instance's clients goes on, across its reactors.
+    on_a[0].send("during\n");
+    let during = format!("<{}> during", on_a[0].name);
+    for c in on_a[1..].iter_mut() {
+        until_line(c, &during, STEP);
+    }
+    // A rename waits for the link (docs/federation.md, "When the link is
+    // lost"): its uniqueness cannot be checked meanwhile.
+    on_a[2].send("/nick dora\n");
+    let refused = until_line(
+        &mut on_a[2],
+        "* error: nick changes wait for the link to other servers; try again later",
+        STEP,
+    );
+    assert!(refused.iter().all(|l| !l.contains("dora")), "{refused:?}");
+
+    redis.restart();
+    for c in on_a.iter_mut().chain([&mut b1]) {
+        let before = until_line(c, "* link to other servers restored", STEP);
+        assert!(
+            !before.iter().any(|l| l.starts_with('<')),
+            "{}: relayed lines before the restore: {before:?}",
+            c.name
+        );
+    }
+    on_a[1].send("after\n");
+    let after = format!("<{}> after", on_a[1].name);
+    let before = until_line(&mut b1, &after, STEP);
+    assert!(
+        before.iter().all(|l| !l.starts_with('<')),
+        "b1 got outage lines: {before:?}"
+    );
+    for (i, c) in on_a.iter_mut().enumerate() {
+        if i != 1 {
+            until_line(c, &after, STEP);
+        }
+        // Nothing twice: a /who round trip after, and no repeated lines.
+        let extra = c.sync();
+        assert!(
+            extra.iter().all(|l| !l.starts_with('<')),
+            "{}: {extra:?}",
+            c.name
+        );
+    }
+    let extra = b1.sync();
+    assert!(extra.iter().all(|l| !l.starts_with('<')), "b1: {extra:?}");
+    assert_eq!(who(&mut b1), all);
+    // And once the link is back, the rename goes through the room.
+    let was = on_a[2].name.clone();
+    on_a[2].nick("dora");
+    until_line(&mut b1, &format!("* {was} is now known as dora"), STEP);
+}
+
+#[test]
+fn sigterm_of_a_multi_reactor_instance_says_goodbye_for_all_its_clients() {
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", &[]);
+    let (b, addr_b) = instance(&redis, "lobby", TWO);
+    wait_instances(&redis, "lobby", 2);
+    let mut a1 = Client::join(addr_a);
+    let mut on_b: Vec<Client> = (0..4).map(|_| Client::join(addr_b)).collect();
+    let mut all = names(&on_b);
+    all.insert(a1.name.clone());
+    wait_who(&mut a1, &all);
+
+    b.signal("-TERM");
+    for c in on_b.iter_mut() {
+        until_line(c, "* server shutting down", STEP);
+        c.expect_eof();
+    }
+    let (status, _, stderr) = b.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let want: HashSet<String> = on_b
+        .iter()
+        .map(|c| format!("* {} left (server shutting down)", c.name))
+        .collect();
+    let mut got = HashSet::new();
+    let until = Instant::now() + STEP;
+    while got != want {
+        match a1.line_until(until) {
+            Ok(line) if line.contains(" left") => {
+                assert!(want.contains(&line), "unexpected {line:?}");
+                assert!(got.insert(line.clone()), "{line:?} twice");
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no goodbye ({e:?}); got {got:?}"),
+        }
+    }
+    wait_instances(&redis, "lobby", 1);
+    assert_eq!(who(&mut a1), HashSet::from([a1.name.clone()]));
+}
+
+/// The readiness lines of examples-cli.md, once: `listening on`, then
+/// `metrics on`, printed by reactor 0 once linked, and nothing more.
+#[test]
+fn readiness_lines_print_once_with_reactors_and_redis() {
+    let redis = RedisServer::start();
+    let mut cmd = process::example(&["chatroom"], "chatroom");
+    cmd.args(["127.0.0.1", "0", "--redis", &redis.url()]).args([
+        "--reactors",
+        "3",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let (proc, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let metrics = proc.line().expect("a second readiness line");
+    assert!(
+        metrics.starts_with("metrics on http://127.0.0.1:") && metrics.ends_with("/metrics"),
+        "{metrics:?}"
+    );
+    // Linked already: Redis lists it, and a client is in the shared room.
+    wait_instances(&redis, "lobby", 1);
+    let mut c = Client::join(addr.parse().unwrap());
+    assert_eq!(who(&mut c), HashSet::from([c.name.clone()]));
+    proc.signal("-TERM");
+    let (status, rest, stderr) = proc.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(rest.is_empty(), "more readiness lines: {rest:?}");
+}
+
+/// Refused credentials stop a multi-reactor instance as they stop one
+/// reactor: exit 1, one clear line, no readiness line.
+#[test]
+fn refused_credentials_stop_a_multi_reactor_instance() {
+    let redis = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:wrong@127.0.0.1:{}", redis.port());
+    let mut cmd = process::example(&["chatroom"], "chatroom");
+    cmd.args(["127.0.0.1", "0", "--redis", &url, "--reactors", "2"]);
+    let proc = Proc::spawn("chatroom", cmd, STEP);
+    let (status, lines, stderr) = proc.finish();
+    assert_eq!(status.code(), Some(1), "stderr {stderr}");
+    assert!(lines.is_empty(), "no readiness line: {lines:?}");
+    assert!(stderr.contains("rejected"), "{stderr}");
+    assert!(!stderr.contains("wrong@"), "password shown: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A client that never reads, on one reactor of a multi-reactor instance,
+/// is cut at its own cap; the other reactor's client and the other
+/// instance get every line.
+#[test]
+fn a_client_that_never_reads_is_cut_without_slowing_the_other_reactors() {
+    let redis = RedisServer::start();
+    let fast = ["--rate", "10000", "--burst", "1000"];
+    let mut a_args: Vec<&str> = TWO.iter().chain(&fast).copied().collect();
+    a_args.extend(["--max-output", "65536"]);
+    let (_a, addr_a) = instance(&redis, "lobby", &a_args);
+    let (_b, addr_b) = instance(&redis, "lobby", &fast);
+    wait_instances(&redis, "lobby", 2);
+    // The sleeper and two readers: at least one reader on each reactor.
+    let sleeper = Client::join(addr_a);
+    let sleeper_name = sleeper.name.clone();
+    let mut readers: Vec<Client> = (0..2).map(|_| Client::join(addr_a)).collect();
+    let mut talker = Client::join(addr_b);
+    for r in readers.iter_mut() {
+        until_line(r, &format!("* {} joined", talker.name), STEP);
+    }
+
+    const WINDOW: usize = 32;
+    const MAX_LINES: usize = 20_000; // 20 MB with no cut-off: fail
+    let text = "x".repeat(1000);
+    let mut cut = vec![false; readers.len()];
+    let mut sent = 0;
+    while !cut.iter().all(|c| *c) {
+        assert!(sent < MAX_LINES, "the sleeper was never cut off");
+        for i in sent..sent + WINDOW {
+            talker.send(format!("{i} {text}\n"));
+        }
+        for (r, reader) in readers.iter_mut().enumerate() {
+            for i in sent..sent + WINDOW {
+                let want = format!("<{}> {i} {text}", talker.name);
+                loop {
+                    let line = reader.line();
+                    if line == want {
+                        break;
+                    }
+                    assert_eq!(line, format!("* {sleeper_name} left (too slow)"));
+                    cut[r] = true;
+                }
+            }
+        }
+        sent += WINDOW;
+    }
+    readers[0].send("still fast\n");
+    let want = format!("<{}> still fast", readers[0].name);
+    until_line(&mut talker, &want, STEP);
+    until_line(&mut readers[1], &want, STEP);
+    drop(sleeper);
+}
+
+/// Notice storms: a multi-reactor instance budgets what it delivers once,
+/// on reactor 0, in the one order, so its clients on every reactor read
+/// the very same notices and sums, and few of them, when a crowd joins
+/// another instance and that instance then vanishes.
+#[test]
+fn a_storm_elsewhere_costs_every_reactor_s_clients_the_same_few_lines() {
+    const CROWD: usize = 150;
+    let redis = RedisServer::start();
+    let (_a, addr_a) = instance(&redis, "lobby", TWO);
+    let (doomed, addr_b) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    // Four observers: both reactors of `a` have some.
+    let mut observers: Vec<Client> = (0..4).map(|_| Client::join(addr_a)).collect();
+    let first = Client::join(addr_b);
+    for o in observers.iter_mut() {
+        until_line(o, &format!("* {} joined", first.name), STEP);
+    }
+
+    let crowd: Vec<Client> = (0..CROWD).map(|_| Client::join(addr_b)).collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    let joining: Vec<NoticeTally> = observers
+        .iter_mut()
+        .map(|o| {
+            let mut t = NoticeTally::default();
+            t.read_until(o, until, |t| t.joins == CROWD);
+            t
+        })
+        .collect();
+    for t in &joining[1..] {
+        assert_eq!(
+            t.lines, joining[0].lines,
+            "the same notices on every reactor"
+        );
+    }
+
+    doomed.signal("-KILL");
+    let until = Instant::now() + LOST_WITHIN + STEP;
+    let lost: Vec<NoticeTally> = observers
+        .iter_mut()
+        .map(|o| {
+            let mut t = NoticeTally::default();
+            t.read_until(o, until, |t| t.leaves == CROWD + 1);
+            t
+        })
+        .collect();
+    for t in &lost[1..] {
+        assert_eq!(t.lines, lost[0].lines, "the same notices on every reactor");
+    }
+    let t = &lost[0];
+    assert!(
+        t.individual <= 10 && t.summaries == 1,
+        "{} clients lost at once cost {} lines: {t:?}",
+        CROWD + 1,
+        t.lines.len()
+    );
+    drop(crowd);
+}
