@@ -531,3 +531,88 @@ fn a_storm_costs_each_reactor_s_clients_the_same_few_lines() {
         stop(server);
     });
 }
+
+/// Newcomers arriving at once on 2 reactors: each one's first line is its
+/// welcome, it never hears of someone who joined before it (regression: a
+/// welcome said at once by the client's own reactor, ahead of its join's
+/// place in the room's order, let in `* X joined` for an earlier X), and a
+/// line it sends before reading anything waits for its welcome and reaches
+/// the others after its `joined`.
+#[test]
+fn newcomers_hear_only_of_joins_after_their_own() {
+    with_deadline(LIMIT, || {
+        const NEWCOMERS: usize = 40;
+        let (server, addr) = start(
+            "chatroom",
+            &["--reactors", "2", "--notices-per-sec", "100000"],
+        );
+        let mut observer = LineClient::join(addr).give_up_after(LIMIT);
+        let gate = Arc::new(std::sync::Barrier::new(NEWCOMERS));
+        let workers: Vec<_> = (0..NEWCOMERS)
+            .map(|_| {
+                let gate = gate.clone();
+                thread::spawn(move || {
+                    gate.wait();
+                    let mut c = LineClient::connect(addr).give_up_after(LIMIT);
+                    c.send("early\n"); // before reading anything
+                    let welcome = c.line();
+                    assert_eq!(
+                        welcome,
+                        format!("* welcome {}! /help lists the commands", c.name),
+                        "first line"
+                    );
+                    let mut heard = Vec::new();
+                    loop {
+                        let line = c.line();
+                        if line == "<observer> done" {
+                            break;
+                        }
+                        if let Some(who) = line
+                            .strip_prefix("* ")
+                            .and_then(|l| l.strip_suffix(" joined"))
+                        {
+                            heard.push(who.to_string());
+                        }
+                    }
+                    (c.name.clone(), heard)
+                })
+            })
+            .collect();
+        // The room's order of the joins, and each early line after its sender's join.
+        let mut order: Vec<String> = Vec::new();
+        let mut early = HashSet::new();
+        while early.len() < NEWCOMERS {
+            let line = observer.line();
+            if let Some(who) = line
+                .strip_prefix("* ")
+                .and_then(|l| l.strip_suffix(" joined"))
+            {
+                order.push(who.to_string());
+            } else if let Some(who) = line
+                .strip_prefix('<')
+                .and_then(|l| l.strip_suffix("> early"))
+            {
+                assert!(
+                    order.iter().any(|n| n == who),
+                    "<{who}> early before its join"
+                );
+                assert!(early.insert(who.to_string()), "<{who}> early twice");
+            }
+        }
+        assert_eq!(order.len(), NEWCOMERS, "joins: {order:?}");
+        observer.nick("observer");
+        observer.send("done\n");
+        for w in workers {
+            let (name, heard) = w.join().expect("newcomer");
+            let mine = order.iter().position(|n| *n == name).expect("joined");
+            for who in &heard {
+                let theirs = order.iter().position(|n| n == who).expect("a newcomer");
+                assert!(
+                    theirs > mine,
+                    "{name} (join {mine}) heard of {who} (join {theirs}), who came before it"
+                );
+            }
+        }
+        stop(server);
+    });
+}

@@ -16,10 +16,15 @@
 //! its loop timer ([`SUMMARY`]) says the summary into the same order, so
 //! every reactor's clients see the same lines.
 //!
+//! The welcome comes from the owner too, when it sequences the join: until
+//! then the newcomer is shown nothing and not read (what it sends waits in
+//! its input), so it never hears of someone who joined before it, and its
+//! first line is its welcome.
+//!
 //! What stays local to a client's reactor: framing, line length, the rate
-//! limit, the partial-line timeout, `/help`, `/quit`'s `* bye`, the
-//! welcome, `* server full` (the client count is a group-wide [`Quota`]),
-//! and `* server shutting down`.
+//! limit, the partial-line timeout, `/help`, `/quit`'s `* bye`,
+//! `* server full` (the client count is a group-wide [`Quota`]), and
+//! `* server shutting down`.
 //!
 //! Falling behind, which the mailbox bounds (it never blocks a sender):
 //! - a forward to the owner that finds its lane full leaves the line in
@@ -132,7 +137,7 @@ pub struct GroupRoom {
     room: Option<Room>,
     /// `--redis`, on the owner: the room shared with other instances.
     fed: Option<Federation<Client, GroupConnId>>,
-    /// `--redis`: this reactor's clients whose welcome has not come yet.
+    /// This reactor's clients whose welcome has not come yet.
     waiting: HashSet<ConnId>,
     /// Owner: reactors cut for falling behind, until they resync.
     lagging: Vec<bool>,
@@ -225,7 +230,7 @@ impl GroupRoom {
         self.shared.fed.is_some()
     }
 
-    /// `--redis`: `id` has not been welcomed yet (its input waits unread).
+    /// `id` has not been welcomed yet (its input waits unread).
     pub fn is_waiting(&self, id: ConnId) -> bool {
         self.waiting.contains(&id)
     }
@@ -274,9 +279,10 @@ impl GroupRoom {
 
     /// A client entered under its address `name`.
     pub fn joined(&mut self, cx: &mut Context<'_, Client>, id: ConnId, name: &str) {
-        if self.federated() {
-            self.waiting.insert(id);
-        }
+        // Welcomed by the room, in its order: until then it is shown
+        // nothing and not read, so it never hears of a join that came
+        // before its own.
+        self.waiting.insert(id);
         let m = msg(JOIN, self.here(id), name.as_bytes());
         self.up(cx, m, true);
     }

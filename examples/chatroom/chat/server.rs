@@ -187,10 +187,9 @@ impl Handler for ChatServer {
         if let Some(group) = &mut self.group {
             if !group.federated() {
                 log::info!("{name} joined");
-                notice(cx, id, &format!("welcome {name}! /help lists the commands"));
             }
-            // --reactors N: the sequencer says it, within the room's budget
-            // (with --redis it also welcomes the client, once in the room).
+            // --reactors N: the sequencer welcomes it and says it joined,
+            // within the room's budget (with --redis, once Redis has it).
             group.joined(cx, id, &name);
             return Some(client);
         }
@@ -255,7 +254,7 @@ impl Handler for ChatServer {
             return self.apply(cx, actions, None);
         }
         if !client.in_room || self.group.as_ref().is_some_and(|g| g.is_waiting(id)) {
-            // --redis, not welcomed yet: its lines wait in `inb`.
+            // Not welcomed yet (--redis, or --reactors N): its lines wait in `inb`.
             cx.pause_reading(id);
             return;
         }

@@ -28,8 +28,9 @@ pub enum Say {
     },
     /// To one client.
     To { conn: GroupConnId, line: Arc<[u8]> },
-    /// `--redis`: the client's `* welcome` (`line`); from then on it is in
-    /// the room, receives what the room says and is read.
+    /// The client's `* welcome` (`line`), when the room takes in its join
+    /// (with `--redis`, when its join comes back from Redis); from then on
+    /// it receives what the room says and is read.
     Welcome { conn: GroupConnId, line: Arc<[u8]> },
 }
 
@@ -71,6 +72,11 @@ impl Room {
         now: Instant,
         emit: &mut impl FnMut(Say),
     ) {
+        let welcome = format!("* welcome {name}! /help lists the commands\n");
+        emit(Say::Welcome {
+            conn: who,
+            line: bytes(welcome),
+        });
         let line = bytes(format!("* {name} joined\n"));
         self.names.insert(who, name);
         self.announce(Change::Joined, line, Some(who), now, emit);
