@@ -301,6 +301,13 @@ fn bad_numeric_flags_exit_2_with_usage_naming_the_flag() {
         ),
         ("chatroom", &["--rate", "inf"], "--rate"),
         ("chatroom", &["--burst", "0.5"], "--burst"),
+        // Found by a black-box run: these started and served.
+        ("chatroom", &["--rate", "1e300"], "--rate"),
+        ("chatroom", &["--rate", "1e-300"], "--rate"),
+        ("chatroom", &["--burst", "1e300"], "--burst"),
+        ("chatroom", &["--web", "bogus"], "--web"),
+        ("chatroom", &["--web", "127.0.0.1:99999"], "--web"),
+        ("chatroom", &["--web", ":0"], "--web"),
         ("chatroom", &["--max-output", "0"], "--max-output"),
         ("chatroom", &["--max-line", "0"], "--max-line"),
         (

@@ -460,11 +460,19 @@ fn share_the_room(extra: &[&str]) {
 
 #[test]
 fn a_long_message_gets_the_long_line_error() {
+    // Up to 1 MiB (or 16 lines' worth, if more) a message is taken whole
+    // and answered like a long TCP line; past it the socket is closed with
+    // 1009 (the 10 MiB case below).
     let chat = start(&[]);
     let mut a = tcp(&chat);
     let mut ws = Ws::join(chat.web);
     a.expect(&format!("* {} joined", ws.name));
     ws.say(&"x".repeat(5000));
+    assert_eq!(ws.text(), "* error: line too long (max 4096 bytes)");
+    // Past 64 KiB too (a black-box run found those closed with 1009).
+    ws.say(&"y".repeat(65537));
+    assert_eq!(ws.text(), "* error: line too long (max 4096 bytes)");
+    ws.say(&"z".repeat(1 << 20));
     assert_eq!(ws.text(), "* error: line too long (max 4096 bytes)");
     ws.say("still here");
     a.expect(&format!("<{}> still here", ws.name));

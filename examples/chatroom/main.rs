@@ -54,11 +54,11 @@ struct Args {
     /// Most clients connected at once.
     #[arg(long, default_value_t = ChatConfig::default().max_clients, value_parser = common::count(u32::MAX.into()))]
     max_clients: usize,
-    /// Lines read per client per second.
-    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec, value_parser = common::positive)]
+    /// Lines read per client per second (0.01 to a million).
+    #[arg(long, default_value_t = ChatConfig::default().lines_per_sec, value_parser = common::ranged(0.01, 1e6))]
     rate: f64,
-    /// Lines a client may send in a burst (at least 1).
-    #[arg(long, default_value_t = ChatConfig::default().burst, value_parser = common::positive)]
+    /// Lines a client may send in a burst (1 to a million).
+    #[arg(long, default_value_t = ChatConfig::default().burst, value_parser = common::ranged(1.0, 1e6))]
     burst: f64,
     /// Most clients from one IP address at once; more are closed at once [default: no limit].
     #[arg(long, value_parser = common::count(u32::MAX.into()))]
@@ -106,9 +106,6 @@ fn parse_room(s: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     common::init_logging();
     let args: Args = common::parse_args();
-    if args.burst < 1.0 {
-        common::usage_error::<Args>(format!("--burst {} is below 1", args.burst));
-    }
     let config = ChatConfig {
         max_line: args.max_line,
         max_output: args.max_output,

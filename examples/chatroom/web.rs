@@ -28,16 +28,19 @@ const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'un
 #[derive(clap::Args, Debug, Clone)]
 pub struct WebArgs {
     /// Also serve the browser client (page and WebSocket) on HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub web: Option<String>,
+    #[arg(long, value_name = "HOST:PORT", value_parser = super::common::host_port)]
+    pub web: Option<std::net::SocketAddr>,
     /// Seconds a web connection has to send a complete request head.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = super::common::tls::positive_secs)]
     pub web_head_timeout: Duration,
 }
 
-/// The site: the page at `/`, the room at `/ws`. Messages up to 16 times
-/// the line limit are taken (a long one gets the long-line error from the
-/// chat); past that the socket is closed with 1009.
+/// The site: the page at `/`, the room at `/ws`. Messages up to 1 MiB, or
+/// 16 times the line limit if that is more, are taken (a long one gets the
+/// long-line error from the chat, as a long TCP line does); past that the
+/// socket is closed with 1009. A message is held whole while it arrives
+/// (tungstenite's framing), so this is also the most a browser client's
+/// input can hold, beside the output cap.
 #[cfg(feature = "websocket")]
 fn site(secure: bool, max_line: usize) -> std::sync::Arc<mio_selectors::ws::Site> {
     use mio_selectors::ws::{Site, WsConfig};
@@ -45,7 +48,7 @@ fn site(secure: bool, max_line: usize) -> std::sync::Arc<mio_selectors::ws::Site
         .header("Cache-Control", "no-store")
         .header("X-Content-Type-Options", "nosniff")
         .header("Content-Security-Policy", CSP);
-    let max_message = max_line.saturating_mul(16).max(64 * 1024);
+    let max_message = max_line.saturating_mul(16).max(1 << 20);
     Site::new()
         .response("/", page)
         .websocket("/ws")
@@ -91,8 +94,8 @@ fn wrap(
     args: &WebArgs,
     tls: Option<ServerTls>,
     max_line: usize,
-) -> mio_selectors::Result<Option<(&str, Wrap, &'static str)>> {
-    let Some(addr) = &args.web else {
+) -> mio_selectors::Result<Option<(std::net::SocketAddr, Wrap, &'static str)>> {
+    let Some(addr) = args.web else {
         return Ok(None);
     };
     #[cfg(not(feature = "websocket"))]
@@ -113,6 +116,6 @@ fn wrap(
             None => (Wrap::web(site), "http"),
         };
         let wrap = wrap.handshake_timeout(args.web_head_timeout);
-        Ok(Some((addr.as_str(), wrap, scheme)))
+        Ok(Some((addr, wrap, scheme)))
     }
 }

@@ -94,6 +94,18 @@ pub fn positive(s: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+/// A finite number from `min` to `max` (`inf`, `nan`, `1e300` and values
+/// outside the range are refused), for rates and bursts.
+pub fn ranged(min: f64, max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone {
+    move |s| {
+        let x = positive(s)?;
+        if !(min..=max).contains(&x) {
+            return Err(format!("{s} is not within {min} and {max}"));
+        }
+        Ok(x)
+    }
+}
+
 /// Checks the flow-control flags (`--high-water`, `--low-water`) against
 /// each other and against the output cap of `config`, the reactor config
 /// they went into; exits 2 naming the flags if they contradict.
