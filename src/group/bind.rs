@@ -13,15 +13,22 @@ use crate::{Error, Result};
 /// every socket gets `SO_REUSEPORT`, so the kernel spreads incoming
 /// connections over them by a hash of the connection's addresses.
 ///
+/// `SO_REUSEPORT` would also let these sockets join another process's
+/// listeners on the same port (any of the same user's that set it too),
+/// silently splitting its clients with it. Unless the caller asked for
+/// `reuse_port` itself, a named port is first bound by a probe without it,
+/// so a port in use is a bind error as it is for one listener.
+///
 /// # Errors
 ///
-/// [`Error::Bind`] naming the address (the port is in use without
-/// `SO_REUSEPORT`, permission); [`Error::Io`] if `addr` does not resolve.
+/// [`Error::Bind`] naming the address (the port is in use, permission);
+/// [`Error::Io`] if `addr` does not resolve.
 pub(crate) fn bind_listeners(
     addr: impl ToSocketAddrs,
     count: usize,
     options: &ListenOptions,
 ) -> Result<Vec<TcpListener>> {
+    let asked = options.reuse_port;
     let options = ListenOptions {
         reuse_port: options.reuse_port || count > 1,
         ..options.clone()
@@ -32,8 +39,26 @@ pub(crate) fn bind_listeners(
             source,
         })
     };
+    // The probe: the same socket as one listener would be, closed at once.
+    let probe = |a: SocketAddr| {
+        if options.reuse_port && a.port() != 0 && count > 1 && !asked {
+            let alone = ListenOptions {
+                reuse_port: false,
+                ..options.clone()
+            };
+            alone.bind(a).map_err(|source| Error::Bind {
+                addr: a.to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    };
     let mut last = None;
     for a in addr.to_socket_addrs()? {
+        if let Err(e) = probe(a) {
+            last = Some(e);
+            continue;
+        }
         let first = match bind(a) {
             Ok(first) => first,
             Err(e) => {
@@ -77,5 +102,23 @@ mod tests {
             Err(Error::Bind { addr: named, .. }) => assert_eq!(named, addr.to_string()),
             other => panic!("expected a bind error, got {other:?}"),
         }
+    }
+
+    /// Regression (a black-box run): a second group in reuseport mode on
+    /// the port of a first one started and took half its clients.
+    #[test]
+    fn a_port_another_group_shares_is_a_bind_error_unless_asked() {
+        let first = bind_listeners("127.0.0.1:0", 2, &ListenOptions::default()).unwrap();
+        let addr = first[0].local_addr().unwrap();
+        match bind_listeners(addr, 2, &ListenOptions::default()) {
+            Err(Error::Bind { addr: named, .. }) => assert_eq!(named, addr.to_string()),
+            other => panic!("expected a bind error, got {other:?}"),
+        }
+        // Asked for by name: joining is what the caller wants.
+        let shared = ListenOptions {
+            reuse_port: true,
+            ..ListenOptions::default()
+        };
+        assert_eq!(bind_listeners(addr, 2, &shared).unwrap().len(), 2);
     }
 }
