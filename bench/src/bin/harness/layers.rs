@@ -365,6 +365,19 @@ fn cpu(x: &Run) -> f64 {
     x.user_us + x.sys_us
 }
 
+/// A median over the rounds of one figure of a server's runs, formatted.
+type Med<'a> = dyn Fn(&dyn Fn(&Run) -> f64) -> String + 'a;
+
+/// `CPU (user + sys)`, each a median over the rounds.
+fn split(med: &Med) -> String {
+    format!(
+        "{} ({} + {})",
+        med(&cpu),
+        med(&|x| x.user_us),
+        med(&|x| x.sys_us)
+    )
+}
+
 /// System calls per counted item in the traced run: (total, writes).
 fn calls(t: &Table, id: &str, key: &str) -> (f64, f64) {
     t.meter(id, key)
@@ -392,7 +405,7 @@ pub fn section(w: &mut String, o: &Opts, r: &Results) {
     }
     if !p.ws.is_empty() {
         line!(w, "**Chat fan-out over WebSocket.** K clients (tungstenite on non-blocking sockets in the load generator) each send 64-byte text messages at a fixed rate; each is relayed to the other K − 1 as one text message. Ours: `chatroom --web` (upgrade at `/ws`, `Origin` checked). The peer: tokio-tungstenite's server example's shape on a current_thread runtime (per-peer unbounded channels, no `Origin` check, no bound on what it queues for a slow reader).\n");
-        line!(w, "| K | offered deliveries/s | server | deliveries/s | p99 µs | CPU µs/delivery | writes/delivery | syscalls/delivery | RSS KiB | clients cut off | ours÷it deliveries/s | its÷ours CPU per delivery |");
+        line!(w, "| K | offered deliveries/s | server | deliveries/s | p99 µs | CPU µs/delivery (user + sys) | writes/delivery | syscalls/delivery | RSS KiB | clients cut off | ours÷it deliveries/s | its÷ours CPU per delivery |");
         line!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for sc in &p.ws {
             let id = ws_id(sc);
@@ -419,7 +432,7 @@ pub fn section(w: &mut String, o: &Opts, r: &Results) {
                     },
                     med(&|x| x.rate),
                     med(&|x| x.p99),
-                    med(&cpu),
+                    split(&med),
                     f(writes),
                     f(total),
                     med(&|x| x.rss_kb),
@@ -433,7 +446,7 @@ pub fn section(w: &mut String, o: &Opts, r: &Results) {
     }
     if !p.tls.is_empty() && !l.tls.runs.is_empty() {
         line!(w, "**Echo over TLS 1.3.** N rustls clients (ring provider, handshakes done before the warm-up) keep D messages of 64 B in flight. Ours: `multiconn_echo --tls-cert --tls-key` (the Reactor's TLS layer). The peer: rustls's `tlsserver-mio` echo shape (one `read_tls` per readable event, re-registered after every event for what rustls wants), same rustls, provider and certificate.\n");
-        line!(w, "| scenario | server | msg/s | p50 µs | p99 µs | CPU µs/msg | writes/msg | syscalls/msg | RSS KiB | ours÷it msg/s | its÷ours CPU per msg |");
+        line!(w, "| scenario | server | msg/s | p50 µs | p99 µs | CPU µs/msg (user + sys) | writes/msg | syscalls/msg | RSS KiB | ours÷it msg/s | its÷ours CPU per msg |");
         line!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
         for sc in &p.tls {
             let id = tls_id(sc);
@@ -460,7 +473,7 @@ pub fn section(w: &mut String, o: &Opts, r: &Results) {
                     med(&|x| x.rate),
                     med(&|x| x.p50),
                     med(&|x| x.p99),
-                    med(&cpu),
+                    split(&med),
                     f(writes),
                     f(total),
                     med(&|x| x.rss_kb),
@@ -470,5 +483,32 @@ pub fn section(w: &mut String, o: &Opts, r: &Results) {
             }
         }
         line!(w, "\nGoal (issue 13): ours ≥ 0.95× the peer's throughput; with one core each, read as the peer's CPU per message ÷ ours ≥ 0.95.\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    fn ids(only: Option<&[&str]>) -> Vec<String> {
+        let words: Option<Vec<String>> = only.map(|w| w.iter().map(|s| s.to_string()).collect());
+        let p = plan(false, words.as_deref(), 4.0);
+        let ws = p.ws.iter().map(super::ws_id);
+        ws.chain(p.tls.iter().map(super::tls_id)).collect()
+    }
+
+    #[test]
+    fn only_selects_by_layer_words_and_leaves_older_words_alone() {
+        assert_eq!(ids(None).len(), 5);
+        assert!(ids(Some(&["chat-k100", "echo-n100-s64-d1", "idle"])).is_empty());
+        assert_eq!(ids(Some(&["ws-chat-k1000"])), vec!["ws-chat-k1000"]);
+        assert_eq!(ids(Some(&["ws-"])).len(), 2);
+        assert_eq!(
+            ids(Some(&["tls-echo-n100-s64-d16"])),
+            vec!["tls-echo-n100-s64-d16"]
+        );
+        let smoke = plan(true, None, 1.0);
+        assert_eq!((smoke.ws.len(), smoke.tls.len()), (1, 1));
+        assert!(smoke.duration < 1.0, "the smoke pair stays short");
     }
 }
