@@ -4,9 +4,11 @@ Starts a server example, opens N idle connections from this process,
 waits until the server has accepted them all (it polls /proc/PID/status
 with a deadline), and reports the server's RSS growth per connection.
 
-    python3 bench/python/idle_layers.py BIN_DIR [N]
+    python3 bench/python/idle_layers.py BIN_DIR [N [PEER_DIR]]
 
-BIN_DIR holds release builds of multiconn_echo and chatroom. Loopback only,
+BIN_DIR holds release builds of multiconn_echo and chatroom; PEER_DIR, if
+given, the bench crate's release binaries, whose rustls_mio_echo and
+tokio_ws_chat (issue 13's peers) are measured the same way. Loopback only,
 bounded in count and time; the servers are killed at the end.
 """
 
@@ -20,6 +22,7 @@ import tempfile
 import time
 
 BIN, N = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+PEERS = sys.argv[3] if len(sys.argv) > 3 else None
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -97,10 +100,10 @@ def main():
     measure("multiconn_echo, TCP", [echo, "127.0.0.1", "0", "--max-connections", "65536"], tcp)
     measure("multiconn_echo, TLS 1.3", [echo, "127.0.0.1", "0", "--max-connections", "65536"] + tls_flags, tls)
 
-    def ws(lines):
-        host, port = addr_of(lines[1])
+    def ws(lines, line=1, path="/ws"):
+        host, port = addr_of(lines[line])
         s = socket.create_connection((host, port), timeout=20)
-        s.sendall((f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    f"Origin: http://{host}:{port}\r\n\r\n").encode())
         buf = b""
@@ -110,6 +113,10 @@ def main():
 
     measure("chatroom, TCP line client", [chat, "127.0.0.1", "0", "--max-clients", "65536"], tcp)
     measure("chatroom, WebSocket client", [chat, "127.0.0.1", "0", "--max-clients", "65536", "--web", "127.0.0.1:0"], ws)
+    if PEERS:
+        measure("rustls tlsserver-mio shape (peer), TLS 1.3", [f"{PEERS}/rustls_mio_echo", "127.0.0.1", "0"] + tls_flags, tls)
+        measure("tokio-tungstenite chat (peer), WebSocket client", [f"{PEERS}/tokio_ws_chat", "127.0.0.1", "0"],
+                lambda lines: ws(lines, 0, "/"))
 
 
 if __name__ == "__main__":

@@ -169,7 +169,14 @@ impl WsSession {
 
     /// Send one line (without its `\n`) as a text message.
     fn send_line(&mut self, line: &[u8], wire_out: &mut Vec<u8>) -> Result<(), LayerError> {
-        let text = String::from_utf8_lossy(line).into_owned();
+        // Nearly every line is valid UTF-8: the standard library's check
+        // (word at a time over ASCII) and one copy; only invalid input pays
+        // for the lossy rewrite, whose byte-by-byte scan was ~9% of the
+        // chat's CPU per WebSocket delivery (docs/benchmarks.md, issue 13).
+        let text = match std::str::from_utf8(line) {
+            Ok(valid) => valid.to_owned(),
+            Err(_) => String::from_utf8_lossy(line).into_owned(),
+        };
         let mut pipe = Pipe {
             input: &[],
             output: wire_out,

@@ -328,6 +328,28 @@ fn lines_become_messages() {
 }
 
 #[test]
+fn multibyte_lines_pass_unchanged_and_broken_ones_are_replaced() {
+    let mut c = open();
+    let mut out = Vec::new();
+    c.on_app_output("<é> 日本 ok\n".as_bytes(), &mut out)
+        .unwrap();
+    // A sequence cut short, then a lone continuation byte.
+    c.on_app_output(b"cut \xe6\x97 end \x80\n", &mut out)
+        .unwrap();
+    let texts: Vec<_> = frames(&out)
+        .into_iter()
+        .map(|(op, p)| (op, String::from_utf8(p).unwrap()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            (1, "<é> 日本 ok".to_string()),
+            (1, "cut \u{fffd} end \u{fffd}".into())
+        ]
+    );
+}
+
+#[test]
 fn fragments_with_a_ping_between_them() {
     let mut c = open();
     let mut input = frame(false, 0x1, true, b"frag");

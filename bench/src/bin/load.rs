@@ -4,7 +4,11 @@
 //! load echo ADDR --conns N --size BYTES --depth D --warmup S --duration S [--sync]
 //! load chat ADDR[,ADDR...] --clients K --rate LINES_PER_SEC --warmup S --duration S [--sync]
 //! load idle ADDR --conns N
+//! load wschat ADDR --clients K --rate R ... [--path /ws]   # chat over WebSocket
+//! load tlsecho ADDR --conns N --size B --depth D ...        # echo over TLS
 //! ```
+//!
+//! `wschat` and `tlsecho` (issue 13) are in `load_layers/`.
 //!
 //! `echo`: closed loop. Each of N connections keeps D messages of BYTES in
 //! flight; a message completes when BYTES more bytes have come back (echo is
@@ -37,6 +41,11 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+
+#[path = "load_layers/tls_echo.rs"]
+mod tls_echo;
+#[path = "load_layers/ws_chat.rs"]
+mod ws_chat;
 
 const CHAT_LINE: usize = 64;
 
@@ -696,6 +705,11 @@ fn main() {
         "echo" => echo(&o),
         "chat" => chat(&o),
         "idle" => idle(&o),
+        "wschat" => ws_chat::ws_chat(
+            &o,
+            &mio_selectors_bench::flag("--path").unwrap_or("/".into()),
+        ),
+        "tlsecho" => tls_echo::tls_echo(&o),
         m => fail(format!("unknown mode {m}")),
     }
 }

@@ -126,6 +126,8 @@ pub struct Opts {
     pub cross_check: bool,
     pub python: bool,
     pub idle: bool,
+    /// Issue 13's WebSocket chat and TLS echo scenarios.
+    pub layers: crate::layers::Plan,
     /// What was measured: the commit, and whether the tree had uncommitted
     /// changes that the binaries were built from.
     pub tree: Stamp,
@@ -242,7 +244,8 @@ pub fn opts() -> Opts {
     let smoke = a.has("--smoke");
     let (echo, meter_echo, chat) = scenarios(smoke);
     // `--only a,b`: keep the scenarios whose id contains one of the words
-    // (ids: echo-n100-s64-d1, chat-k100, ...; "idle" keeps the memory meter).
+    // (ids: echo-n100-s64-d1, chat-k100, ...; "idle" keeps the memory meter;
+    // ws-chat-k100, tls-echo-n100-s64-d1, ...: see layers::plan).
     let only: Option<Vec<String>> = a
         .val("--only")
         .map(|v| v.split(',').map(str::to_string).collect());
@@ -250,6 +253,8 @@ pub fn opts() -> Opts {
         only.as_ref()
             .is_none_or(|w| w.iter().any(|w| id.contains(w.as_str())))
     };
+    let duration = a.num("--duration", if smoke { 1.0 } else { 4.0 });
+    let layers = crate::layers::plan(smoke, only.as_deref(), duration);
     let root = std::env::current_dir().expect("cwd");
     let cpus = Cpus::detect();
     let target = |manifest: &str| {
@@ -265,7 +270,7 @@ pub fn opts() -> Opts {
         smoke,
         rounds: a.num("--rounds", if smoke { 1 } else { 5 }),
         warmup: if smoke { 0.3 } else { 1.0 },
-        duration: a.num("--duration", if smoke { 1.0 } else { 4.0 }),
+        duration,
         meter_duration: if smoke { 1.0 } else { 3.0 },
         idle_conns: if smoke { 300 } else { 10_000 },
         out_dir: a.val("--out").map(PathBuf::from).unwrap_or_else(|| {
@@ -298,6 +303,7 @@ pub fn opts() -> Opts {
         cpus,
         cross_check: !smoke && !a.has("--no-cross-check") && only.is_none(),
         idle: keep("idle"),
+        layers,
         tree: Stamp::read(),
         python: !a.has("--no-python"),
     }

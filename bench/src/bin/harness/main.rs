@@ -32,6 +32,7 @@
 mod chart;
 mod config;
 mod format;
+mod layers;
 mod meters;
 mod passes;
 mod processes;
@@ -83,10 +84,12 @@ fn run(o: &Opts) -> Res<()> {
         tracer_note,
         failures: Vec::new(),
         started: Instant::now(),
+        layers: Default::default(),
     };
     eprintln!("measuring {}", o.tree.describe());
     rounds(o, &servers, &chat, &mut r);
     traced(o, &tracer, &servers, &chat, &mut r);
+    layers::run(o, &tracer, &mut r);
     group(o, &tracer, &mut r);
     pass_traces(o, &tracer, &chat, &mut r);
     idle(o, &servers, &mut r);
@@ -129,7 +132,7 @@ fn echo_servers_here(o: &Opts) -> Vec<Server> {
     servers
 }
 
-fn progress(r: &Results, what: std::fmt::Arguments) {
+pub fn progress(r: &Results, what: std::fmt::Arguments) {
     eprintln!("[{:>4}s] {what}", r.started.elapsed().as_secs());
 }
 

@@ -33,6 +33,7 @@ pub fn report(
     idle_table(&mut w, o, servers, r);
     chat_table(&mut w, o, chat, &r.chat);
     chat_syscalls(&mut w, o, chat, &r.chat);
+    crate::layers::section(&mut w, o, r);
     pass_table(&mut w, r);
     group_section(&mut w, o, r);
     cross_check_section(&mut w, r);

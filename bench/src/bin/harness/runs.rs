@@ -63,7 +63,7 @@ struct Before {
 
 /// Runs the load up to its first pause (after the warm-up), reads the
 /// meters, lets the window run to its second pause, reads them again.
-fn window(
+pub fn window(
     o: &Opts,
     s: &Server,
     pid: u32,

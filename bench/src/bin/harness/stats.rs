@@ -86,4 +86,6 @@ pub struct Results {
     pub tracer_note: String,
     pub failures: Vec<String>,
     pub started: Instant,
+    /// Issue 13: WebSocket chat and TLS echo against their peers.
+    pub layers: crate::layers::Layers,
 }
