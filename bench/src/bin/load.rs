@@ -4,7 +4,12 @@
 //! load echo ADDR --conns N --size BYTES --depth D --warmup S --duration S [--sync]
 //! load chat ADDR[,ADDR...] --clients K --rate LINES_PER_SEC --warmup S --duration S [--sync]
 //! load idle ADDR --conns N
+//! load fanout ADDR[,ADDR...] --clients K --total-rate LINES_PER_SEC --warmup S --duration S [--sync]
 //! ```
+//!
+//! `fanout` (issue 12's benchmark, `load/fanout.rs`): a fixed total line
+//! rate over K clients, with each line's sender and sequence number in it,
+//! so every lost, doubled or echoed delivery is counted.
 //!
 //! `echo`: closed loop. Each of N connections keeps D messages of BYTES in
 //! flight; a message completes when BYTES more bytes have come back (echo is
@@ -38,6 +43,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+#[path = "load/fanout.rs"]
+mod fanout;
+
 const CHAT_LINE: usize = 64;
 
 struct Opts {
@@ -48,6 +56,8 @@ struct Opts {
     size: usize,
     depth: usize,
     rate: f64,
+    /// `fanout`: lines per second over all clients.
+    total_rate: f64,
     warmup: f64,
     duration: f64,
     sync: bool,
@@ -86,6 +96,7 @@ fn opts() -> Opts {
         size: get("--size", 64.0) as usize,
         depth: get("--depth", 1.0) as usize,
         rate: get("--rate", 10.0),
+        total_rate: get("--total-rate", 0.0),
         warmup: get("--warmup", 1.0),
         duration: get("--duration", 5.0),
         sync: args.iter().any(|a| a == "--sync") || args[1] == "idle",
@@ -695,6 +706,7 @@ fn main() {
     match o.mode.as_str() {
         "echo" => echo(&o),
         "chat" => chat(&o),
+        "fanout" => fanout::run(&o),
         "idle" => idle(&o),
         m => fail(format!("unknown mode {m}")),
     }

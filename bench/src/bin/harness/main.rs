@@ -27,7 +27,8 @@
 //! (servers and load), `meters` and `trace` (what is read), `runs` and
 //! `passes` (one window each), `stats` (medians, ratios), `targets` (the
 //! goals and which of them gate), `report` and `format` (Markdown), `chart`
-//! (SVG).
+//! (SVG); `redis` is issue 12's scenario, whole (servers, meters, report
+//! section).
 
 mod chart;
 mod config;
@@ -35,6 +36,7 @@ mod format;
 mod meters;
 mod passes;
 mod processes;
+mod redis;
 mod report;
 mod runs;
 mod stats;
@@ -77,6 +79,7 @@ fn run(o: &Opts) -> Res<()> {
         chat: Table::default(),
         group: Table::default(),
         group_skipped: Vec::new(),
+        redis: Default::default(),
         idle: BTreeMap::new(),
         xcheck: Vec::new(),
         passes: Vec::new(),
@@ -88,6 +91,7 @@ fn run(o: &Opts) -> Res<()> {
     rounds(o, &servers, &chat, &mut r);
     traced(o, &tracer, &servers, &chat, &mut r);
     group(o, &tracer, &mut r);
+    redis::fanout(o, &mut r);
     pass_traces(o, &tracer, &chat, &mut r);
     idle(o, &servers, &mut r);
     cross_checks(o, &servers, &mut r);

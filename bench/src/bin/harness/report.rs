@@ -35,6 +35,7 @@ pub fn report(
     chat_syscalls(&mut w, o, chat, &r.chat);
     pass_table(&mut w, r);
     group_section(&mut w, o, r);
+    crate::redis::section(&mut w, o, &r.redis);
     cross_check_section(&mut w, r);
     tail(&mut w, o, r);
     w
