@@ -21,6 +21,14 @@
 //! measured window (their latency: receive time minus queue time, on one
 //! clock, since sender and receiver are this one process).
 //!
+//! Beside the latency of every delivery (which, for one line to K - 1
+//! receivers written one after another, is mostly how far down that list a
+//! receiver is), the latency of each line's *first* delivery isolates the
+//! path a line takes before its fan-out starts (through Redis, when
+//! federated). Each receiver gets a sender's lines in order, so first
+//! deliveries come in sequence order too: the first receipt of a sequence
+//! number at or past `first_next[s]` is that line's first delivery.
+//!
 //! After each phase the sending stops and deliveries drain (until every
 //! expected line arrived, 3 s without progress, or 15 s). With `--sync` it
 //! pauses after the warm-up and after the window, as `load chat` does.
@@ -66,6 +74,10 @@ struct Fanout {
     delivered: u64,
     samples: Samples,
     max_ns: u64,
+    /// Per sender: the sequence number whose first delivery is still to come.
+    first_next: Vec<u32>,
+    /// First-delivery latency of each line sent in the window.
+    first: Samples,
 }
 
 /// Sender, sequence number and queue time of a relayed line
@@ -170,7 +182,14 @@ impl Fanout {
         self.lost_gaps += u64::from(seq - *next);
         *next = seq + 1;
         self.unique += 1;
-        if (self.window.0..self.window.1).contains(&t) {
+        let in_window = (self.window.0..self.window.1).contains(&t);
+        if seq >= self.first_next[s] {
+            self.first_next[s] = seq + 1;
+            if in_window {
+                self.first.add(now.saturating_sub(t));
+            }
+        }
+        if in_window {
             self.delivered += 1;
             let ns = now.saturating_sub(t);
             self.max_ns = self.max_ns.max(ns);
@@ -274,7 +293,7 @@ pub fn run(o: &Opts) {
     if o.conns < 2 {
         fail("fanout needs at least 2 clients");
     }
-    if !(o.total_rate > 0.0) {
+    if o.total_rate.is_nan() || o.total_rate <= 0.0 {
         fail("fanout needs --total-rate above 0");
     }
     let mut poll = Poll::new().unwrap_or_else(|e| fail(e));
@@ -309,6 +328,8 @@ pub fn run(o: &Opts) {
         delivered: 0,
         samples: Samples(Vec::with_capacity(1 << 20)),
         max_ns: 0,
+        first_next: vec![0; k],
+        first: Samples(Vec::with_capacity(1 << 16)),
     };
     let mut events = Events::with_capacity(4096);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -332,8 +353,9 @@ pub fn run(o: &Opts) {
     let sent = f.sent_total - sent0;
     let expected = f.expected() - exp0;
     let (p50, p99) = (f.samples.pct(0.50), f.samples.pct(0.99));
+    let (first50, first99) = (f.first.pct(0.50), f.first.pct(0.99));
     println!(
-        "result mode=fanout clients={k} total_rate={} sent={sent} expected={expected} deliveries={} secs={secs:.4} deliveries_per_s={:.1} offered_per_s={:.1} p50_us={p50:.2} p99_us={p99:.2} max_us={:.2} lost={} doubled={} echoed={} malformed={} dropped={}",
+        "result mode=fanout clients={k} total_rate={} sent={sent} expected={expected} deliveries={} secs={secs:.4} deliveries_per_s={:.1} offered_per_s={:.1} p50_us={p50:.2} p99_us={p99:.2} max_us={:.2} first_p50_us={first50:.2} first_p99_us={first99:.2} lost={} doubled={} echoed={} malformed={} dropped={}",
         o.total_rate,
         f.delivered,
         f.delivered as f64 / secs,
