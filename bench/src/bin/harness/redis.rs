@@ -75,10 +75,12 @@ impl Scenario {
     }
     /// The measured window: three times the harness's for the latency
     /// load, whose 20 lines/s would otherwise leave a p99 of first
-    /// deliveries decided by one or two lines.
+    /// deliveries decided by one or two lines (not in the smoke run, which
+    /// only proves the path in a few seconds).
     fn duration(&self, o: &Opts) -> f64 {
         match self.load {
-            Kind::Latency => 3.0 * o.duration,
+            Kind::Latency if !o.smoke => 3.0 * o.duration,
+            Kind::Latency => o.duration,
             Kind::Heavy | Kind::Saturation => o.duration,
         }
     }
@@ -568,7 +570,7 @@ pub fn section(w: &mut String, o: &Opts, fo: &Fanout) {
     }
     let n = o.redis.first().map_or(2, |s| s.instances);
     l(format!(
-        "**single**: one `examples/chatroom` with K clients; **federated**: {n} `chatroom --redis redis://127.0.0.1:PORT` with K/{n} each, through one redis-server the harness starts per window (`--save '' --appendonly no`, a free loopback port). Both: `{}`{}; chatrooms and redis-server `taskset -c {}`, load `taskset -c {}`. The load (`load fanout`) sends 64-byte lines at a fixed total rate (open loop, senders in turn), each carrying its queue time, sender and sequence number; latency is receive time − queue time per delivery. CPU is utime + stime from `/proc/PID/stat` around the window (warm-up {} s, window {} s, {} s for the latency load, then the drain), per delivery in it; redis-server's also per published line. Lost, doubled: over the whole run, every client must get every other client's line exactly once. Setups alternate, the order swapped every round.\n",
+        "**single**: one `examples/chatroom` with K clients; **federated**: {n} `chatroom --redis redis://127.0.0.1:PORT` with K/{n} each, through one redis-server the harness starts per window (`--save '' --appendonly no`, a free loopback port). Both: `{}`{}; chatrooms and redis-server `taskset -c {}`, load `taskset -c {}`. The load (`load fanout`) sends 64-byte lines at a fixed total rate (open loop, senders in turn), each carrying its queue time, sender and sequence number; latency is receive time − queue time per delivery. CPU is utime + stime from `/proc/PID/stat` around the window (warm-up {} s, window {} s (the latency load: {} s), then the drain), per delivery in it; redis-server's also per published line. Lost, doubled: over the whole run, every client must get every other client's line exactly once. Setups alternate, the order swapped every round.\n",
         CHAT_FLAGS.join(" "),
         if o.redis_reactors > 1 {
             format!(" `--reactors {}`", o.redis_reactors)
@@ -579,7 +581,10 @@ pub fn section(w: &mut String, o: &Opts, fo: &Fanout) {
         o.cpus.load(),
         o.warmup,
         o.duration,
-        3.0 * o.duration
+        o.redis
+            .iter()
+            .find(|s| s.load == Kind::Latency)
+            .map_or(o.duration, |s| s.duration(o))
     ));
     l("| load | setup | deliveries/s | p50 µs | p99 µs | max µs | first delivery p50 / p99 µs | lost | doubled | CPU µs/delivery: chatrooms | redis-server | total | redis-server CPU µs per published line |".into());
     l("|---|---|---|---|---|---|---|---|---|---|---|---|---|".into());
