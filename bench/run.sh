@@ -5,7 +5,7 @@
 #   bash bench/run.sh --smoke    # ~1 min, for CI: <bench target dir>/smoke/benchmarks.{md,svg}
 #
 # Extra flags go to the harness (--rounds N, --duration S, --reactors 1,2,4,
-# --only a,b, --no-python, --no-cross-check, --out DIR). It first builds
+# --redis-reactors N, --only a,b, --no-python, --no-cross-check, --out DIR). It first builds
 # everything it measures, in the target directories cargo reports (so
 # CARGO_TARGET_DIR and build.target-dir are honoured and no stale binary is
 # measured): the bench crate in release, and examples/multiconn_echo and

@@ -6,9 +6,13 @@
 //! load idle ADDR --conns N
 //! load wschat ADDR --clients K --rate R ... [--path /ws]   # chat over WebSocket
 //! load tlsecho ADDR --conns N --size B --depth D ...        # echo over TLS
+//! load fanout ADDR[,ADDR...] --clients K --total-rate LINES_PER_SEC --warmup S --duration S [--sync]
 //! ```
 //!
 //! `wschat` and `tlsecho` (issue 13) are in `load_layers/`.
+//! `fanout` (issue 12's benchmark, `load/fanout.rs`): a fixed total line
+//! rate over K clients, with each line's sender and sequence number in it,
+//! so every lost, doubled or echoed delivery is counted.
 //!
 //! `echo`: closed loop. Each of N connections keeps D messages of BYTES in
 //! flight; a message completes when BYTES more bytes have come back (echo is
@@ -42,6 +46,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+#[path = "load/fanout.rs"]
+mod fanout;
 #[path = "load_layers/tls_echo.rs"]
 mod tls_echo;
 #[path = "load_layers/ws_chat.rs"]
@@ -57,6 +63,8 @@ struct Opts {
     size: usize,
     depth: usize,
     rate: f64,
+    /// `fanout`: lines per second over all clients.
+    total_rate: f64,
     warmup: f64,
     duration: f64,
     sync: bool,
@@ -95,6 +103,7 @@ fn opts() -> Opts {
         size: get("--size", 64.0) as usize,
         depth: get("--depth", 1.0) as usize,
         rate: get("--rate", 10.0),
+        total_rate: get("--total-rate", 0.0),
         warmup: get("--warmup", 1.0),
         duration: get("--duration", 5.0),
         sync: args.iter().any(|a| a == "--sync") || args[1] == "idle",
@@ -704,6 +713,7 @@ fn main() {
     match o.mode.as_str() {
         "echo" => echo(&o),
         "chat" => chat(&o),
+        "fanout" => fanout::run(&o),
         "idle" => idle(&o),
         "wschat" => ws_chat::ws_chat(
             &o,

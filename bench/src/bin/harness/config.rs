@@ -122,6 +122,10 @@ pub struct Opts {
     pub chat: Vec<ChatScenario>,
     /// Reactor counts for the group runs (`--reactors 1,2,4`).
     pub reactors: Vec<usize>,
+    /// Issue 12's loads (`redis::scenarios`), and the reactors of each
+    /// chatroom in them (`--redis-reactors N`, default 1).
+    pub redis: Vec<crate::redis::Scenario>,
+    pub redis_reactors: usize,
     pub cpus: Cpus,
     pub cross_check: bool,
     pub python: bool,
@@ -189,7 +193,7 @@ impl Args {
 
 pub fn usage(why: &str) -> ! {
     eprintln!("harness: {why}");
-    eprintln!("usage: harness [--smoke] [--rounds N] [--duration S] [--reactors 1,2,4] [--only a,b] [--out DIR] [--bin DIR] [--chatroom BIN] [--echo-example BIN] [--no-python] [--no-cross-check] [--command TEXT]");
+    eprintln!("usage: harness [--smoke] [--rounds N] [--duration S] [--reactors 1,2,4] [--redis-reactors N] [--only a,b] [--out DIR] [--bin DIR] [--chatroom BIN] [--echo-example BIN] [--no-python] [--no-cross-check] [--command TEXT]");
     std::process::exit(2)
 }
 
@@ -300,6 +304,11 @@ pub fn opts() -> Opts {
         } else {
             Vec::new()
         },
+        redis: crate::redis::scenarios(smoke)
+            .into_iter()
+            .filter(|s| keep(&s.id()))
+            .collect(),
+        redis_reactors: a.num("--redis-reactors", 1usize).max(1),
         cpus,
         cross_check: !smoke && !a.has("--no-cross-check") && only.is_none(),
         idle: keep("idle"),

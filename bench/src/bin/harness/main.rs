@@ -27,7 +27,8 @@
 //! (servers and load), `meters` and `trace` (what is read), `runs` and
 //! `passes` (one window each), `stats` (medians, ratios), `targets` (the
 //! goals and which of them gate), `report` and `format` (Markdown), `chart`
-//! (SVG).
+//! (SVG); `redis` is issue 12's scenario, whole (servers, meters, report
+//! section).
 
 mod chart;
 mod config;
@@ -36,6 +37,7 @@ mod layers;
 mod meters;
 mod passes;
 mod processes;
+mod redis;
 mod report;
 mod runs;
 mod stats;
@@ -78,6 +80,7 @@ fn run(o: &Opts) -> Res<()> {
         chat: Table::default(),
         group: Table::default(),
         group_skipped: Vec::new(),
+        redis: Default::default(),
         idle: BTreeMap::new(),
         xcheck: Vec::new(),
         passes: Vec::new(),
@@ -91,6 +94,7 @@ fn run(o: &Opts) -> Res<()> {
     traced(o, &tracer, &servers, &chat, &mut r);
     layers::run(o, &tracer, &mut r);
     group(o, &tracer, &mut r);
+    redis::fanout(o, &mut r);
     pass_traces(o, &tracer, &chat, &mut r);
     idle(o, &servers, &mut r);
     cross_checks(o, &servers, &mut r);

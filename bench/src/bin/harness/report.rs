@@ -36,6 +36,7 @@ pub fn report(
     crate::layers::section(&mut w, o, r);
     pass_table(&mut w, r);
     group_section(&mut w, o, r);
+    crate::redis::section(&mut w, o, &r.redis);
     cross_check_section(&mut w, r);
     tail(&mut w, o, r);
     w

@@ -80,6 +80,8 @@ pub struct Results {
     pub group: Table,
     /// Reactor counts the group runs skipped, and why.
     pub group_skipped: Vec<(usize, String)>,
+    /// Issue 12: one room on one chatroom against the same room through Redis.
+    pub redis: crate::redis::Fanout,
     pub idle: BTreeMap<&'static str, Idle>,
     pub xcheck: Vec<(String, Res<String>)>,
     pub passes: Vec<(String, usize, Res<PassStats>)>,
