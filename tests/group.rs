@@ -563,3 +563,92 @@ fn shutdown_loses_no_connection_queued_on_a_reuseport_listener() {
         eprintln!("{queued} clients were queued on the busy reactor's listener at shutdown");
     });
 }
+
+/// What a [`Starts`] handler saw: (reactor, its thread's name, the call).
+type StartLog = Arc<Mutex<Vec<(usize, String, &'static str)>>>;
+
+/// Logs `started`, a loop timer it sets there, accepts and `shutting_down`.
+struct Starts {
+    index: usize,
+    log: StartLog,
+}
+
+impl Starts {
+    fn note(&self, what: &'static str) {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.log.lock().unwrap().push((self.index, thread, what));
+    }
+}
+
+impl Handler for Starts {
+    type Data = ();
+
+    fn started(&mut self, cx: &mut Context<'_, ()>) {
+        self.note("started");
+        cx.call_later(Duration::ZERO, None, 1);
+    }
+
+    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
+        self.note("accept");
+        Some(())
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, ()>, _: Option<(ConnId, &mut ())>, _: u64) {
+        self.note("timer");
+    }
+
+    fn shutting_down(&mut self, _: &mut Context<'_, ()>) {
+        self.note("shutting_down");
+    }
+}
+
+/// `Handler::started` runs once on every reactor of a group, on that
+/// reactor's thread, before anything else it is called for (even a client
+/// that was queued on the listener before the group started), and a loop
+/// timer set there fires.
+#[test]
+fn started_runs_once_first_on_every_reactor() {
+    with_deadline(LIMIT, || {
+        const N: usize = 3;
+        let options = GroupOptions {
+            reactors: N,
+            ..GroupOptions::default()
+        };
+        let mut group = ReactorGroup::new(options, Config::default()).expect("group");
+        let addr = group.listen("127.0.0.1:0").expect("listen");
+        let early: Vec<TcpStream> = (0..N).map(|_| connect(addr)).collect();
+        let log: StartLog = Arc::default();
+        let theirs = Arc::clone(&log);
+        let running = group
+            .start(move |index| Starts {
+                index,
+                log: Arc::clone(&theirs),
+            })
+            .expect("start");
+        let count = |what| log.lock().unwrap().iter().filter(|e| e.2 == what).count();
+        assert!(
+            poll_until(Duration::from_secs(20), || count("timer") == N
+                && count("accept") == N),
+            "{:?}",
+            log.lock().unwrap()
+        );
+        drop(early);
+        running.handle().stop();
+        running.join().expect("join");
+        let log = log.lock().unwrap();
+        for r in 0..N {
+            let mine: Vec<_> = log.iter().filter(|e| e.0 == r).collect();
+            assert_eq!(mine.first().map(|e| e.2), Some("started"), "{r}: {mine:?}");
+            assert_eq!(
+                mine.iter().filter(|e| e.2 == "started").count(),
+                1,
+                "{mine:?}"
+            );
+            assert_eq!(mine.last().map(|e| e.2), Some("shutting_down"), "{mine:?}");
+            assert!(
+                mine.iter().all(|e| e.1 == format!("reactor-{r}")),
+                "{r}: {mine:?}"
+            );
+        }
+    });
+}
