@@ -193,3 +193,120 @@ fn nearly_full(shared: impl FnOnce(&ChatConfig) -> std::sync::Arc<Shared>, ready
         running.join().unwrap();
     }
 }
+
+/// Newcomers arriving while talkers flood a group whose lanes hold one
+/// message, so that reactors are cut for falling behind again and again:
+/// every client, talker or newcomer, is either welcomed or told `* error:
+/// server overloaded` and closed, soon. Regression: a reactor that took
+/// its lane's last message in the instant between the owner's refused post
+/// and the owner raising its flag was never told it was cut; the owner
+/// dropped its clients' joins and lines from then on, and they waited
+/// unread for good.
+#[test]
+fn clients_are_welcomed_or_told_while_reactors_are_cut() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    const NEWCOMERS: usize = 300;
+    const TALKERS: usize = 4;
+    const FIRST_LINE: Duration = Duration::from_secs(10);
+    with_deadline(Duration::from_secs(120), || {
+        let chat = ChatConfig {
+            lines_per_sec: 1e6,
+            burst: 1e6,
+            ..ChatConfig::default()
+        };
+        let options = GroupOptions {
+            reactors: 3,
+            accept: AcceptMode::LeastLoaded,
+            mailbox_capacity: 1,
+        };
+        let mut group = ReactorGroup::new(options, chat.reactor_config()).unwrap();
+        let addr = group.listen("127.0.0.1:0").unwrap();
+        let shared = Shared::new(3, &chat);
+        let running = group
+            .start(move |i| {
+                ChatServer::new(chat.clone()).with_group(GroupRoom::new(i, shared.clone()))
+            })
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stuck: Arc<Mutex<Vec<String>>> = Arc::default();
+        // The first line of a client, within FIRST_LINE: welcomed (true),
+        // told it was cut (false), or stuck (None, noted in `stuck`).
+        let first = {
+            let stuck = Arc::clone(&stuck);
+            move |c: &mut LineClient| -> Option<bool> {
+                match c.line_until(Instant::now() + FIRST_LINE) {
+                    Ok(l) if l.starts_with("* welcome ") => Some(true),
+                    Ok(l) if l == "* error: server overloaded" => Some(false),
+                    Ok(l) => panic!("{}: first line {l:?}", c.name),
+                    Err(util::chat::End::Timeout) => {
+                        stuck.lock().unwrap().push(c.name.clone());
+                        None
+                    }
+                    Err(_) => Some(false), // cut before its welcome was written
+                }
+            }
+        };
+        // Talkers that come back when cut, each read by its own thread.
+        let talkers: Vec<_> = (0..TALKERS)
+            .map(|t| {
+                let (stop, first) = (Arc::clone(&stop), first.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut c = LineClient::connect(addr);
+                        if first(&mut c).is_none() {
+                            return;
+                        }
+                        let s = c.stream.try_clone().unwrap();
+                        s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+                        let mut r = s.try_clone().unwrap();
+                        let reader = std::thread::spawn(move || {
+                            let mut buf = [0u8; 65536];
+                            while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+                        });
+                        let mut w = &s;
+                        for i in 0.. {
+                            let batch: String =
+                                (0..20).map(|j| format!("t{t} {i} {j}\n")).collect();
+                            if stop.load(Ordering::Relaxed)
+                                || w.write_all(batch.as_bytes()).is_err()
+                            {
+                                break;
+                            }
+                        }
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        let _ = reader.join();
+                    }
+                })
+            })
+            .collect();
+        // Newcomers stay (unread), so that they land on every reactor.
+        let mut newcomers = Vec::new();
+        let (mut welcomed, mut told) = (0, 0);
+        for _ in 0..NEWCOMERS {
+            let mut c = LineClient::connect(addr);
+            match first(&mut c) {
+                Some(true) => welcomed += 1,
+                Some(false) => told += 1,
+                None => break,
+            }
+            newcomers.push(c);
+            if !stuck.lock().unwrap().is_empty() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        drop(newcomers);
+        for t in talkers {
+            let _ = t.join();
+        }
+        let stats = running.handle().mail_stats();
+        running.handle().stop();
+        running.join().unwrap();
+        eprintln!("{welcomed} newcomers welcomed, {told} told; mail {stats:?}");
+        let stuck = stuck.lock().unwrap();
+        assert!(stuck.is_empty(), "never welcomed nor told: {stuck:?}");
+    });
+}
