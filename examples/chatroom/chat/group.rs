@@ -425,8 +425,11 @@ impl GroupRoom {
             let _ = cx.send(id, b"* error: server overloaded\n");
             cx.close(id);
         }
-        // Departures queued before this point are ignored by the owner
-        // (they are not members any more); the resync comes after them.
+        // Anything queued before this point reaches the owner while it
+        // ignores this reactor. The departures of the clients closed above
+        // come after the resync (connection_lost runs once this callback
+        // returns): the owner ignores them as of no member, for the cut
+        // took every client of this reactor out of the room already.
         let m = Message::new(RESYNC, None, &b""[..]);
         self.up(cx, m, true);
     }
