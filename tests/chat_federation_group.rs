@@ -604,3 +604,37 @@ fn sigterm_while_newcomers_wait_for_their_welcome_exits_0() {
     assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Limits while newcomers wait for their welcome (Redis frozen), on a
+/// multi-reactor instance: `--max-clients` counts the waiting ones too
+/// (the one past it reads `* error: server full`), and a partial line sent
+/// while waiting is timed once the client is read (`--partial-timeout`):
+/// it is cut and the others read `* NAME left (timeout)`.
+#[test]
+fn limits_hold_for_newcomers_waiting_for_their_welcome() {
+    let redis = RedisServer::start();
+    let extra = [
+        "--reactors",
+        "2",
+        "--max-clients",
+        "4",
+        "--partial-timeout",
+        "1",
+    ];
+    let (_a, addr) = instance(&redis, "lobby", &extra);
+    wait_instances(&redis, "lobby", 1);
+    let mut observer = Client::join(addr);
+    let frozen = Frozen::new(&redis);
+    let mut waiting: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
+    let mut refused = Client::connect(addr);
+    refused.expect("* error: server full");
+    refused.expect_eof();
+    waiting[0].send("half a line");
+    drop(frozen);
+    let slow = waiting[0].name.clone();
+    until_line(&mut observer, &format!("* {slow} left (timeout)"), STEP);
+    for c in waiting.iter_mut().skip(1) {
+        let first = c.line();
+        assert!(first.starts_with("* welcome "), "{}: {first:?}", c.name);
+    }
+}
