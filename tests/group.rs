@@ -652,3 +652,61 @@ fn started_runs_once_first_on_every_reactor() {
         }
     });
 }
+
+/// Reactor 0 stops itself in `started`; reactor 1 is built only after
+/// that (its factory waits for reactor 0's `shutting_down`).
+struct StopsAtOnce {
+    index: usize,
+    gone: Option<mpsc::Sender<()>>,
+}
+
+impl Handler for StopsAtOnce {
+    type Data = ();
+
+    fn started(&mut self, cx: &mut Context<'_, ()>) {
+        if self.index == 0 {
+            cx.stop(); // a handler giving up at once (refused credentials, say)
+        }
+    }
+
+    fn shutting_down(&mut self, _: &mut Context<'_, ()>) {
+        if let Some(gone) = self.gone.take() {
+            let _ = gone.send(());
+        }
+    }
+}
+
+/// A reactor that stops by itself before the others are built does not
+/// leave the group running: `start` returns, and the group ends soon after
+/// with no error (regression: the supervisor, counting the early stop as
+/// a failure to start, stopped only the reactors it knew of, then waited
+/// for the others to end without stopping the ones that came up later).
+#[test]
+fn a_reactor_stopping_itself_while_the_group_starts_stops_the_group() {
+    with_deadline(LIMIT, || {
+        let options = GroupOptions {
+            reactors: 2,
+            ..GroupOptions::default()
+        };
+        let mut group = ReactorGroup::new(options, Config::default()).expect("group");
+        group.listen("127.0.0.1:0").expect("listen");
+        let (gone, wait) = mpsc::channel();
+        let (gone, wait) = (Mutex::new(Some(gone)), Mutex::new(wait));
+        let running = group
+            .start(move |index| {
+                if index == 1 {
+                    let _ = wait.lock().unwrap().recv_timeout(Duration::from_secs(20));
+                }
+                StopsAtOnce {
+                    index,
+                    gone: if index == 0 {
+                        gone.lock().unwrap().take()
+                    } else {
+                        None
+                    },
+                }
+            })
+            .expect("started: reactor 0 ran, then stopped");
+        running.join().expect("a stop, not a failure");
+    });
+}
