@@ -454,3 +454,193 @@ fn a_storm_elsewhere_costs_every_reactor_s_clients_the_same_few_lines() {
     );
     drop(crowd);
 }
+
+/// Two reactors, every join and leave said on its own (no storm summary).
+const ONE_BY_ONE: [&str; 4] = ["--reactors", "2", "--notices-per-sec", "100000"];
+
+/// Holds redis-server stopped (SIGSTOP) while it lives: a multi-reactor
+/// instance's newcomers then wait for their welcome (their join is out to
+/// Redis, unanswered). Continued (SIGCONT) when dropped, whatever happened.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(redis: &RedisServer) -> Frozen {
+        let pid = redis.pid().expect("redis-server runs");
+        assert!(process::signal(pid, "-STOP"), "SIGSTOP redis-server");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        process::signal(self.0, "-CONT");
+    }
+}
+
+/// Reads `c` until its connection ends; its lines, skipping the outage
+/// notices a long freeze may cause.
+fn lines_to_eof(c: &mut Client) -> Vec<String> {
+    let until = Instant::now() + LOST_WITHIN + STEP;
+    let mut got = Vec::new();
+    loop {
+        match c.line_until(until) {
+            Ok(l) if l.starts_with("* link to other servers") => {}
+            Ok(l) => got.push(l),
+            Err(util::chat::End::Timeout) => panic!("{}: no end; got {got:?}", c.name),
+            Err(_) => return got,
+        }
+    }
+}
+
+/// Lifecycle, for newcomers that `/quit` before their welcome came (Redis
+/// slow to hand their joins back), on both reactors of an instance: each
+/// reads its welcome first, then `* bye`, then its connection ends; the
+/// others hear it join, then leave, once each.
+#[test]
+fn newcomers_that_quit_before_their_welcome_are_welcomed_then_said_bye() {
+    let redis = RedisServer::start();
+    let (_a, addr) = instance(&redis, "lobby", &ONE_BY_ONE);
+    wait_instances(&redis, "lobby", 1);
+    let mut observer = Client::join(addr);
+    let frozen = Frozen::new(&redis);
+    let mut early: Vec<Client> = (0..4).map(|_| Client::connect(addr)).collect();
+    for c in early.iter_mut() {
+        c.send("/quit\n");
+    }
+    drop(frozen);
+    for c in early.iter_mut() {
+        let got = lines_to_eof(c);
+        let welcome = format!("* welcome {}! /help lists the commands", c.name);
+        // Later newcomers' joins, and the others' quits, may come in
+        // before its own `/quit` is read.
+        assert_eq!(got.first(), Some(&welcome), "{}: {got:?}", c.name);
+        assert_eq!(got.last().map(String::as_str), Some("* bye"), "{got:?}");
+        let between = &got[1..got.len() - 1];
+        assert!(
+            between
+                .iter()
+                .all(|l| l.ends_with(" joined") || l.ends_with(" left (quit)")),
+            "{}: {got:?}",
+            c.name
+        );
+    }
+    let mut heard: Vec<String> = Vec::new();
+    let until = Instant::now() + STEP;
+    while heard.len() < 2 * early.len() {
+        match observer.line_until(until) {
+            Ok(l) if l.contains(" joined") || l.contains(" left") => heard.push(l),
+            Ok(_) => {}
+            Err(e) => panic!("observer ({e:?}): {heard:?}"),
+        }
+    }
+    for c in &early {
+        let joined = format!("* {} joined", c.name);
+        let left = format!("* {} left (quit)", c.name);
+        let j = heard.iter().position(|l| *l == joined);
+        let l = heard.iter().position(|l| *l == left);
+        assert!(j.is_some() && l > j, "{}: {heard:?}", c.name);
+    }
+    assert_eq!(who(&mut observer), HashSet::from([observer.name.clone()]));
+}
+
+/// Newcomers that hang up before their welcome came, on both reactors:
+/// nobody hears a `left` without its `joined`, nor either twice, and the
+/// room forgets them (`/who`).
+#[test]
+fn newcomers_that_hang_up_before_their_welcome_leave_no_trace() {
+    let redis = RedisServer::start();
+    let (_a, addr) = instance(&redis, "lobby", &ONE_BY_ONE);
+    wait_instances(&redis, "lobby", 1);
+    let mut observer = Client::join(addr);
+    let frozen = Frozen::new(&redis);
+    let gone: Vec<String> = (0..6)
+        .map(|_| {
+            let c = Client::connect(addr);
+            c.name.clone()
+        })
+        .collect();
+    drop(frozen);
+    let me = HashSet::from([observer.name.clone()]);
+    wait_who(&mut observer, &me);
+    // Something said after them, to read every notice about them before it.
+    let mut marker = Client::join(addr);
+    marker.send("done\n");
+    let before = until_line(&mut observer, &format!("<{}> done", marker.name), STEP);
+    for name in &gone {
+        let joined = format!("* {name} joined");
+        let j: Vec<usize> = (0..before.len()).filter(|&i| before[i] == joined).collect();
+        let l: Vec<usize> = (0..before.len())
+            .filter(|&i| before[i].starts_with(&format!("* {name} left")))
+            .collect();
+        assert!(j.len() <= 1 && l.len() == j.len(), "{name}: {before:?}");
+        assert!(j.first() < l.first() || j.is_empty(), "{name}: {before:?}");
+    }
+}
+
+/// SIGTERM while newcomers on both reactors wait for their welcome (Redis
+/// frozen): each is told `* server shutting down` and closed, and the
+/// process exits 0 within the shutdown's bound.
+#[test]
+fn sigterm_while_newcomers_wait_for_their_welcome_exits_0() {
+    let redis = RedisServer::start();
+    let (a, addr) = instance(&redis, "lobby", TWO);
+    wait_instances(&redis, "lobby", 1);
+    let frozen = Frozen::new(&redis);
+    let mut waiting: Vec<Client> = (0..4).map(|_| Client::connect(addr)).collect();
+    for c in waiting.iter_mut() {
+        c.send("hello\n");
+    }
+    a.signal("-TERM");
+    for c in waiting.iter_mut() {
+        let got = lines_to_eof(c);
+        assert_eq!(
+            got.last().map(String::as_str),
+            Some("* server shutting down"),
+            "{}: {got:?}",
+            c.name
+        );
+        assert!(
+            got.iter().all(|l| l.starts_with("* ")),
+            "{}: {got:?}",
+            c.name
+        );
+    }
+    let (status, _, stderr) = a.finish();
+    drop(frozen);
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Limits while newcomers wait for their welcome (Redis frozen), on a
+/// multi-reactor instance: `--max-clients` counts the waiting ones too
+/// (the one past it reads `* error: server full`), and a partial line sent
+/// while waiting is timed once the client is read (`--partial-timeout`):
+/// it is cut and the others read `* NAME left (timeout)`.
+#[test]
+fn limits_hold_for_newcomers_waiting_for_their_welcome() {
+    let redis = RedisServer::start();
+    let extra = [
+        "--reactors",
+        "2",
+        "--max-clients",
+        "4",
+        "--partial-timeout",
+        "1",
+    ];
+    let (_a, addr) = instance(&redis, "lobby", &extra);
+    wait_instances(&redis, "lobby", 1);
+    let mut observer = Client::join(addr);
+    let frozen = Frozen::new(&redis);
+    let mut waiting: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
+    let mut refused = Client::connect(addr);
+    refused.expect("* error: server full");
+    refused.expect_eof();
+    waiting[0].send("half a line");
+    drop(frozen);
+    let slow = waiting[0].name.clone();
+    until_line(&mut observer, &format!("* {slow} left (timeout)"), STEP);
+    for c in waiting.iter_mut().skip(1) {
+        let first = c.line();
+        assert!(first.starts_with("* welcome "), "{}: {first:?}", c.name);
+    }
+}

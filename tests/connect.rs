@@ -256,3 +256,31 @@ fn connect_timeout_of_duration_max_does_not_overflow() {
         running.stop_and_join(util::regress::WAIT).unwrap();
     });
 }
+
+/// `Context::send_shared` errs as `send` does: an empty payload to a
+/// connection that takes no more output is an error for both, not `Ok`
+/// for one of them (its docs say "Errors: as send").
+#[test]
+fn send_shared_errs_as_send_does_even_when_empty() {
+    struct Idle;
+    impl mio_selectors::Handler for Idle {
+        type Data = ();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut reactor = mio_selectors::Reactor::new(Idle, mio_selectors::Config::default()).unwrap();
+    let id = reactor.connect(addr, ()).unwrap();
+    let (send, shared) = reactor.with_context(|cx| {
+        cx.close(id);
+        let empty: std::sync::Arc<[u8]> = std::sync::Arc::from(&b""[..]);
+        (
+            cx.send(id, b"").is_err(),
+            cx.send_shared(id, empty).is_err(),
+        )
+    });
+    assert!(send, "send to a closing connection errs");
+    assert_eq!(
+        shared, send,
+        "send_shared of nothing errs as send of nothing does"
+    );
+}

@@ -563,3 +563,152 @@ fn shutdown_loses_no_connection_queued_on_a_reuseport_listener() {
         eprintln!("{queued} clients were queued on the busy reactor's listener at shutdown");
     });
 }
+
+/// What a [`Starts`] handler saw: (reactor, its thread's name, the call).
+type StartLog = Arc<Mutex<Vec<(usize, String, &'static str)>>>;
+
+/// Logs `started`, a loop timer it sets there, accepts and `shutting_down`.
+struct Starts {
+    index: usize,
+    log: StartLog,
+}
+
+impl Starts {
+    fn note(&self, what: &'static str) {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        self.log.lock().unwrap().push((self.index, thread, what));
+    }
+}
+
+impl Handler for Starts {
+    type Data = ();
+
+    fn started(&mut self, cx: &mut Context<'_, ()>) {
+        self.note("started");
+        cx.call_later(Duration::ZERO, None, 1);
+    }
+
+    fn accept_wrapper(&mut self, _: &mut Context<'_, ()>, _: ConnId, _: &PeerAddr) -> Option<()> {
+        self.note("accept");
+        Some(())
+    }
+
+    fn on_timer(&mut self, _: &mut Context<'_, ()>, _: Option<(ConnId, &mut ())>, _: u64) {
+        self.note("timer");
+    }
+
+    fn shutting_down(&mut self, _: &mut Context<'_, ()>) {
+        self.note("shutting_down");
+    }
+}
+
+/// `Handler::started` runs once on every reactor of a group, on that
+/// reactor's thread, before anything else it is called for (even a client
+/// that was queued on the listener before the group started), and a loop
+/// timer set there fires.
+#[test]
+fn started_runs_once_first_on_every_reactor() {
+    with_deadline(LIMIT, || {
+        let _fds = fds_shared(); // not while the descriptor count is taken
+        const N: usize = 3;
+        let options = GroupOptions {
+            reactors: N,
+            ..GroupOptions::default()
+        };
+        let mut group = ReactorGroup::new(options, Config::default()).expect("group");
+        let addr = group.listen("127.0.0.1:0").expect("listen");
+        let early: Vec<TcpStream> = (0..N).map(|_| connect(addr)).collect();
+        let log: StartLog = Arc::default();
+        let theirs = Arc::clone(&log);
+        let running = group
+            .start(move |index| Starts {
+                index,
+                log: Arc::clone(&theirs),
+            })
+            .expect("start");
+        let count = |what| log.lock().unwrap().iter().filter(|e| e.2 == what).count();
+        assert!(
+            poll_until(Duration::from_secs(20), || count("timer") == N
+                && count("accept") == N),
+            "{:?}",
+            log.lock().unwrap()
+        );
+        drop(early);
+        running.handle().stop();
+        running.join().expect("join");
+        let log = log.lock().unwrap();
+        for r in 0..N {
+            let mine: Vec<_> = log.iter().filter(|e| e.0 == r).collect();
+            assert_eq!(mine.first().map(|e| e.2), Some("started"), "{r}: {mine:?}");
+            assert_eq!(
+                mine.iter().filter(|e| e.2 == "started").count(),
+                1,
+                "{mine:?}"
+            );
+            assert_eq!(mine.last().map(|e| e.2), Some("shutting_down"), "{mine:?}");
+            assert!(
+                mine.iter().all(|e| e.1 == format!("reactor-{r}")),
+                "{r}: {mine:?}"
+            );
+        }
+    });
+}
+
+/// Reactor 0 stops itself in `started`; reactor 1 is built only after
+/// that (its factory waits for reactor 0's `shutting_down`).
+struct StopsAtOnce {
+    index: usize,
+    gone: Option<mpsc::Sender<()>>,
+}
+
+impl Handler for StopsAtOnce {
+    type Data = ();
+
+    fn started(&mut self, cx: &mut Context<'_, ()>) {
+        if self.index == 0 {
+            cx.stop(); // a handler giving up at once (refused credentials, say)
+        }
+    }
+
+    fn shutting_down(&mut self, _: &mut Context<'_, ()>) {
+        if let Some(gone) = self.gone.take() {
+            let _ = gone.send(());
+        }
+    }
+}
+
+/// A reactor that stops by itself before the others are built does not
+/// leave the group running: `start` returns, and the group ends soon after
+/// with no error (regression: the supervisor, counting the early stop as
+/// a failure to start, stopped only the reactors it knew of, then waited
+/// for the others to end without stopping the ones that came up later).
+#[test]
+fn a_reactor_stopping_itself_while_the_group_starts_stops_the_group() {
+    with_deadline(LIMIT, || {
+        let _fds = fds_shared(); // not while the descriptor count is taken
+        let options = GroupOptions {
+            reactors: 2,
+            ..GroupOptions::default()
+        };
+        let mut group = ReactorGroup::new(options, Config::default()).expect("group");
+        group.listen("127.0.0.1:0").expect("listen");
+        let (gone, wait) = mpsc::channel();
+        let (gone, wait) = (Mutex::new(Some(gone)), Mutex::new(wait));
+        let running = group
+            .start(move |index| {
+                if index == 1 {
+                    let _ = wait.lock().unwrap().recv_timeout(Duration::from_secs(20));
+                }
+                StopsAtOnce {
+                    index,
+                    gone: if index == 0 {
+                        gone.lock().unwrap().take()
+                    } else {
+                        None
+                    },
+                }
+            })
+            .expect("started: reactor 0 ran, then stopped");
+        running.join().expect("a stop, not a failure");
+    });
+}

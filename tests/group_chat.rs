@@ -193,3 +193,126 @@ fn nearly_full(shared: impl FnOnce(&ChatConfig) -> std::sync::Arc<Shared>, ready
         running.join().unwrap();
     }
 }
+
+/// Newcomers arriving while talkers flood a group whose lanes hold one
+/// message, so that reactors are cut for falling behind again and again:
+/// every client, talker or newcomer, is either welcomed or told `* error:
+/// server overloaded` and closed, soon. Regression: a cut reactor looked
+/// at its flag only when a message came, and after a cut the owner sent it
+/// none; when what was in flight to it was only a handed-over connection
+/// (least-loaded accepting) or it took its last message just before the
+/// flag went up, it never knew, the owner dropped its clients' joins and
+/// lines for good, and they waited unread (2 runs in 2 on the old code).
+#[test]
+fn clients_are_welcomed_or_told_while_reactors_are_cut() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    const NEWCOMERS: usize = 20;
+    const TALKERS: usize = 4;
+    const FIRST_LINE: Duration = Duration::from_secs(10);
+    with_deadline(Duration::from_secs(120), || {
+        let chat = ChatConfig {
+            lines_per_sec: 1e6,
+            burst: 1e6,
+            ..ChatConfig::default()
+        };
+        let options = GroupOptions {
+            reactors: 3,
+            // Connections handed over through the lanes (the regression needs it).
+            accept: AcceptMode::LeastLoaded,
+            mailbox_capacity: 1,
+        };
+        let mut group = ReactorGroup::new(options, chat.reactor_config()).unwrap();
+        let addr = group.listen("127.0.0.1:0").unwrap();
+        let shared = Shared::new(3, &chat);
+        let running = group
+            .start(move |i| {
+                ChatServer::new(chat.clone()).with_group(GroupRoom::new(i, shared.clone()))
+            })
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stuck: Arc<Mutex<Vec<String>>> = Arc::default();
+        // The first line of a client, within FIRST_LINE: welcomed (true),
+        // told it was cut (false), or stuck (None, noted in `stuck`).
+        let first = {
+            let stuck = Arc::clone(&stuck);
+            move |c: &mut LineClient| -> Option<bool> {
+                match c.line_until(Instant::now() + FIRST_LINE) {
+                    Ok(l) if l.starts_with("* welcome ") => Some(true),
+                    Ok(l) if l == "* error: server overloaded" => Some(false),
+                    Ok(l) => panic!("{}: first line {l:?}", c.name),
+                    Err(util::chat::End::Timeout) => {
+                        stuck.lock().unwrap().push(c.name.clone());
+                        None
+                    }
+                    Err(_) => Some(false), // cut before its welcome was written
+                }
+            }
+        };
+        // Talkers that come back when cut, each read by its own thread.
+        let talkers: Vec<_> = (0..TALKERS)
+            .map(|t| {
+                let (stop, first) = (Arc::clone(&stop), first.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut c = LineClient::connect(addr);
+                        if first(&mut c).is_none() {
+                            return;
+                        }
+                        let s = c.stream.try_clone().unwrap();
+                        s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+                        let mut r = s.try_clone().unwrap();
+                        let reader = std::thread::spawn(move || {
+                            let mut buf = [0u8; 65536];
+                            while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+                        });
+                        let mut w = &s;
+                        for i in 0.. {
+                            let batch: String =
+                                (0..20).map(|j| format!("t{t} {i} {j}\n")).collect();
+                            if stop.load(Ordering::Relaxed)
+                                || w.write_all(batch.as_bytes()).is_err()
+                            {
+                                break;
+                            }
+                        }
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        let _ = reader.join();
+                    }
+                })
+            })
+            .collect();
+        let (mut welcomed, mut told) = (0, 0);
+        let mut slowest = Duration::ZERO;
+        let began = Instant::now();
+        for _ in 0..NEWCOMERS {
+            let mut c = LineClient::connect(addr);
+            let t0 = Instant::now();
+            let got = first(&mut c);
+            slowest = slowest.max(t0.elapsed());
+            match got {
+                Some(true) => welcomed += 1,
+                Some(false) => told += 1,
+                None => break,
+            }
+            if !stuck.lock().unwrap().is_empty() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in talkers {
+            let _ = t.join();
+        }
+        let stats = running.handle().mail_stats();
+        running.handle().stop();
+        running.join().unwrap();
+        eprintln!(
+            "{welcomed} newcomers welcomed, {told} told in {:?} (slowest {slowest:?}); mail {stats:?}",
+            began.elapsed()
+        );
+        let stuck = stuck.lock().unwrap();
+        assert!(stuck.is_empty(), "never welcomed nor told: {stuck:?}");
+    });
+}

@@ -279,11 +279,14 @@ impl RunningGroup {
     }
 
     /// Waits until every reactor runs, or one failed to start (then stops
-    /// the others and returns its error).
+    /// the others and returns its error). A reactor that ran and stopped by
+    /// itself meanwhile (a handler that gave up in `started`: its `Ready`
+    /// came before its `Done`) is no failure to start: the group starts
+    /// and, being stopped already, stops at once.
     fn await_start(&mut self, n: usize) -> Result<()> {
         self.handles = (0..n).map(|_| None).collect();
         let mut ready = 0;
-        while ready < n && self.done == 0 {
+        while ready < n && self.failure.is_none() {
             match self.events.recv() {
                 Ok(Event::Ready(i, h)) => {
                     self.handles[i] = Some(h);
@@ -293,7 +296,7 @@ impl RunningGroup {
                 Err(_) => break, // every member is gone
             }
         }
-        if self.done == 0 && ready == n {
+        if self.failure.is_none() && ready == n {
             let handles = self.handles.iter().flatten().cloned().collect();
             let _ = self.shared.handles.set(handles);
             if self.shared.stopping.load(Ordering::Acquire) {
@@ -306,8 +309,10 @@ impl RunningGroup {
             h.stop();
         }
         while let Ok(event) = self.events.recv() {
-            if let Event::Done(i, r) = event {
-                self.finished(i, r);
+            match event {
+                Event::Done(i, r) => self.finished(i, r),
+                // Built after the failure: it would run for good otherwise.
+                Event::Ready(_, h) => h.stop(),
             }
         }
         self.join_threads();

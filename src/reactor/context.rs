@@ -161,9 +161,8 @@ impl<D> Context<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_shared(&mut self, id: ConnId, shared: Arc<[u8]>) -> Result<()> {
-        if shared.is_empty() {
-            return Ok(());
-        }
+        // No shortcut for an empty payload: it is checked as `send` checks
+        // one (an error for a connection that takes no more output).
         self.core.push_output(id, Output::Shared(shared))
     }
 

@@ -278,7 +278,9 @@ pub trait Handler {
     /// Set the loop timers and outgoing connections a handler starts with
     /// here; in a [`ReactorGroup`](crate::group::ReactorGroup), whose
     /// reactors are built and run on their own threads, it is the one place
-    /// to do so.
+    /// to do so. A [`Context::stop`] here ends this run (and, in a group,
+    /// the whole group, even while its other reactors are still being
+    /// built); [`shutting_down`](Self::shutting_down) still follows.
     ///
     /// ```
     /// use std::time::Duration;

@@ -33,8 +33,10 @@
 //!   waits in a small local backlog, in order, and is retried the same way;
 //! - a reactor whose lane from the owner is full cannot be given the room
 //!   in order any more: the owner announces its clients as `left (too
-//!   slow)` to everyone else, and that reactor closes them (with
-//!   `* error: server overloaded`) when it catches up, then rejoins the room.
+//!   slow)` to everyone else, raises that reactor's flag and, as soon as
+//!   its lane has room, sends it a `CUT` so that it looks at the flag; that
+//!   reactor closes its clients (with `* error: server overloaded`), then
+//!   rejoins the room.
 
 mod room;
 
@@ -73,6 +75,9 @@ const RESYNC: u32 = 6;
 const ALL: u32 = 10;
 const TO: u32 = 11;
 const WELCOME: u32 = 12;
+/// "You were cut": only wakes the reactor to look at its flag (see
+/// `unwarned`).
+const CUT: u32 = 13;
 
 /// The federation the owner starts with (`--redis`): where, which room,
 /// and the readiness lines it prints once linked (or after its wait).
@@ -141,6 +146,13 @@ pub struct GroupRoom {
     waiting: HashSet<ConnId>,
     /// Owner: reactors cut for falling behind, until they resync.
     lagging: Vec<bool>,
+    /// Owner: cut reactors not yet sent a [`CUT`]. The flag in `Shared` is
+    /// read by a reactor only when it gets a message or its retry timer
+    /// fires, and after a cut the owner sends it nothing: without this, a
+    /// reactor that took its lane's last message just before the flag went
+    /// up (or got only a handed-over connection after it) would never look,
+    /// and the owner would drop its clients' joins and lines for good.
+    unwarned: Vec<bool>,
     /// Joins and departures a full lane refused, in order.
     backlog: VecDeque<Message>,
     retry_armed: bool,
@@ -179,6 +191,7 @@ impl GroupRoom {
             fed,
             waiting: HashSet::new(),
             lagging: vec![false; n],
+            unwarned: vec![false; n],
             backlog: VecDeque::new(),
             retry_armed: false,
         }
@@ -312,10 +325,12 @@ impl GroupRoom {
         self.up(cx, m, true);
     }
 
-    /// The retry timer: forwards the backlog while the lane takes it.
+    /// The retry timer: forwards the backlog while the lane takes it; on
+    /// the owner, tells the reactors it cut ([`CUT`]).
     pub fn tick(&mut self, cx: &mut Context<'_, Client>) {
         self.retry_armed = false;
         self.check_evicted(cx);
+        self.warn_cut(cx);
         while let Some(m) = self.backlog.pop_front() {
             match cx.post(OWNER, m) {
                 Ok(()) => {}
@@ -345,6 +360,7 @@ impl GroupRoom {
                     let _ = cx.send_shared(c.id, m.data);
                 }
             }
+            CUT => {} // the flag was looked at above
             WELCOME => {
                 if let Some(c) = m.conn.filter(|c| c.reactor == self.me) {
                     // Gone meanwhile (closed, or its slot reused: a new id)
@@ -409,16 +425,34 @@ impl GroupRoom {
             let _ = cx.send(id, b"* error: server overloaded\n");
             cx.close(id);
         }
-        // Departures queued before this point are ignored by the owner
-        // (they are not members any more); the resync comes after them.
+        // Anything queued before this point reaches the owner while it
+        // ignores this reactor. The departures of the clients closed above
+        // come after the resync (connection_lost runs once this callback
+        // returns): the owner ignores them as of no member, for the cut
+        // took every client of this reactor out of the room already.
         let m = Message::new(RESYNC, None, &b""[..]);
         self.up(cx, m, true);
+    }
+
+    /// Owner: sends each cut reactor not yet told a [`CUT`], once its lane
+    /// takes one (the flag is up already: the message only makes it look).
+    fn warn_cut(&mut self, cx: &mut Context<'_, Client>) {
+        for r in 0..self.unwarned.len() {
+            if !self.unwarned[r] {
+                continue;
+            }
+            match cx.post(r, Message::new(CUT, None, &b""[..])) {
+                Err(SendError::Full(_)) => self.arm_retry(cx),
+                Ok(()) | Err(SendError::Closed(_)) => self.unwarned[r] = false,
+            }
+        }
     }
 
     /// Owner: applies one doing to the room and delivers what it says.
     fn sequence(&mut self, cx: &mut Context<'_, Client>, from: usize, m: Message) {
         if m.kind == RESYNC {
             self.lagging[from] = false;
+            self.unwarned[from] = false;
             return;
         }
         if self.lagging[from] {
@@ -506,6 +540,7 @@ impl GroupRoom {
                     if let Err(SendError::Full(_)) = cx.post(r, m) {
                         log::warn!("chat: reactor {r} fell behind the room; cutting its clients");
                         self.lagging[r] = true;
+                        self.unwarned[r] = true;
                         self.shared.evicted[r].store(true, Ordering::Release);
                         cut.push(r);
                     }
@@ -524,6 +559,9 @@ impl GroupRoom {
                     translate(room, actions, now, &mut said);
                 }
             }
+        }
+        if self.unwarned.contains(&true) {
+            self.arm_retry(cx); // its lane is full now: warn_cut, shortly
         }
         // Something counted for a summary for the first time this second:
         // the one timer that will say it.
