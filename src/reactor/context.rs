@@ -179,12 +179,36 @@ impl<D> Context<'_, D> {
     /// # Ok::<(), mio_selectors::Error>(())
     /// ```
     pub fn broadcast_shared(&mut self, shared: Arc<[u8]>, except: Option<ConnId>) -> usize {
+        self.broadcast_shared_to(shared, |id| Some(id) != except)
+    }
+
+    /// As [`broadcast_shared`](Self::broadcast_shared), to the open
+    /// connections for which `to` says `true` (skipping several, or a kind
+    /// of connection the handler knows by its id), without collecting the
+    /// ids first. `to` is asked once per open connection, in slot order.
+    /// Returns how many took the bytes.
+    ///
+    /// ```
+    /// # struct App;
+    /// # impl mio_selectors::Handler for App { type Data = (); }
+    /// let mut reactor = mio_selectors::Reactor::new(App, mio_selectors::Config::default())?;
+    /// let line: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<bob> hi\n"[..]);
+    /// let skip = std::collections::HashSet::<mio_selectors::ConnId>::new();
+    /// let sent = reactor.with_context(|cx| cx.broadcast_shared_to(line, |id| !skip.contains(&id)));
+    /// assert_eq!(sent, 0); // nobody yet
+    /// # Ok::<(), mio_selectors::Error>(())
+    /// ```
+    pub fn broadcast_shared_to(
+        &mut self,
+        shared: Arc<[u8]>,
+        mut to: impl FnMut(ConnId) -> bool,
+    ) -> usize {
         let mut sent = 0;
         for slot in 0..self.core.conns.slots() {
             let Some(id) = self.core.conns.open_at(slot) else {
                 continue;
             };
-            if Some(id) == except {
+            if !to(id) {
                 continue;
             }
             if self

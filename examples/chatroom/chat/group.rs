@@ -377,26 +377,14 @@ impl GroupRoom {
         }
     }
 
-    /// The room's line to every client here but `except`: all of them
-    /// at once while nobody waits for a welcome and no Redis connection is
-    /// here, else one by one past those.
+    /// The room's line to every client here but `except`, past the clients
+    /// still waiting for their welcome and the Redis connections (one pass
+    /// over the connections, no list of ids made per line).
     fn broadcast(&self, cx: &mut Context<'_, Client>, data: Arc<[u8]>, except: Option<ConnId>) {
-        if self.waiting.is_empty() && self.fed.is_none() {
-            cx.broadcast_shared(data, except);
-            return;
-        }
         let fed = self.fed.as_ref();
-        let ids: Vec<ConnId> = cx
-            .ids()
-            .filter(|&id| {
-                Some(id) != except
-                    && !self.waiting.contains(&id)
-                    && !fed.is_some_and(|f| f.is_link(id))
-            })
-            .collect();
-        for id in ids {
-            let _ = cx.send_shared(id, Arc::clone(&data));
-        }
+        cx.broadcast_shared_to(data, |id| {
+            Some(id) != except && !self.waiting.contains(&id) && !fed.is_some_and(|f| f.is_link(id))
+        });
     }
 
     /// The [`SUMMARY`] timer (the owner's only): the ended second's
