@@ -483,3 +483,35 @@ fn a_storm_on_another_instance_costs_a_client_a_few_lines() {
     );
     drop(crowd);
 }
+
+/// A Redis that refuses the connection is not one that is slow to answer:
+/// the readiness line comes at once (not after the 5 s wait for a slow
+/// Redis), and a client welcomed while there is no link is told
+/// `* link to other servers lost` before it is ever told `restored`.
+#[test]
+fn a_refused_redis_gives_the_readiness_line_at_once_and_lost_before_restored() {
+    let port = redis_server::free_port();
+    let mut cmd = process::example(&["chatroom"], "chatroom");
+    cmd.args([
+        "127.0.0.1",
+        "0",
+        "--redis",
+        &format!("redis://127.0.0.1:{port}"),
+    ]);
+    let spawned = Instant::now();
+    let (_a, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let waited = spawned.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "readiness line {waited:?} after the start, though Redis refused at once"
+    );
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut x = Client::join(addr);
+    assert_eq!(x.line(), "* link to other servers lost", "after the welcome");
+    let _redis = RedisServer::start_on(port, &[]);
+    let before = until_line(&mut x, "* link to other servers restored", STEP);
+    assert!(
+        !before.iter().any(|l| l.contains("link to other servers")),
+        "{before:?}"
+    );
+}
