@@ -507,7 +507,11 @@ fn a_refused_redis_gives_the_readiness_line_at_once_and_lost_before_restored() {
     );
     let addr: SocketAddr = addr.parse().unwrap();
     let mut x = Client::join(addr);
-    assert_eq!(x.line(), "* link to other servers lost", "after the welcome");
+    assert_eq!(
+        x.line(),
+        "* link to other servers lost",
+        "after the welcome"
+    );
     let _redis = RedisServer::start_on(port, &[]);
     let before = until_line(&mut x, "* link to other servers restored", STEP);
     assert!(

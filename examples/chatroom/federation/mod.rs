@@ -308,6 +308,13 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
             return;
         }
         log::warn!("room: link to Redis lost: {e}");
+        if self.ready_line.is_some() {
+            // Refused or reset before the first link: Redis is not there,
+            // not slow, so waiting out READY_WAIT helps nobody. Serve
+            // standalone now and keep retrying, as the READY timer does.
+            self.room.mark_lost();
+            self.print_ready();
+        }
         let delay = self.cmd.lost(cx).max(self.sub.lost(cx));
         self.subscribed = false;
         self.room.link_lost();

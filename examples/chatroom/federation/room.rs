@@ -530,6 +530,15 @@ impl<C: Copy + Eq + Hash> Room<C> {
         } else {
             self.local_change();
             self.welcome_locally(member);
+            // A newcomer during an outage hears of it after its welcome,
+            // so every `restored` it reads follows a `lost` it read.
+            if self.members.get(&member).is_some_and(|l| l.welcomed) {
+                self.told_lost = true;
+                self.actions.push(Action::Notice {
+                    conn,
+                    text: "link to other servers lost".into(),
+                });
+            }
         }
     }
 
