@@ -519,3 +519,112 @@ fn a_refused_redis_gives_the_readiness_line_at_once_and_lost_before_restored() {
         "{before:?}"
     );
 }
+
+/// A presence notice (`* NAME joined`, `* NAME left ...`) among `lines`.
+fn presence(lines: &[String]) -> Vec<&String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("* ") && (l.ends_with(" joined") || l.contains(" left")))
+        .collect()
+}
+
+/// After an outage that changed nobody's presence: every client reads
+/// `restored`, lines go both ways, and nobody is told of a join or a leave
+/// (nobody came or went), then nothing more arrives for a few beats.
+fn nothing_to_announce<'a>(
+    redis: &RedisServer,
+    side1: &mut [&'a mut Client],
+    side2: &mut [&'a mut Client],
+) {
+    for c in side1.iter_mut() {
+        let before = until_line(c, "* link to other servers restored", LOST_WITHIN);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    for c in side2.iter_mut() {
+        let before = until_line(c, "* link to other servers restored", LOST_WITHIN);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    wait_instances(redis, "lobby", 2);
+    let (s1, s2) = (side1[0].name.clone(), side2[0].name.clone());
+    side1[0].send("after from one\n");
+    side2[0].send("after from two\n");
+    for c in side1.iter_mut() {
+        let mut want = vec![format!("<{s2}> after from two")];
+        if c.name != s1 {
+            want.push(format!("<{s1}> after from one"));
+        }
+        let until = Instant::now() + STEP;
+        let mut read = Vec::new();
+        while !want.is_empty() {
+            let line = c
+                .line_until(until)
+                .unwrap_or_else(|e| panic!("{}: {e:?} waiting for {want:?}; {read:?}", c.name));
+            want.retain(|w| *w != line);
+            read.push(line);
+        }
+        assert!(presence(&read).is_empty(), "{}: {read:?}", c.name);
+    }
+    for c in side2.iter_mut() {
+        let before = until_line(c, &format!("<{s1}> after from one"), STEP);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    // Late catch-ups (a beat finding an instance unregistered, a sweep):
+    // nothing may arrive for the next few beats.
+    let quiet_until = Instant::now() + Duration::from_secs(5);
+    for side in [side1, side2] {
+        for c in side.iter_mut() {
+            let mut late = Vec::new();
+            while let Ok(line) = c.line_until(quiet_until) {
+                late.push(line);
+            }
+            assert!(presence(&late).is_empty(), "{}: late {late:?}", c.name);
+        }
+    }
+}
+
+/// Two instances, clients on both, a Redis stall long enough for both to
+/// call the link lost: when it is back nobody is announced again, in
+/// either direction (spec: every notice reaches every client exactly once).
+#[test]
+fn a_redis_stall_announces_no_join_twice_in_either_direction() {
+    let redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", c.name), STEP);
+    let mut b = Client::join(addr1);
+    until_line(&mut a, &format!("* {} joined", b.name), STEP);
+    until_line(&mut c, &format!("* {} joined", b.name), STEP);
+
+    let pid = redis.pid().unwrap();
+    assert!(process::signal(pid, "-STOP"));
+    until_line(&mut a, "* link to other servers lost", LOST_WITHIN);
+    until_line(&mut b, "* link to other servers lost", STEP);
+    until_line(&mut c, "* link to other servers lost", LOST_WITHIN);
+    assert!(process::signal(pid, "-CONT"));
+    nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
+}
+
+/// The same across a full Redis restart: Redis comes back empty and every
+/// instance registers again; nobody came or went, so nobody is announced.
+#[test]
+fn a_redis_restart_announces_nobody_again() {
+    let mut redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", c.name), STEP);
+    let mut b = Client::join(addr1);
+    until_line(&mut c, &format!("* {} joined", b.name), STEP);
+    until_line(&mut a, &format!("* {} joined", b.name), STEP);
+    redis.stop();
+    for x in [&mut a, &mut b, &mut c] {
+        until_line(x, "* link to other servers lost", STEP);
+    }
+    redis.restart();
+    nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
+}
