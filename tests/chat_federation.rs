@@ -628,3 +628,41 @@ fn a_redis_restart_announces_nobody_again() {
     redis.restart();
     nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
 }
+
+/// Redis stops answering (SIGSTOP): a line between two clients of one
+/// instance still arrives within the relay bound (own lines not back
+/// within 1 s while Redis says nothing at all: link lost, delivered here),
+/// not after the 5 s reply deadline. One reactor and two.
+#[test]
+fn a_stalled_redis_delays_local_chat_by_at_most_the_relay_bound() {
+    for extra in [&[][..], &["--reactors", "2"][..]] {
+        let redis = RedisServer::start();
+        let (_a, addr) = instance(&redis, "lobby", extra);
+        wait_instances(&redis, "lobby", 1);
+        let mut x = Client::join(addr);
+        let mut y = Client::join(addr);
+        until_line(&mut x, &format!("* {} joined", y.name), STEP);
+        y.send("linked\n");
+        until_line(&mut x, &format!("<{}> linked", y.name), STEP);
+        let pid = redis.pid().unwrap();
+        assert!(process::signal(pid, "-STOP"));
+        let sent = Instant::now();
+        y.send("while redis sleeps\n");
+        until_line(&mut x, &format!("<{}> while redis sleeps", y.name), STEP);
+        let took = sent.elapsed();
+        assert!(process::signal(pid, "-CONT"));
+        // The bound is about 1.25 s; 3 s leaves room for a loaded machine
+        // and stays well under the 5 s reply deadline it replaces.
+        assert!(
+            took < Duration::from_secs(3),
+            "{extra:?}: the local line took {took:?} with Redis stalled"
+        );
+        until_line(
+            &mut x,
+            "* link to other servers restored",
+            Duration::from_secs(15),
+        );
+        x.send("through redis again\n");
+        until_line(&mut y, &format!("<{}> through redis again", x.name), STEP);
+    }
+}
