@@ -650,6 +650,7 @@ fn a_stalled_redis_delays_local_chat_by_at_most_the_relay_bound() {
         y.send("while redis sleeps\n");
         until_line(&mut x, &format!("<{}> while redis sleeps", y.name), STEP);
         let took = sent.elapsed();
+        eprintln!("{extra:?}: local line {took:?} after SIGSTOP");
         assert!(process::signal(pid, "-CONT"));
         // The bound is about 1.25 s; 3 s leaves room for a loaded machine
         // and stays well under the 5 s reply deadline it replaces.
