@@ -27,6 +27,10 @@ pub const REFRESH_BEATS: u64 = 10;
 /// `left (server lost)`: long enough for it to reconnect and register
 /// again after Redis restarted empty (its backoff is at most 5 s).
 pub const MISSING_BEATS: u32 = 6;
+/// Other instances' clients remembered (what our clients were told); past
+/// this, news of more is still delivered but not remembered, so a later
+/// repeat of it is not recognised.
+pub const MAX_REMOTE: usize = 1 << 20;
 
 /// What the chat must do, in this order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1253,10 +1257,29 @@ impl<C: Copy + Eq + Hash> Room<C> {
         }
     }
 
+    /// Notes bus news about `origin` while a roster is being read (the
+    /// register script or the roster script): only then can it race one,
+    /// and only then is it kept, so this set stays as small as the news of
+    /// one round trip.
+    fn touch(&mut self, origin: &str, member: Option<Member>) {
+        if self.link != Link::Up || self.roster_out {
+            self.touched.insert((origin.to_string(), member));
+        }
+    }
+
     /// A `join` or a `nick` from another instance: delivered only as far
     /// as it is news to our clients.
     fn remote_named(&mut self, origin: String, member: Member, name: String) {
-        self.touched.insert((origin.clone(), Some(member)));
+        self.touch(&origin, Some(member));
+        let known = self
+            .remote
+            .get(&origin)
+            .is_some_and(|t| t.contains_key(&member));
+        if !known && self.remote.values().map(HashMap::len).sum::<usize>() >= MAX_REMOTE {
+            log::warn!("room: {MAX_REMOTE} remote clients remembered; not remembering {name}");
+            self.actions.push(Action::Joined { except: None, name });
+            return;
+        }
         match self
             .remote
             .entry(origin)
@@ -1319,7 +1342,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
                 reason,
                 ..
             } if !mine => {
-                self.touched.insert((origin.clone(), Some(member)));
+                self.touch(&origin, Some(member));
                 if let Some(name) = self.remote.get_mut(&origin).and_then(|t| t.remove(&member)) {
                     self.actions.push(Action::Left {
                         name,
@@ -1385,7 +1408,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
                     return;
                 }
                 let _ = names; // ours say what our clients were told
-                self.touched.insert((origin.clone(), None));
+                self.touch(&origin, None);
                 self.forget_instance(&origin, Some("server lost".into()));
             }
             Bus::Gone {
@@ -1397,7 +1420,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
                     return;
                 }
                 let _ = names;
-                self.touched.insert((origin.clone(), None));
+                self.touch(&origin, None);
                 self.forget_instance(&origin, (!reason.is_empty()).then_some(reason));
             }
         }
