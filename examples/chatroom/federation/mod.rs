@@ -61,8 +61,9 @@ pub struct Federation<D, C = ConnId> {
     ready_line: Option<String>,
     /// Linked at least once since the start.
     ever_linked: bool,
-    /// A configuration error before the first link (rejected password,
-    /// bad database, unresolvable host): the process stops with it.
+    /// A configuration error before the first link (rejected password or
+    /// bad database): the process stops with it. A host that does not
+    /// resolve or refuses is retried, standalone meanwhile.
     fatal: Option<String>,
     retry_pending: bool,
     /// When Redis last sent us anything, on either connection.
