@@ -607,3 +607,53 @@ fn a_stalled_redis_delays_local_chat_by_at_most_the_relay_bound() {
         until_line(&mut y, &format!("<{}> through redis again", x.name), STEP);
     }
 }
+
+/// What changed during an outage is announced once on restore: a client
+/// of instance two who left meanwhile is `left` once, one who came
+/// meanwhile is `joined` once, for instance one's clients; instance two's
+/// remaining client hears nothing of instance one's, who stayed.
+#[test]
+fn changes_during_an_outage_are_announced_once_on_restore() {
+    let mut redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    let mut e = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", e.name), STEP);
+    until_line(&mut c, &format!("* {} joined", e.name), STEP);
+    redis.stop();
+    for x in [&mut a, &mut c, &mut e] {
+        until_line(x, "* link to other servers lost", STEP);
+    }
+    let gone = c.name.clone();
+    drop(c);
+    until_line(&mut e, &format!("* {gone} left"), STEP);
+    let mut d = Client::join(addr2);
+    until_line(&mut d, "* link to other servers lost", STEP);
+    redis.restart();
+    until_line(&mut a, "* link to other servers restored", LOST_WITHIN);
+    until_line(&mut e, "* link to other servers restored", LOST_WITHIN);
+    until_line(&mut d, "* link to other servers restored", LOST_WITHIN);
+    wait_instances(&redis, "lobby", 2);
+    // Lines both ways after the restore, then a few quiet beats.
+    e.send("after from two\n");
+    a.send("after from one\n");
+    let mut seen_a = until_line(&mut a, &format!("<{}> after from two", e.name), STEP);
+    let mut seen_e = until_line(&mut e, &format!("<{}> after from one", a.name), STEP);
+    let quiet_until = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = a.line_until(quiet_until) {
+        seen_a.push(line);
+    }
+    while let Ok(line) = e.line_until(quiet_until) {
+        seen_e.push(line);
+    }
+    let presence_a: Vec<&String> = federation::presence(&seen_a);
+    assert_eq!(
+        presence_a,
+        vec![&format!("* {gone} left"), &format!("* {} joined", d.name)],
+        "a: {seen_a:?}"
+    );
+    assert!(federation::presence(&seen_e).is_empty(), "e: {seen_e:?}");
+}
