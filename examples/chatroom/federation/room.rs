@@ -452,7 +452,7 @@ for i = 1, #m, 2 do
   if redis.call('GET', k) == id..'/'..m[i] then redis.call('DEL', k) end
   table.insert(names, m[i + 1])
 end
-redis.call('DEL', p..'members:'..id, p..'alive:'..id)
+redis.call('DEL', p..'members:'..id, p..'alive:'..id, p..'stalled:'..id)
 redis.call('SREM', p..'inst', id)
 if #names > 0 then
   redis.call('PUBLISH', p..'bus', 'gone\t'..id..'\t'..ARGV[3]..'\t'..table.concat(names, '\t'))
