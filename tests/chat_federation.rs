@@ -18,7 +18,9 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use federation::{instance, one_order, until_line, wait_instances, who, LOST_WITHIN, STEP};
+use federation::{
+    instance, nothing_to_announce, one_order, until_line, wait_instances, who, LOST_WITHIN, STEP,
+};
 use redis_server::RedisServer;
 use util::chat::{LineClient as Client, NoticeTally};
 use util::process::{self, Proc};
@@ -482,4 +484,176 @@ fn a_storm_on_another_instance_costs_a_client_a_few_lines() {
         "{lost:?}"
     );
     drop(crowd);
+}
+
+/// A Redis that refuses the connection is not one that is slow to answer:
+/// the readiness line comes at once (not after the 5 s wait for a slow
+/// Redis), and a client welcomed while there is no link is told
+/// `* link to other servers lost` before it is ever told `restored`.
+#[test]
+fn a_refused_redis_gives_the_readiness_line_at_once_and_lost_before_restored() {
+    let port = redis_server::free_port();
+    let mut cmd = process::example(&["chatroom"], "chatroom");
+    cmd.args([
+        "127.0.0.1",
+        "0",
+        "--redis",
+        &format!("redis://127.0.0.1:{port}"),
+    ]);
+    let spawned = Instant::now();
+    let (_a, addr) = Proc::start_ready("chatroom", cmd, STEP);
+    let waited = spawned.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "readiness line {waited:?} after the start, though Redis refused at once"
+    );
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut x = Client::join(addr);
+    assert_eq!(
+        x.line(),
+        "* link to other servers lost",
+        "after the welcome"
+    );
+    let _redis = RedisServer::start_on(port, &[]);
+    let before = until_line(&mut x, "* link to other servers restored", STEP);
+    assert!(
+        !before.iter().any(|l| l.contains("link to other servers")),
+        "{before:?}"
+    );
+}
+
+/// Two instances, clients on both, a Redis stall long enough for both to
+/// call the link lost: when it is back nobody is announced again, in
+/// either direction (spec: every notice reaches every client exactly once).
+#[test]
+fn a_redis_stall_announces_no_join_twice_in_either_direction() {
+    let redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", c.name), STEP);
+    let mut b = Client::join(addr1);
+    until_line(&mut a, &format!("* {} joined", b.name), STEP);
+    until_line(&mut c, &format!("* {} joined", b.name), STEP);
+
+    let pid = redis.pid().unwrap();
+    assert!(process::signal(pid, "-STOP"));
+    until_line(&mut a, "* link to other servers lost", LOST_WITHIN);
+    until_line(&mut b, "* link to other servers lost", STEP);
+    until_line(&mut c, "* link to other servers lost", LOST_WITHIN);
+    assert!(process::signal(pid, "-CONT"));
+    nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
+}
+
+/// The same across a full Redis restart: Redis comes back empty and every
+/// instance registers again; nobody came or went, so nobody is announced.
+#[test]
+fn a_redis_restart_announces_nobody_again() {
+    let mut redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", c.name), STEP);
+    let mut b = Client::join(addr1);
+    until_line(&mut c, &format!("* {} joined", b.name), STEP);
+    until_line(&mut a, &format!("* {} joined", b.name), STEP);
+    redis.stop();
+    for x in [&mut a, &mut b, &mut c] {
+        until_line(x, "* link to other servers lost", STEP);
+    }
+    redis.restart();
+    nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
+}
+
+/// Redis stops answering (SIGSTOP): a line between two clients of one
+/// instance still arrives within the relay bound (own lines not back
+/// within 1 s while Redis says nothing at all: link lost, delivered here),
+/// not after the 5 s reply deadline. One reactor and two.
+#[test]
+fn a_stalled_redis_delays_local_chat_by_at_most_the_relay_bound() {
+    for extra in [&[][..], &["--reactors", "2"][..]] {
+        let redis = RedisServer::start();
+        let (_a, addr) = instance(&redis, "lobby", extra);
+        wait_instances(&redis, "lobby", 1);
+        let mut x = Client::join(addr);
+        let mut y = Client::join(addr);
+        until_line(&mut x, &format!("* {} joined", y.name), STEP);
+        y.send("linked\n");
+        until_line(&mut x, &format!("<{}> linked", y.name), STEP);
+        let pid = redis.pid().unwrap();
+        assert!(process::signal(pid, "-STOP"));
+        let sent = Instant::now();
+        y.send("while redis sleeps\n");
+        until_line(&mut x, &format!("<{}> while redis sleeps", y.name), STEP);
+        let took = sent.elapsed();
+        eprintln!("{extra:?}: local line {took:?} after SIGSTOP");
+        assert!(process::signal(pid, "-CONT"));
+        // The bound is about 1.25 s; 3 s leaves room for a loaded machine
+        // and stays well under the 5 s reply deadline it replaces.
+        assert!(
+            took < Duration::from_secs(3),
+            "{extra:?}: the local line took {took:?} with Redis stalled"
+        );
+        until_line(
+            &mut x,
+            "* link to other servers restored",
+            Duration::from_secs(15),
+        );
+        x.send("through redis again\n");
+        until_line(&mut y, &format!("<{}> through redis again", x.name), STEP);
+    }
+}
+
+/// What changed during an outage is announced once on restore: a client
+/// of instance two who left meanwhile is `left` once, one who came
+/// meanwhile is `joined` once, for instance one's clients; instance two's
+/// remaining client hears nothing of instance one's, who stayed.
+#[test]
+fn changes_during_an_outage_are_announced_once_on_restore() {
+    let mut redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &[]);
+    let (_two, addr2) = instance(&redis, "lobby", &[]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    let mut e = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", e.name), STEP);
+    until_line(&mut c, &format!("* {} joined", e.name), STEP);
+    redis.stop();
+    for x in [&mut a, &mut c, &mut e] {
+        until_line(x, "* link to other servers lost", STEP);
+    }
+    let gone = c.name.clone();
+    drop(c);
+    until_line(&mut e, &format!("* {gone} left"), STEP);
+    let mut d = Client::join(addr2);
+    until_line(&mut d, "* link to other servers lost", STEP);
+    redis.restart();
+    until_line(&mut a, "* link to other servers restored", LOST_WITHIN);
+    until_line(&mut e, "* link to other servers restored", LOST_WITHIN);
+    until_line(&mut d, "* link to other servers restored", LOST_WITHIN);
+    wait_instances(&redis, "lobby", 2);
+    // Lines both ways after the restore, then a few quiet beats.
+    e.send("after from two\n");
+    a.send("after from one\n");
+    let mut seen_a = until_line(&mut a, &format!("<{}> after from two", e.name), STEP);
+    let mut seen_e = until_line(&mut e, &format!("<{}> after from one", a.name), STEP);
+    let quiet_until = Instant::now() + Duration::from_secs(5);
+    while let Ok(line) = a.line_until(quiet_until) {
+        seen_a.push(line);
+    }
+    while let Ok(line) = e.line_until(quiet_until) {
+        seen_e.push(line);
+    }
+    let presence_a: Vec<&String> = federation::presence(&seen_a);
+    assert_eq!(
+        presence_a,
+        vec![&format!("* {gone} left"), &format!("* {} joined", d.name)],
+        "a: {seen_a:?}"
+    );
+    assert!(federation::presence(&seen_e).is_empty(), "e: {seen_e:?}");
 }

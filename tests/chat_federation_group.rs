@@ -25,7 +25,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use federation::{
-    instance, one_order, until_line, wait_instances, wait_who, who, LOST_WITHIN, STEP,
+    instance, nothing_to_announce, one_order, until_line, wait_instances, wait_who, who,
+    LOST_WITHIN, STEP,
 };
 use redis_server::RedisServer;
 use util::chat::{LineClient as Client, NoticeTally};
@@ -643,4 +644,27 @@ fn limits_hold_for_newcomers_waiting_for_their_welcome() {
         let first = c.line();
         assert!(first.starts_with("* welcome "), "{}: {first:?}", c.name);
     }
+}
+
+/// The Redis stall of `tests/chat_federation.rs` with `--reactors 2` on
+/// both instances: when it is back nobody is announced again, either way.
+#[test]
+fn a_redis_stall_announces_no_join_twice_between_multi_reactor_instances() {
+    let redis = RedisServer::start();
+    let (_one, addr1) = instance(&redis, "lobby", &["--reactors", "2"]);
+    let (_two, addr2) = instance(&redis, "lobby", &["--reactors", "2"]);
+    wait_instances(&redis, "lobby", 2);
+    let mut a = Client::join(addr1);
+    let mut c = Client::join(addr2);
+    until_line(&mut a, &format!("* {} joined", c.name), STEP);
+    let mut b = Client::join(addr1);
+    until_line(&mut a, &format!("* {} joined", b.name), STEP);
+    until_line(&mut c, &format!("* {} joined", b.name), STEP);
+    let pid = redis.pid().unwrap();
+    assert!(process::signal(pid, "-STOP"));
+    for x in [&mut a, &mut b, &mut c] {
+        until_line(x, "* link to other servers lost", LOST_WITHIN);
+    }
+    assert!(process::signal(pid, "-CONT"));
+    nothing_to_announce(&redis, &mut [&mut a, &mut b], &mut [&mut c]);
 }

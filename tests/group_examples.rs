@@ -81,9 +81,14 @@ fn redis_with_several_reactors_serves_while_redis_is_away() {
         let names = threads_of(server.child.id());
         assert!(names.contains(&"reactor-1".to_string()), "{names:?}");
         // Least-loaded hands these to both reactors: one room regardless.
+        // Each newcomer while there is no link is told so after its welcome.
+        let lost = "* link to other servers lost";
         let mut a = LineClient::join(addr);
+        a.expect(lost);
         let mut b = LineClient::join(addr);
+        b.expect(lost);
         let mut c = LineClient::join(addr);
+        c.expect(lost);
         a.expect(&format!("* {} joined", b.name));
         a.expect(&format!("* {} joined", c.name));
         c.send("alone\n");

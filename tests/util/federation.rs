@@ -168,3 +168,65 @@ pub fn one_order(clients: &mut [Client], lines: usize) {
         }
     }
 }
+
+/// A presence notice (`* NAME joined`, `* NAME left ...`) among `lines`.
+pub fn presence(lines: &[String]) -> Vec<&String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("* ") && (l.ends_with(" joined") || l.contains(" left")))
+        .collect()
+}
+
+/// After an outage that changed nobody's presence: every client reads
+/// `restored`, lines go both ways, and nobody is told of a join or a leave
+/// (nobody came or went), then nothing more arrives for a few beats.
+pub fn nothing_to_announce<'a>(
+    redis: &RedisServer,
+    side1: &mut [&'a mut Client],
+    side2: &mut [&'a mut Client],
+) {
+    for c in side1.iter_mut() {
+        let before = until_line(c, "* link to other servers restored", LOST_WITHIN);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    for c in side2.iter_mut() {
+        let before = until_line(c, "* link to other servers restored", LOST_WITHIN);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    wait_instances(redis, "lobby", 2);
+    let (s1, s2) = (side1[0].name.clone(), side2[0].name.clone());
+    side1[0].send("after from one\n");
+    side2[0].send("after from two\n");
+    for c in side1.iter_mut() {
+        let mut want = vec![format!("<{s2}> after from two")];
+        if c.name != s1 {
+            want.push(format!("<{s1}> after from one"));
+        }
+        let until = Instant::now() + STEP;
+        let mut read = Vec::new();
+        while !want.is_empty() {
+            let line = c
+                .line_until(until)
+                .unwrap_or_else(|e| panic!("{}: {e:?} waiting for {want:?}; {read:?}", c.name));
+            want.retain(|w| *w != line);
+            read.push(line);
+        }
+        assert!(presence(&read).is_empty(), "{}: {read:?}", c.name);
+    }
+    for c in side2.iter_mut() {
+        let before = until_line(c, &format!("<{s1}> after from one"), STEP);
+        assert!(presence(&before).is_empty(), "{}: {before:?}", c.name);
+    }
+    // Late catch-ups (a beat finding an instance unregistered, a sweep):
+    // nothing may arrive for the next few beats.
+    let quiet_until = Instant::now() + Duration::from_secs(5);
+    for side in [side1, side2] {
+        for c in side.iter_mut() {
+            let mut late = Vec::new();
+            while let Ok(line) = c.line_until(quiet_until) {
+                late.push(line);
+            }
+            assert!(presence(&late).is_empty(), "{}: late {late:?}", c.name);
+        }
+    }
+}

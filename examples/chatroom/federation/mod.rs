@@ -4,8 +4,9 @@
 //! The room's logic is pure data in [`room`]; this module carries it on
 //! the reactor: two outgoing connections (`mio_selectors::redis::Link`),
 //! one subscribed to the room's bus and one for commands, a 2 s timer for
-//! the heartbeat, the sweep and the reply deadlines, and reconnects with
-//! capped backoff. The chat calls in at a few points (a client joined,
+//! the heartbeat, the sweep and the reply deadlines, a shorter one for the
+//! relay bound (own messages not back within 1 s while Redis says nothing:
+//! link lost), and reconnects with capped backoff. The chat calls in at a few points (a client joined,
 //! said a line, asked `/nick` or `/who`, left) and carries out the
 //! [`Action`]s that come back.
 
@@ -25,11 +26,19 @@ pub const TICK: u64 = 0xFED0_0001;
 pub const RETRY: u64 = 0xFED0_0002;
 /// Print the readiness line even if Redis is not there yet.
 pub const READY: u64 = 0xFED0_0003;
+/// Own messages are waiting for the bus: is Redis still there?
+pub const RELAY: u64 = 0xFED0_0004;
 
 /// Heartbeat, sweep and deadline checks.
 const TICK_EVERY: Duration = Duration::from_secs(2);
 /// A command unanswered for this long means the link is lost.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Own messages not back from the bus for this long while Redis has sent
+/// nothing at all for as long: the link is lost, and they are delivered
+/// here (`docs/federation.md`, "The relay bound").
+const RELAY_WAIT: Duration = Duration::from_secs(1);
+/// How often that is looked at once the wait is over.
+const RELAY_CHECK: Duration = Duration::from_millis(250);
 /// How long the readiness line waits for the first link.
 const READY_WAIT: Duration = Duration::from_secs(5);
 /// Output toward Redis before the link counts as fallen behind.
@@ -52,10 +61,16 @@ pub struct Federation<D, C = ConnId> {
     ready_line: Option<String>,
     /// Linked at least once since the start.
     ever_linked: bool,
-    /// A configuration error before the first link (rejected password,
-    /// bad database, unresolvable host): the process stops with it.
+    /// A configuration error before the first link (rejected password or
+    /// bad database): the process stops with it. A host that does not
+    /// resolve or refuses is retried, standalone meanwhile.
     fatal: Option<String>,
     retry_pending: bool,
+    /// When Redis last sent us anything, on either connection.
+    heard: Option<std::time::Instant>,
+    /// Since when some own message has been waiting for the bus.
+    waiting_since: Option<std::time::Instant>,
+    relay_timer: bool,
 }
 
 impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
@@ -80,6 +95,9 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
             ever_linked: false,
             fatal: None,
             retry_pending: false,
+            heard: None,
+            waiting_since: None,
+            relay_timer: false,
         }
     }
 
@@ -169,6 +187,7 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
         id: ConnId,
         inb: &mut InBuf,
     ) -> Vec<Action<C>> {
+        self.heard = Some(cx.now());
         let from_cmd = self.cmd.is(id);
         let link = if from_cmd {
             &mut self.cmd
@@ -224,6 +243,27 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
             RETRY => {
                 self.retry_pending = false;
                 self.connect(cx);
+            }
+            RELAY => {
+                self.relay_timer = false;
+                let now = cx.now();
+                match self.waiting_since {
+                    Some(since) if self.room.is_linked() && self.room.backlog() > 0 => {
+                        let silent = self.heard.map_or(since, |h| h.max(since));
+                        if now.duration_since(since) >= RELAY_WAIT
+                            && now.duration_since(silent) >= RELAY_WAIT
+                        {
+                            let e = RedisError::Io(std::io::Error::other(format!(
+                                "own lines not back and no word from Redis for {RELAY_WAIT:?}"
+                            )));
+                            self.fail(cx, &e);
+                        } else {
+                            self.relay_timer = true;
+                            cx.call_later(RELAY_CHECK, None, RELAY);
+                        }
+                    }
+                    _ => self.waiting_since = None,
+                }
             }
             READY => {
                 if self.ready_line.is_some() {
@@ -308,6 +348,13 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
             return;
         }
         log::warn!("room: link to Redis lost: {e}");
+        if self.ready_line.is_some() {
+            // Refused or reset before the first link: Redis is not there,
+            // not slow, so waiting out READY_WAIT helps nobody. Serve
+            // standalone now and keep retrying, as the READY timer does.
+            self.room.mark_lost();
+            self.print_ready();
+        }
         let delay = self.cmd.lost(cx).max(self.sub.lost(cx));
         self.subscribed = false;
         self.room.link_lost();
@@ -338,6 +385,18 @@ impl<D, C: Copy + Eq + std::hash::Hash> Federation<D, C> {
             if let Err(e) = result.and_then(|()| self.cmd.flush(cx)) {
                 self.fail(cx, &e);
             }
+        }
+        // The relay bound: watch own messages on their way round.
+        if self.room.is_linked() && self.room.backlog() > 0 {
+            if self.waiting_since.is_none() {
+                self.waiting_since = Some(cx.now());
+            }
+            if !self.relay_timer {
+                self.relay_timer = true;
+                cx.call_later(RELAY_WAIT, None, RELAY);
+            }
+        } else {
+            self.waiting_since = None;
         }
         self.actions()
     }

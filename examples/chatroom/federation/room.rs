@@ -7,7 +7,7 @@
 //! The design, keys, message kinds and outage rules are in
 //! `docs/federation.md`; the names below follow it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
 use mio_selectors::redis::{Reply, Value};
@@ -22,6 +22,15 @@ pub const ALIVE_TTL: u64 = 8;
 pub const CLAIM_TTL: u64 = 60;
 /// Beats between claim refreshes (a beat is every 2 s).
 pub const REFRESH_BEATS: u64 = 10;
+/// Beats an instance our clients know of may stay missing from Redis
+/// after we (re)linked before its clients are announced as
+/// `left (server lost)`: long enough for it to reconnect and register
+/// again after Redis restarted empty (its backoff is at most 5 s).
+pub const MISSING_BEATS: u32 = 6;
+/// Other instances' clients remembered (what our clients were told); past
+/// this, news of more is still delivered but not remembered, so a later
+/// repeat of it is not recognised.
+pub const MAX_REMOTE: usize = 1 << 20;
 
 /// What the chat must do, in this order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +76,7 @@ pub enum Tag {
     Beat,
     Sweep,
     Register { snapshot: Vec<(Member, String)> },
+    Roster,
     Bye,
 }
 
@@ -317,11 +327,18 @@ redis.call('PUBLISH', p..'bus', ARGV[5])
 return 1";
 
     /// ARGV: prefix, id, alive ttl, claim ttl, refresh (0/1).
-    /// Returns 1 when the instance was not registered (swept, or Redis lost its data).
+    /// Returns 1 when the instance was not registered (swept, or Redis lost
+    /// its data); only the register script adds it back, with its members,
+    /// so no instance is ever listed without them. A beat finding its own
+    /// heartbeat more than two beats old (Redis or this process stalled)
+    /// sets `stalled:ID`: see SWEEP.
     pub const BEAT: &str = r"
 local p, id = ARGV[1], ARGV[2]
+if redis.call('PTTL', p..'alive:'..id) < 4000 then
+  redis.call('SET', p..'stalled:'..id, '1', 'EX', ARGV[3])
+end
 redis.call('SET', p..'alive:'..id, '1', 'EX', ARGV[3])
-local fresh = redis.call('SADD', p..'inst', id)
+local fresh = 1 - redis.call('SISMEMBER', p..'inst', id)
 if ARGV[5] == '1' then
   local m = redis.call('HGETALL', p..'members:'..id)
   for i = 1, #m, 2 do
@@ -332,9 +349,14 @@ end
 return fresh";
 
     /// ARGV: prefix, id (the sweeper's). Returns the ids it declared dead.
+    /// A sweeper that was itself unheard of lately (`stalled:ID`, set by
+    /// BEAT or REGISTER) does not judge: when Redis stalls every heartbeat
+    /// runs out together, and the sweeps queued during the stall would
+    /// declare live instances lost the moment it resumes.
     pub const SWEEP: &str = r"
 local p = ARGV[1]
 local dead = {}
+if redis.call('EXISTS', p..'stalled:'..ARGV[2]) == 1 then return dead end
 for _, x in ipairs(redis.call('SMEMBERS', p..'inst')) do
   if redis.call('EXISTS', p..'alive:'..x) == 0 then
     local m = redis.call('HGETALL', p..'members:'..x)
@@ -364,11 +386,24 @@ for _, x in ipairs(redis.call('SMEMBERS', p..'inst')) do
 end
 return out";
 
+    /// ARGV: prefix, id. Returns {{ID, {member, name, ...}}, ...} for every
+    /// other registered instance: the room as Redis holds it.
+    pub const ROSTER: &str = r"
+local p, id = ARGV[1], ARGV[2]
+local r = {}
+for _, x in ipairs(redis.call('SMEMBERS', p..'inst')) do
+  if x ~= id then table.insert(r, {x, redis.call('HGETALL', p..'members:'..x)}) end
+end
+return r";
+
     /// ARGV: prefix, id, alive ttl, claim ttl, then (member, name, addr) per client.
-    /// Returns {swept (0/1), final name per client...}.
+    /// Returns {swept (0/1), final name per client..., roster of the others}.
     pub const REGISTER: &str = r"
 local p, id = ARGV[1], ARGV[2]
 local swept = redis.call('DEL', p..'tomb:'..id)
+if redis.call('SISMEMBER', p..'inst', id) == 1 and redis.call('PTTL', p..'alive:'..id) < 4000 then
+  redis.call('SET', p..'stalled:'..id, '1', 'EX', ARGV[3])
+end
 redis.call('SADD', p..'inst', id)
 redis.call('SET', p..'alive:'..id, '1', 'EX', ARGV[3])
 local old = redis.call('HGETALL', p..'members:'..id)
@@ -400,6 +435,11 @@ for i = 1, #old, 2 do
     if redis.call('GET', k) == id..'/'..old[i] then redis.call('DEL', k) end
   end
 end
+local r = {}
+for _, x in ipairs(redis.call('SMEMBERS', p..'inst')) do
+  if x ~= id then table.insert(r, {x, redis.call('HGETALL', p..'members:'..x)}) end
+end
+table.insert(out, r)
 return out";
 
     /// ARGV: prefix, id, reason.
@@ -412,7 +452,7 @@ for i = 1, #m, 2 do
   if redis.call('GET', k) == id..'/'..m[i] then redis.call('DEL', k) end
   table.insert(names, m[i + 1])
 end
-redis.call('DEL', p..'members:'..id, p..'alive:'..id)
+redis.call('DEL', p..'members:'..id, p..'alive:'..id, p..'stalled:'..id)
 redis.call('SREM', p..'inst', id)
 if #names > 0 then
   redis.call('PUBLISH', p..'bus', 'gone\t'..id..'\t'..ARGV[3]..'\t'..table.concat(names, '\t'))
@@ -435,6 +475,19 @@ pub struct Room<C> {
     unacked: VecDeque<Unacked>,
     /// What the other instances were last told about our clients.
     announced: HashMap<Member, String>,
+    /// What our clients were told about the other instances' clients:
+    /// instance id → member → name. Presence news from the bus or from a
+    /// roster is delivered only where it changes this, so nothing is
+    /// announced twice and an outage is caught up by difference.
+    remote: HashMap<String, HashMap<Member, String>>,
+    /// Instances in `remote` that the last roster did not list, with the
+    /// beats since: announced lost past `MISSING_BEATS`.
+    missing: HashMap<String, u32>,
+    /// Bus news about others since the roster in flight was read: newer
+    /// than the roster, so its answer does not undo it. `None`: the whole
+    /// instance (`lost`, `gone`).
+    touched: HashSet<(String, Option<Member>)>,
+    roster_out: bool,
     /// `/who` queries out to Redis, answered here if the link goes first.
     pending_who: Vec<Member>,
     /// Heartbeats sent, to refresh the claims every `REFRESH_BEATS`.
@@ -457,6 +510,10 @@ impl<C: Copy + Eq + Hash> Room<C> {
             by_conn: HashMap::new(),
             unacked: VecDeque::new(),
             announced: HashMap::new(),
+            remote: HashMap::new(),
+            missing: HashMap::new(),
+            touched: HashSet::new(),
+            roster_out: false,
             pending_who: Vec::new(),
             beats: 0,
             commands: Vec::new(),
@@ -530,6 +587,15 @@ impl<C: Copy + Eq + Hash> Room<C> {
         } else {
             self.local_change();
             self.welcome_locally(member);
+            // A newcomer during an outage hears of it after its welcome,
+            // so every `restored` it reads follows a `lost` it read.
+            if self.members.get(&member).is_some_and(|l| l.welcomed) {
+                self.told_lost = true;
+                self.actions.push(Action::Notice {
+                    conn,
+                    text: "link to other servers lost".into(),
+                });
+            }
         }
     }
 
@@ -690,6 +756,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
         if self.link == Link::Up {
             let args = self.script(lua::SWEEP, &[&self.id.clone()]);
             self.commands.push((Tag::Sweep, args));
+            self.check_missing();
         }
     }
 
@@ -710,6 +777,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
         }
         let was_up = self.link == Link::Up;
         self.link = Link::Down;
+        self.roster_out = false;
         // What our clients said that Redis had not handed back: here, once.
         for u in std::mem::take(&mut self.unacked) {
             self.deliver_own_locally(u.msg);
@@ -779,6 +847,14 @@ impl<C: Copy + Eq + Hash> Room<C> {
                 }
             }
             Tag::Register { snapshot } => self.register_reply(snapshot, reply),
+            Tag::Roster => {
+                self.roster_out = false;
+                match reply {
+                    Ok(Value::Array(items)) if self.link == Link::Up => self.apply_roster(items),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("room: roster failed: {e}"),
+                }
+            }
             Tag::Beat => {
                 if matches!(reply, Ok(Value::Int(1))) && self.link == Link::Up {
                     log::warn!("room: this instance was not registered (swept, or Redis restarted): registering");
@@ -974,6 +1050,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
         }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let cmd = self.script(lua::REGISTER, &refs);
+        self.touched.clear();
         self.commands.push((Tag::Register { snapshot }, cmd));
     }
 
@@ -981,8 +1058,8 @@ impl<C: Copy + Eq + Hash> Room<C> {
         let Link::Restoring { changed } = self.link else {
             return;
         };
-        let items = match reply {
-            Ok(Value::Array(items)) if items.len() == snapshot.len() + 1 => items,
+        let mut items = match reply {
+            Ok(Value::Array(items)) if items.len() == snapshot.len() + 2 => items,
             other => {
                 log::warn!("room: register failed ({other:?}); retrying");
                 self.link = Link::Restoring { changed: false };
@@ -993,6 +1070,7 @@ impl<C: Copy + Eq + Hash> Room<C> {
             self.link = Link::Restoring { changed: false };
             return self.register();
         }
+        let roster = items.pop().and_then(Value::into_array).unwrap_or_default();
         let swept = items[0].as_int() == Some(1);
         if swept {
             log::warn!("room: the other instances had declared this one lost; announcing its clients again");
@@ -1065,6 +1143,157 @@ impl<C: Copy + Eq + Hash> Room<C> {
             self.actions
                 .push(Action::NoticeAll("link to other servers restored".into()));
         }
+        // And tell our clients what changed elsewhere while we could not hear.
+        self.apply_roster(roster);
+    }
+
+    /// The room as Redis holds it (a roster: `{ID, {member, name, ...}}`
+    /// per other instance), against what our clients were told: joins,
+    /// leaves and renames for the difference, nothing for what they know.
+    /// An instance they know that Redis does not list is not announced
+    /// yet: after a Redis restart it registers again within a few seconds
+    /// (`check_missing`).
+    fn apply_roster(&mut self, roster: Vec<Value>) {
+        let text = |v: Value| {
+            v.into_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let mut listed: HashSet<String> = HashSet::new();
+        for entry in roster {
+            let mut parts = entry.into_array().unwrap_or_default().into_iter();
+            let (Some(id), Some(flat)) = (parts.next().and_then(text), parts.next()) else {
+                continue;
+            };
+            let mut now: Vec<(Member, String)> = Vec::new();
+            let mut flat = flat.into_array().unwrap_or_default().into_iter();
+            while let (Some(m), Some(n)) = (flat.next().and_then(text), flat.next().and_then(text))
+            {
+                if let Ok(m) = m.parse() {
+                    now.push((m, n));
+                }
+            }
+            now.sort();
+            listed.insert(id.clone());
+            if id == self.id || self.touched.contains(&(id.clone(), None)) {
+                continue;
+            }
+            self.missing.remove(&id);
+            let told = self.remote.entry(id.clone()).or_default();
+            let mut gone: Vec<(Member, String)> = told
+                .iter()
+                .filter(|(m, _)| !now.iter().any(|(n, _)| n == *m))
+                .filter(|(m, _)| !self.touched.contains(&(id.clone(), Some(**m))))
+                .map(|(m, n)| (*m, n.clone()))
+                .collect();
+            gone.sort();
+            for (m, name) in gone {
+                told.remove(&m);
+                self.actions.push(Action::Left { name, reason: None });
+            }
+            for (m, name) in now {
+                if self.touched.contains(&(id.clone(), Some(m))) {
+                    continue;
+                }
+                match told.insert(m, name.clone()) {
+                    None => self.actions.push(Action::Joined { except: None, name }),
+                    Some(old) if old != name => self.actions.push(Action::Renamed {
+                        conn: None,
+                        old,
+                        new: name,
+                    }),
+                    Some(_) => {}
+                }
+            }
+        }
+        self.touched.clear();
+        for id in self.remote.keys() {
+            if !listed.contains(id) {
+                self.missing.entry(id.clone()).or_insert(0);
+            }
+        }
+    }
+
+    /// Every beat while linked: instances our clients know of that Redis
+    /// did not list are looked for again, and announced lost once they
+    /// have been missing for `MISSING_BEATS`.
+    fn check_missing(&mut self) {
+        if self.missing.is_empty() {
+            return;
+        }
+        let mut expired: Vec<String> = Vec::new();
+        for (id, beats) in &mut self.missing {
+            *beats += 1;
+            if *beats > MISSING_BEATS {
+                expired.push(id.clone());
+            }
+        }
+        expired.sort();
+        for id in expired {
+            self.missing.remove(&id);
+            log::info!("room: instance {id} did not come back; announcing its clients lost");
+            self.forget_instance(&id, Some("server lost".into()));
+        }
+        if !self.missing.is_empty() && !self.roster_out {
+            self.roster_out = true;
+            self.touched.clear();
+            let args = self.script(lua::ROSTER, &[&self.id.clone()]);
+            self.commands.push((Tag::Roster, args));
+        }
+    }
+
+    /// Instance `id` is gone: each of its clients our clients know of left.
+    fn forget_instance(&mut self, id: &str, reason: Option<String>) {
+        self.missing.remove(id);
+        let Some(told) = self.remote.remove(id) else {
+            return;
+        };
+        let mut told: Vec<(Member, String)> = told.into_iter().collect();
+        told.sort();
+        for (_, name) in told {
+            self.actions.push(Action::Left {
+                name,
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    /// Notes bus news about `origin` while a roster is being read (the
+    /// register script or the roster script): only then can it race one,
+    /// and only then is it kept, so this set stays as small as the news of
+    /// one round trip.
+    fn touch(&mut self, origin: &str, member: Option<Member>) {
+        if self.link != Link::Up || self.roster_out {
+            self.touched.insert((origin.to_string(), member));
+        }
+    }
+
+    /// A `join` or a `nick` from another instance: delivered only as far
+    /// as it is news to our clients.
+    fn remote_named(&mut self, origin: String, member: Member, name: String) {
+        self.touch(&origin, Some(member));
+        let known = self
+            .remote
+            .get(&origin)
+            .is_some_and(|t| t.contains_key(&member));
+        if !known && self.remote.values().map(HashMap::len).sum::<usize>() >= MAX_REMOTE {
+            log::warn!("room: {MAX_REMOTE} remote clients remembered; not remembering {name}");
+            self.actions.push(Action::Joined { except: None, name });
+            return;
+        }
+        match self
+            .remote
+            .entry(origin)
+            .or_default()
+            .insert(member, name.clone())
+        {
+            None => self.actions.push(Action::Joined { except: None, name }),
+            Some(old) if old != name => self.actions.push(Action::Renamed {
+                conn: None,
+                old,
+                new: name,
+            }),
+            Some(_) => {}
+        }
     }
 
     /// Our own message that Redis never handed back, shown here once.
@@ -1094,6 +1323,32 @@ impl<C: Copy + Eq + Hash> Room<C> {
                     None
                 };
                 self.actions.push(Action::Line { from, name, text });
+            }
+            Bus::Join {
+                origin,
+                member,
+                name,
+                ..
+            } if !mine => self.remote_named(origin, member, name),
+            Bus::Nick {
+                origin,
+                member,
+                new,
+                ..
+            } if !mine => self.remote_named(origin, member, new),
+            Bus::Leave {
+                origin,
+                member,
+                reason,
+                ..
+            } if !mine => {
+                self.touch(&origin, Some(member));
+                if let Some(name) = self.remote.get_mut(&origin).and_then(|t| t.remove(&member)) {
+                    self.actions.push(Action::Left {
+                        name,
+                        reason: (!reason.is_empty()).then_some(reason),
+                    });
+                }
             }
             Bus::Join { member, name, .. } => {
                 let mut except = None;
@@ -1152,12 +1407,9 @@ impl<C: Copy + Eq + Hash> Room<C> {
                     }
                     return;
                 }
-                for name in names {
-                    self.actions.push(Action::Left {
-                        name,
-                        reason: Some("server lost".into()),
-                    });
-                }
+                let _ = names; // ours say what our clients were told
+                self.touch(&origin, None);
+                self.forget_instance(&origin, Some("server lost".into()));
             }
             Bus::Gone {
                 origin,
@@ -1167,13 +1419,9 @@ impl<C: Copy + Eq + Hash> Room<C> {
                 if origin == self.id {
                     return;
                 }
-                let reason = (!reason.is_empty()).then_some(reason);
-                for name in names {
-                    self.actions.push(Action::Left {
-                        name,
-                        reason: reason.clone(),
-                    });
-                }
+                let _ = names;
+                self.touch(&origin, None);
+                self.forget_instance(&origin, (!reason.is_empty()).then_some(reason));
             }
         }
     }
@@ -1200,6 +1448,7 @@ mod tests {
             );
         }
         assert_eq!(items.len(), n + 1);
+        items.push(Value::Array(Vec::new())); // nobody else in the room
         room.reply(tag, Ok(Value::Array(items)));
     }
 
@@ -1423,8 +1672,15 @@ mod tests {
     fn lost_and_gone_name_every_client() {
         let mut room: Room<u32> = Room::new("lobby", "me");
         up(&mut room);
+        room.bus(b"join\tother\t1\t1\tx");
+        room.bus(b"join\tother\t2\t2\ty");
+        room.bus(b"join\tother2\t1\t1\tz");
+        room.take_actions();
         room.bus(b"lost\tother\tx\ty");
         room.bus(b"gone\tother2\tserver shutting down\tz");
+        // Said once: a second obituary, or one for strangers, says nothing.
+        room.bus(b"lost\tother\tx\ty");
+        room.bus(b"lost\tstranger\tq");
         assert_eq!(
             room.take_actions(),
             vec![
@@ -1441,6 +1697,83 @@ mod tests {
                     reason: Some("server shutting down".into())
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn presence_news_is_delivered_once_and_a_roster_only_adds_the_difference() {
+        let mut room: Room<u32> = Room::new("lobby", "me");
+        up(&mut room);
+        room.bus(b"join\tother\t1\t1\tc");
+        room.bus(b"join\tother\t0\t1\tc"); // a catch-up for what we knew
+        room.bus(b"nick\tother\t2\t1\tc\tc");
+        assert_eq!(
+            room.take_actions(),
+            vec![Action::Joined {
+                except: None,
+                name: "c".into()
+            }]
+        );
+        // An outage; meanwhile "d" joined there and "c" left.
+        room.link_lost();
+        room.take_actions();
+        room.link_up();
+        let (tag, _) = room.take_commands().remove(0);
+        let d = |m: &str, n: &str| vec![Value::Bulk(m.into()), Value::Bulk(n.into())];
+        let roster = Value::Array(vec![Value::Array(vec![
+            Value::Bulk(b"other".to_vec()),
+            Value::Array(d("2", "d")),
+        ])]);
+        room.reply(tag, Ok(Value::Array(vec![Value::Int(0), roster])));
+        assert_eq!(
+            room.take_actions(),
+            vec![
+                Action::NoticeAll("link to other servers restored".into()),
+                Action::Left {
+                    name: "c".into(),
+                    reason: None
+                },
+                Action::Joined {
+                    except: None,
+                    name: "d".into()
+                },
+            ]
+        );
+        // Its catch-up after us says nothing new.
+        room.bus(b"join\tother\t0\t2\td");
+        room.bus(b"leave\tother\t0\t1\tc\t");
+        assert!(room.take_actions().is_empty());
+    }
+
+    #[test]
+    fn an_instance_missing_after_a_restore_is_looked_for_then_announced_lost() {
+        let mut room: Room<u32> = Room::new("lobby", "me");
+        up(&mut room);
+        room.bus(b"join\tother\t1\t1\tc");
+        room.take_actions();
+        room.link_lost();
+        room.take_actions();
+        up(&mut room); // Redis came back empty: "other" is not there yet
+        assert_eq!(
+            room.take_actions(),
+            vec![Action::NoticeAll("link to other servers restored".into())]
+        );
+        room.take_commands();
+        for _ in 0..MISSING_BEATS {
+            room.tick();
+            assert!(room.take_actions().is_empty());
+            let cmds = room.take_commands();
+            if let Some((tag, _)) = cmds.into_iter().find(|(t, _)| *t == Tag::Roster) {
+                room.reply(tag, Ok(Value::Array(Vec::new())));
+            }
+        }
+        room.tick();
+        assert_eq!(
+            room.take_actions(),
+            vec![Action::Left {
+                name: "c".into(),
+                reason: Some("server lost".into())
+            }]
         );
     }
 }
