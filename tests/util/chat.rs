@@ -56,15 +56,26 @@ impl LineClient {
         self
     }
 
-    /// Connects and reads the welcome, which must name it.
+    /// Connects and reads the welcome, which must name it: its address,
+    /// or with `--redis` its address and `#N` when a client of another
+    /// instance has the same address (two sockets to different servers may
+    /// get the same local port), which then becomes its `name`.
     pub fn join(addr: SocketAddr) -> LineClient {
         let mut c = LineClient::connect(addr);
         let welcome = c.line();
-        assert_eq!(
-            welcome,
-            format!("* welcome {}! /help lists the commands", c.name),
-            "first line"
-        );
+        let named = welcome
+            .strip_prefix("* welcome ")
+            .and_then(|w| w.strip_suffix("! /help lists the commands"))
+            .filter(|n| {
+                *n == c.name
+                    || n.strip_prefix(c.name.as_str())
+                        .and_then(|rest| rest.strip_prefix('#'))
+                        .is_some_and(|k| k.parse::<u32>().is_ok())
+            });
+        match named {
+            Some(name) => c.name = name.to_string(),
+            None => panic!("{}: first line {welcome:?} is not its welcome", c.name),
+        }
         c
     }
 
