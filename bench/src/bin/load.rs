@@ -373,47 +373,150 @@ fn echo(o: &Opts) {
         errors: 0,
     };
     let mut events = Events::with_capacity(4096);
-    // Warm-up.
+    let Some(secs) = echo_phases(&mut e, &mut poll, &mut events, o) else {
+        return;
+    };
+    echo_result("", o, secs, e.completed, &mut e.samples, e.errors);
+}
+
+/// An echo load over some transport (TCP here, TLS in `load_layers/`):
+/// what [`echo_phases`] drives.
+trait EchoLoad {
+    /// Puts every connection's messages in flight.
+    fn prime(&mut self);
+    /// Polls until `until`, or with `None` until nothing is in flight.
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, until: Option<Instant>);
+    /// Whether completed messages are replaced by new ones.
+    fn issuing(&mut self) -> &mut bool;
+    /// Whether completions are counted and timed.
+    fn recording(&mut self) -> &mut bool;
+}
+
+impl EchoLoad for Echo {
+    fn prime(&mut self) {
+        Echo::prime(self)
+    }
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, until: Option<Instant>) {
+        Echo::run(self, poll, events, until)
+    }
+    fn issuing(&mut self) -> &mut bool {
+        &mut self.issuing
+    }
+    fn recording(&mut self) -> &mut bool {
+        &mut self.recording
+    }
+}
+
+/// Warm-up, the `--sync` pause, the measured window and its drain; the
+/// window's seconds, or `None` when the harness ended the run at the pause.
+fn echo_phases(
+    e: &mut impl EchoLoad,
+    poll: &mut Poll,
+    events: &mut Events,
+    o: &Opts,
+) -> Option<f64> {
     e.prime();
     let warm_end = Instant::now() + Duration::from_secs_f64(o.warmup);
-    e.run(&mut poll, &mut events, Some(warm_end));
+    e.run(poll, events, Some(warm_end));
     if o.sync {
-        e.issuing = false;
-        e.run(&mut poll, &mut events, None);
+        *e.issuing() = false;
+        e.run(poll, events, None);
         if !pause() {
-            return;
+            return None;
         }
-        e.issuing = true;
+        *e.issuing() = true;
     }
-    // Measured window.
-    e.recording = true;
+    *e.recording() = true;
     let start = Instant::now();
     e.prime();
     e.run(
-        &mut poll,
-        &mut events,
+        poll,
+        events,
         Some(start + Duration::from_secs_f64(o.duration)),
     );
-    e.issuing = false;
-    e.run(&mut poll, &mut events, None);
-    let secs = start.elapsed().as_secs_f64();
+    *e.issuing() = false;
+    e.run(poll, events, None);
+    Some(start.elapsed().as_secs_f64())
+}
+
+/// The `result` line of an echo run (`transport`: empty, or
+/// ` transport=NAME`); a failed connection fails the run; the last pause
+/// with `--sync`.
+fn echo_result(
+    transport: &str,
+    o: &Opts,
+    secs: f64,
+    completed: u64,
+    samples: &mut Samples,
+    errors: u64,
+) {
     println!(
-        "result mode=echo conns={} size={} depth={} msgs={} secs={secs:.4} msgs_per_s={:.1} p50_us={:.2} p99_us={:.2} errors={}",
+        "result mode=echo{transport} conns={} size={} depth={} msgs={completed} secs={secs:.4} msgs_per_s={:.1} p50_us={:.2} p99_us={:.2} errors={errors}",
         o.conns,
         o.size,
         o.depth,
-        e.completed,
-        e.completed as f64 / secs,
-        e.samples.pct(0.50),
-        e.samples.pct(0.99),
-        e.errors
+        completed as f64 / secs,
+        samples.pct(0.50),
+        samples.pct(0.99),
     );
     let _ = io::stdout().flush();
-    if e.errors > 0 {
-        fail(format!("{} connections failed", e.errors));
+    if errors > 0 {
+        fail(format!("{errors} connections failed"));
     }
     if o.sync {
         pause();
+    }
+}
+
+/// After a send window: polls `l` with `step` until `counts` says every
+/// expected delivery came `(got, expected)`, or nothing came for 3 s, or
+/// 15 s passed; returns when the last delivery came (now, if all did).
+fn drain<L>(l: &mut L, mut step: impl FnMut(&mut L), counts: impl Fn(&L) -> (u64, u64)) -> Instant {
+    let cap = Instant::now() + Duration::from_secs(15);
+    let mut last = (Instant::now(), counts(l).0);
+    loop {
+        let (got, want) = counts(l);
+        if got >= want {
+            return Instant::now();
+        }
+        if last.0.elapsed() >= Duration::from_secs(3) || Instant::now() >= cap {
+            return last.0;
+        }
+        step(l);
+        let got = counts(l).0;
+        if got != last.1 {
+            last = (Instant::now(), got);
+        }
+    }
+}
+
+/// Writes `out` until it is empty or the socket would block (what is left
+/// stays in `out`); `Err` when the connection is gone.
+fn write_out(stream: &TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut stream = stream;
+    while !out.is_empty() {
+        match stream.write(out) {
+            Ok(n) => drop(out.drain(..n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One read into `buf`: `Some(n)` bytes, `None` if the socket would block,
+/// `Err` when the connection ended (end of file included).
+fn read_in(stream: &TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let mut stream = stream;
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }
 
@@ -447,16 +550,9 @@ struct Chat {
 impl Chat {
     fn flush(&mut self, i: usize) {
         let c = &mut self.clients[i];
-        while !c.out.is_empty() && !c.dead {
-            match (&c.stream).write(&c.out) {
-                Ok(n) => drop(c.out.drain(..n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    c.dead = true;
-                    self.dropped += 1;
-                }
-            }
+        if !c.dead && write_out(&c.stream, &mut c.out).is_err() {
+            c.dead = true;
+            self.dropped += 1;
         }
     }
 
@@ -466,15 +562,9 @@ impl Chat {
             if c.dead {
                 return;
             }
-            let n = match (&c.stream).read(&mut self.buf) {
-                Ok(0) => {
-                    c.dead = true;
-                    self.dropped += 1;
-                    return;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let n = match read_in(&c.stream, &mut self.buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => return,
                 Err(_) => {
                     c.dead = true;
                     self.dropped += 1;
@@ -573,22 +663,11 @@ impl Chat {
             self.poll_once(poll, events);
         }
         self.sending_since = None;
-        let mut last = (Instant::now(), self.delivered_total);
-        let mut end = Instant::now();
-        let drain_cap = Instant::now() + Duration::from_secs(15);
-        while self.delivered_total < self.expected()
-            && last.0.elapsed() < Duration::from_secs(3)
-            && Instant::now() < drain_cap
-        {
-            self.poll_once(poll, events);
-            if self.delivered_total != last.1 {
-                last = (Instant::now(), self.delivered_total);
-                end = last.0;
-            }
-        }
-        if self.delivered_total >= self.expected() {
-            end = Instant::now();
-        }
+        let end = drain(
+            self,
+            |l| l.poll_once(poll, events),
+            |l| (l.delivered_total, l.expected()),
+        );
         end.duration_since(start).as_secs_f64()
     }
 }
@@ -637,30 +716,78 @@ fn chat(o: &Opts) {
         }
         c.poll_once(&mut poll, &mut events);
     }
-    // Let the joins settle, then warm up.
+    chat_phases(&mut c, &mut poll, &mut events, o, "", k);
+}
+
+/// A chat load over some transport (TCP here, WebSocket in
+/// `load_layers/`): what [`chat_phases`] drives once every client is in.
+trait ChatLoad {
+    fn poll_once(&mut self, poll: &mut Poll, events: &mut Events);
+    /// Sends for `secs`, then drains; the time to the end of the drain.
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, secs: f64) -> f64;
+    /// Whether deliveries are counted and timed.
+    fn recording(&mut self) -> &mut bool;
+    /// Lines sent, deliveries expected for them, deliveries counted, clients dropped.
+    fn counts(&self) -> (u64, u64, u64, u64);
+    fn samples(&mut self) -> &mut Samples;
+}
+
+impl ChatLoad for Chat {
+    fn poll_once(&mut self, poll: &mut Poll, events: &mut Events) {
+        Chat::poll_once(self, poll, events)
+    }
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, secs: f64) -> f64 {
+        Chat::run(self, poll, events, secs)
+    }
+    fn recording(&mut self) -> &mut bool {
+        &mut self.recording
+    }
+    fn counts(&self) -> (u64, u64, u64, u64) {
+        (
+            self.sent_total,
+            self.expected(),
+            self.delivered,
+            self.dropped,
+        )
+    }
+    fn samples(&mut self) -> &mut Samples {
+        &mut self.samples
+    }
+}
+
+/// The joins' settling, the warm-up, the `--sync` pause, the measured
+/// window and its `result` line (`transport`: empty, or ` transport=NAME`),
+/// for `k` clients.
+fn chat_phases(
+    c: &mut impl ChatLoad,
+    poll: &mut Poll,
+    events: &mut Events,
+    o: &Opts,
+    transport: &str,
+    k: usize,
+) {
     let settle = Instant::now() + Duration::from_millis(200);
     while Instant::now() < settle {
-        c.poll_once(&mut poll, &mut events);
+        c.poll_once(poll, events);
     }
-    c.run(&mut poll, &mut events, o.warmup);
+    c.run(poll, events, o.warmup);
     if o.sync && !pause() {
         return;
     }
-    c.recording = true;
-    let (sent0, exp0) = (c.sent_total, c.expected());
-    let secs = c.run(&mut poll, &mut events, o.duration);
-    c.recording = false;
-    let sent = c.sent_total - sent0;
-    let expected = c.expected() - exp0;
+    *c.recording() = true;
+    let (sent0, exp0, delivered0, _) = c.counts();
+    let secs = c.run(poll, events, o.duration);
+    *c.recording() = false;
+    let (sent, expected, delivered, dropped) = c.counts();
+    let (sent, expected, delivered) = (sent - sent0, expected - exp0, delivered - delivered0);
+    let samples = c.samples();
     println!(
-        "result mode=chat clients={k} rate={} sent={sent} expected={expected} deliveries={} secs={secs:.4} deliveries_per_s={:.1} offered_per_s={:.1} p50_us={:.2} p99_us={:.2} dropped={}",
+        "result mode=chat{transport} clients={k} rate={} sent={sent} expected={expected} deliveries={delivered} secs={secs:.4} deliveries_per_s={:.1} offered_per_s={:.1} p50_us={:.2} p99_us={:.2} dropped={dropped}",
         o.rate,
-        c.delivered,
-        c.delivered as f64 / secs,
+        delivered as f64 / secs,
         expected as f64 / o.duration,
-        c.samples.pct(0.50),
-        c.samples.pct(0.99),
-        c.dropped
+        samples.pct(0.50),
+        samples.pct(0.99),
     );
     let _ = io::stdout().flush();
     if o.sync {

@@ -33,13 +33,13 @@
 //! expected line arrived, 3 s without progress, or 15 s). With `--sync` it
 //! pauses after the warm-up and after the window, as `load chat` does.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Poll};
 
-use super::{connect_all, fail, pause, Clock, Opts, Samples, CHAT_LINE};
+use super::{connect_all, drain, fail, pause, read_in, write_out, Clock, Opts, Samples, CHAT_LINE};
 
 struct Client {
     stream: TcpStream,
@@ -98,16 +98,9 @@ fn parse(line: &[u8]) -> Option<(usize, u32, u64)> {
 impl Fanout {
     fn flush(&mut self, i: usize) {
         let c = &mut self.clients[i];
-        while !c.out.is_empty() && !c.dead {
-            match (&c.stream).write(&c.out) {
-                Ok(n) => drop(c.out.drain(..n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    c.dead = true;
-                    self.dropped += 1;
-                }
-            }
+        if !c.dead && write_out(&c.stream, &mut c.out).is_err() {
+            c.dead = true;
+            self.dropped += 1;
         }
     }
 
@@ -117,15 +110,9 @@ impl Fanout {
             if c.dead {
                 return;
             }
-            let n = match (&c.stream).read(&mut self.buf) {
-                Ok(0) => {
-                    c.dead = true;
-                    self.dropped += 1;
-                    return;
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let n = match read_in(&c.stream, &mut self.buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => return,
                 Err(_) => {
                     c.dead = true;
                     self.dropped += 1;
@@ -257,22 +244,11 @@ impl Fanout {
             self.window.1 = self.clock.ns();
         }
         self.phase = None;
-        let mut last = (Instant::now(), self.unique);
-        let mut end = Instant::now();
-        let cap = Instant::now() + Duration::from_secs(15);
-        while self.unique < self.expected()
-            && last.0.elapsed() < Duration::from_secs(3)
-            && Instant::now() < cap
-        {
-            self.poll_once(poll, events);
-            if self.unique != last.1 {
-                last = (Instant::now(), self.unique);
-                end = last.0;
-            }
-        }
-        if self.unique >= self.expected() {
-            end = Instant::now();
-        }
+        let end = drain(
+            self,
+            |l| l.poll_once(poll, events),
+            |l| (l.unique, l.expected()),
+        );
         end.duration_since(start).as_secs_f64()
     }
 

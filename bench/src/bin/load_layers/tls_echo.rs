@@ -20,7 +20,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
-use super::{connect_all, fail, pause, Clock, Opts, Samples};
+use super::{connect_all, echo_phases, echo_result, fail, Clock, EchoLoad, Opts, Samples};
 
 /// Any certificate, with the handshake's signatures checked.
 #[derive(Debug)]
@@ -286,46 +286,30 @@ pub fn tls_echo(o: &Opts) {
     if e.errors > 0 {
         fail(format!("{} TLS handshakes failed", e.errors));
     }
-    // Warm-up.
-    e.prime();
-    let warm_end = Instant::now() + Duration::from_secs_f64(o.warmup);
-    e.run(&mut poll, &mut events, Some(warm_end));
-    if o.sync {
-        e.issuing = false;
-        e.run(&mut poll, &mut events, None);
-        if !pause() {
-            return;
-        }
-        e.issuing = true;
-    }
-    // Measured window.
-    e.recording = true;
-    let start = Instant::now();
-    e.prime();
-    e.run(
-        &mut poll,
-        &mut events,
-        Some(start + Duration::from_secs_f64(o.duration)),
-    );
-    e.issuing = false;
-    e.run(&mut poll, &mut events, None);
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "result mode=echo transport=tls conns={} size={} depth={} msgs={} secs={secs:.4} msgs_per_s={:.1} p50_us={:.2} p99_us={:.2} errors={}",
-        o.conns,
-        o.size,
-        o.depth,
+    let Some(secs) = echo_phases(&mut e, &mut poll, &mut events, o) else {
+        return;
+    };
+    echo_result(
+        " transport=tls",
+        o,
+        secs,
         e.completed,
-        e.completed as f64 / secs,
-        e.samples.pct(0.50),
-        e.samples.pct(0.99),
-        e.errors
+        &mut e.samples,
+        e.errors,
     );
-    let _ = io::stdout().flush();
-    if e.errors > 0 {
-        fail(format!("{} connections failed", e.errors));
+}
+
+impl EchoLoad for TlsEcho {
+    fn prime(&mut self) {
+        TlsEcho::prime(self)
     }
-    if o.sync {
-        pause();
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, until: Option<Instant>) {
+        TlsEcho::run(self, poll, events, until)
+    }
+    fn issuing(&mut self) -> &mut bool {
+        &mut self.issuing
+    }
+    fn recording(&mut self) -> &mut bool {
+        &mut self.recording
     }
 }

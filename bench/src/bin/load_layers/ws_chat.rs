@@ -7,7 +7,7 @@
 //! the send time it carries. The phases, window, drain and `result` line
 //! are the TCP chat's, with `transport=ws` added.
 
-use std::io::{self, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -17,7 +17,9 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::{Error as WsError, Message, WebSocket};
 
-use super::{connect_all, fail, pause, stamp, Clock, Opts, Samples, CHAT_LINE};
+use super::{
+    chat_phases, connect_all, drain, fail, stamp, ChatLoad, Clock, Opts, Samples, CHAT_LINE,
+};
 
 enum Socket {
     Handshaking(MidHandshake<ClientHandshake<TcpStream>>),
@@ -202,22 +204,11 @@ impl WsChat {
             self.poll_once(poll, events);
         }
         self.sending_since = None;
-        let mut last = (Instant::now(), self.delivered_total);
-        let mut end = Instant::now();
-        let drain_cap = Instant::now() + Duration::from_secs(15);
-        while self.delivered_total < self.expected()
-            && last.0.elapsed() < Duration::from_secs(3)
-            && Instant::now() < drain_cap
-        {
-            self.poll_once(poll, events);
-            if self.delivered_total != last.1 {
-                last = (Instant::now(), self.delivered_total);
-                end = last.0;
-            }
-        }
-        if self.delivered_total >= self.expected() {
-            end = Instant::now();
-        }
+        let end = drain(
+            self,
+            |l| l.poll_once(poll, events),
+            |l| (l.delivered_total, l.expected()),
+        );
         end.duration_since(start).as_secs_f64()
     }
 }
@@ -286,32 +277,28 @@ pub fn ws_chat(o: &Opts, path: &str) {
     if c.dropped > 0 {
         fail(format!("{} WebSocket clients failed to connect", c.dropped));
     }
-    let settle = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < settle {
-        c.poll_once(&mut poll, &mut events);
+    chat_phases(&mut c, &mut poll, &mut events, o, " transport=ws", k);
+}
+
+impl ChatLoad for WsChat {
+    fn poll_once(&mut self, poll: &mut Poll, events: &mut Events) {
+        WsChat::poll_once(self, poll, events)
     }
-    c.run(&mut poll, &mut events, o.warmup);
-    if o.sync && !pause() {
-        return;
+    fn run(&mut self, poll: &mut Poll, events: &mut Events, secs: f64) -> f64 {
+        WsChat::run(self, poll, events, secs)
     }
-    c.recording = true;
-    let (sent0, exp0) = (c.sent_total, c.expected());
-    let secs = c.run(&mut poll, &mut events, o.duration);
-    c.recording = false;
-    let sent = c.sent_total - sent0;
-    let expected = c.expected() - exp0;
-    println!(
-        "result mode=chat transport=ws clients={k} rate={} sent={sent} expected={expected} deliveries={} secs={secs:.4} deliveries_per_s={:.1} offered_per_s={:.1} p50_us={:.2} p99_us={:.2} dropped={}",
-        o.rate,
-        c.delivered,
-        c.delivered as f64 / secs,
-        expected as f64 / o.duration,
-        c.samples.pct(0.50),
-        c.samples.pct(0.99),
-        c.dropped
-    );
-    let _ = io::stdout().flush();
-    if o.sync {
-        pause();
+    fn recording(&mut self) -> &mut bool {
+        &mut self.recording
+    }
+    fn counts(&self) -> (u64, u64, u64, u64) {
+        (
+            self.sent_total,
+            self.expected(),
+            self.delivered,
+            self.dropped,
+        )
+    }
+    fn samples(&mut self) -> &mut Samples {
+        &mut self.samples
     }
 }
