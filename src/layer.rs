@@ -169,6 +169,40 @@ pub trait Layer {
     /// The layer is done: it takes no more input and produces no more
     /// output. Flush `wire_out` and close the socket.
     fn is_finished(&self) -> bool;
+
+    /// Whether, in the state it is in now, this layer would encode whole
+    /// lines of output into the same bytes as every other connection that
+    /// says the same [`SharedEncoding`]: then a broadcast encodes each
+    /// payload once ([`encode_shared`](Layer::encode_shared)) and queues
+    /// that one copy to all of them, as it does for plain connections. The
+    /// default, `None`, encodes per connection (TLS must: its records carry
+    /// the connection's keys).
+    fn shared_encoding(&self) -> Option<SharedEncoding> {
+        None
+    }
+
+    /// What [`on_app_output`](Layer::on_app_output) would append to
+    /// `wire_out` for `app` (whole lines, ending in `\n`) on a connection
+    /// whose [`shared_encoding`](Layer::shared_encoding) is `Some`, leaving
+    /// every state as that call would (for such a layer: unchanged).
+    ///
+    /// # Errors
+    ///
+    /// [`LayerError::Closed`] from a layer that shares no encoding (the
+    /// default).
+    fn encode_shared(&self, app: &[u8], wire_out: &mut Vec<u8>) -> Result<(), LayerError> {
+        let _ = (app, wire_out);
+        Err(LayerError::Closed)
+    }
+}
+
+/// An encoding of output that is the same on every connection that offers
+/// it ([`Layer::shared_encoding`]), so a broadcast makes it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SharedEncoding {
+    /// Each line a WebSocket text message, unmasked (a server's frames).
+    WebSocketText,
 }
 
 /// One layer on top of another: `lower` faces the wire, `upper` faces the

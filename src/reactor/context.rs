@@ -13,6 +13,7 @@ use super::handle::Loop;
 use super::stream::Stream;
 use super::timers::Timer;
 use super::{SourceId, TimerId};
+use crate::layer::SharedEncoding;
 use crate::metrics::{Metrics, Snapshot};
 #[cfg(doc)]
 use crate::Config;
@@ -204,6 +205,11 @@ impl<D> Context<'_, D> {
         mut to: impl FnMut(ConnId) -> bool,
     ) -> usize {
         let mut sent = 0;
+        // Whole lines to connections whose layer frames them the same way
+        // (plain WebSocket) are framed once, and that one copy is shared
+        // like the plain bytes, instead of framed again per recipient.
+        let whole_lines = shared.last() == Some(&b'\n');
+        let mut encoded: Option<(SharedEncoding, Arc<[u8]>)> = None;
         for slot in 0..self.core.conns.slots() {
             let Some(id) = self.core.conns.open_at(slot) else {
                 continue;
@@ -211,11 +217,26 @@ impl<D> Context<'_, D> {
             if !to(id) {
                 continue;
             }
-            if self
-                .core
-                .push_output(id, Output::Shared(shared.clone()))
-                .is_ok()
-            {
+            let conn = self.core.conns.get(id);
+            let kind = conn
+                .and_then(|c| c.shared_encoding())
+                .filter(|_| whole_lines);
+            let frames = match (kind, &encoded) {
+                (Some(k), Some((have, frames))) if *have == k => Some(frames.clone()),
+                (Some(k), _) => {
+                    let made = conn.and_then(|c| c.encode_shared(&shared));
+                    if let Some(frames) = &made {
+                        encoded = Some((k, frames.clone()));
+                    }
+                    made
+                }
+                (None, _) => None,
+            };
+            let queued = match frames {
+                Some(frames) => self.core.push_encoded(id, Output::Shared(frames)),
+                None => self.core.push_output(id, Output::Shared(shared.clone())),
+            };
+            if queued.is_ok() {
                 sent += 1;
             }
         }

@@ -165,10 +165,26 @@ impl<D> Core<D> {
     /// Queues output for `id`, or ends it if its output would pass
     /// `config.max_outb`.
     pub(crate) fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
+        self.push(id, data, false)
+    }
+
+    /// As [`push_output`](Self::push_output), with bytes already in the
+    /// wire's terms (a layer's shared encoding, made once for a broadcast):
+    /// queued as they are, past the connection's layer.
+    pub(crate) fn push_encoded(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
+        self.push(id, data, true)
+    }
+
+    fn push(&mut self, id: ConnId, data: Output<'_>, encoded: bool) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
         let scrape = self.is_scrape(id);
         let (conn, lists) = self.conns.entry(id).ok_or(Error::NoSuchConnection)?;
-        match conn.queue(data, &mut self.pool, max, high) {
+        let queued = if encoded {
+            conn.queue_raw(data, &mut self.pool, max, high)
+        } else {
+            conn.queue(data, &mut self.pool, max, high)
+        };
+        match queued {
             Ok(queued) => {
                 if queued {
                     if !scrape {

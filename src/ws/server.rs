@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::http::{parse_head, HeadError, Request, Response, Status, MAX_HEAD};
-use crate::layer::{Layer, LayerError, Progress};
+use crate::layer::{Layer, LayerError, Progress, SharedEncoding};
 
 use super::{WsConfig, WsSession};
 
@@ -403,6 +403,20 @@ impl Layer for WebServer {
             // Nothing goes out before the upgrade.
             Phase::Head(_) => Ok(0),
             Phase::Done => Err(LayerError::Closed),
+        }
+    }
+
+    fn shared_encoding(&self) -> Option<SharedEncoding> {
+        match &self.phase {
+            Phase::Ws(ws) => ws.shared_encoding(),
+            _ => None,
+        }
+    }
+
+    fn encode_shared(&self, app: &[u8], wire_out: &mut Vec<u8>) -> Result<(), LayerError> {
+        match &self.phase {
+            Phase::Ws(ws) => ws.encode_shared(app, wire_out),
+            _ => Err(LayerError::Closed),
         }
     }
 

@@ -3,10 +3,11 @@
 use std::io::{self, Read, Write};
 
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
 
-use crate::layer::{Layer, LayerError, Progress};
+use crate::layer::{Layer, LayerError, Progress, SharedEncoding};
 
 /// WebSocket limits.
 ///
@@ -173,10 +174,7 @@ impl WsSession {
         // (word at a time over ASCII) and one copy; only invalid input pays
         // for the lossy rewrite, whose byte-by-byte scan was ~9% of the
         // chat's CPU per WebSocket delivery (docs/benchmarks.md, issue 13).
-        let text = match std::str::from_utf8(line) {
-            Ok(valid) => valid.to_owned(),
-            Err(_) => String::from_utf8_lossy(line).into_owned(),
-        };
+        let text = text_of(line);
         let mut pipe = Pipe {
             input: &[],
             output: wire_out,
@@ -188,6 +186,16 @@ impl WsSession {
                 log::debug!("WebSocket send after close: {e}");
                 LayerError::Closed
             })
+    }
+}
+
+/// A line as the text of a message: as it is when it is UTF-8 (nearly
+/// always: the standard library's check is word at a time over ASCII), the
+/// lossy rewrite only otherwise.
+fn text_of(line: &[u8]) -> String {
+    match std::str::from_utf8(line) {
+        Ok(valid) => valid.to_owned(),
+        Err(_) => String::from_utf8_lossy(line).into_owned(),
     }
 }
 
@@ -310,6 +318,31 @@ impl Layer for WsSession {
             self.partial = Vec::new();
         }
         Ok(app.len())
+    }
+
+    fn shared_encoding(&self) -> Option<SharedEncoding> {
+        // Mid-line, the next line starts with what is held; closing or
+        // closed, nothing more may go out.
+        let clean = !self.closing && !self.finished && self.partial.is_empty();
+        clean.then_some(SharedEncoding::WebSocketText)
+    }
+
+    fn encode_shared(&self, app: &[u8], wire_out: &mut Vec<u8>) -> Result<(), LayerError> {
+        if self.shared_encoding().is_none() {
+            return Err(LayerError::Closed);
+        }
+        // The frames `on_app_output` has tungstenite's context write for
+        // these lines (a server's: final, unmasked), made by tungstenite's
+        // own frame type without touching the context.
+        for line in app.split_inclusive(|&b| b == b'\n') {
+            let Some(line) = line.strip_suffix(b"\n") else {
+                return Err(LayerError::Closed); // not a whole line: not shareable
+            };
+            let text = text_of(line);
+            let frame = Frame::message(text.into_bytes(), OpCode::Data(Data::Text), true);
+            frame.format(wire_out).map_err(|_| LayerError::Closed)?;
+        }
+        Ok(())
     }
 
     fn close(&mut self, wire_out: &mut Vec<u8>) {

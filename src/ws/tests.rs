@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::layer::{Layer, LayerError};
+use crate::layer::{Layer, LayerError, SharedEncoding};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -667,4 +667,49 @@ mod fuzz {
             prop_assert_eq!(String::from_utf8(app).unwrap(), want);
         }
     }
+}
+
+/// A broadcast frames a payload once for every plain WebSocket recipient
+/// (`Layer::encode_shared`): the bytes must be those `on_app_output` would
+/// have written on each of them, for every kind of line, and a session
+/// mid-line or closing must not offer the shared encoding.
+#[test]
+fn shared_frames_are_the_ones_each_session_would_write() {
+    let long = "y".repeat(70_000); // a 64-bit length field
+    let payloads: Vec<Vec<u8>> = vec![
+        b"<bob> hi\n".to_vec(),
+        b"one\n\ntwo\n".to_vec(),
+        format!("<al> {long}\n").into_bytes(),
+        b"broken \xff\xfe utf-8\n".to_vec(),
+        "ümlaut ✓\n".as_bytes().to_vec(),
+    ];
+    for app in &payloads {
+        let mut server = open();
+        assert_eq!(
+            server.shared_encoding(),
+            Some(SharedEncoding::WebSocketText)
+        );
+        let mut shared = Vec::new();
+        server.encode_shared(app, &mut shared).unwrap();
+        let mut own = Vec::new();
+        assert_eq!(server.on_app_output(app, &mut own).unwrap(), app.len());
+        assert_eq!(
+            shared,
+            own,
+            "{:?}",
+            String::from_utf8_lossy(&app[..app.len().min(20)])
+        );
+    }
+    // Mid-line: the next line begins with what the session holds.
+    let mut server = open();
+    server.on_app_output(b"half", &mut Vec::new()).unwrap();
+    assert_eq!(server.shared_encoding(), None);
+    // Closing: nothing more goes out.
+    let mut server = open();
+    server.close(&mut Vec::new());
+    assert_eq!(server.shared_encoding(), None);
+    assert!(server.encode_shared(b"x\n", &mut Vec::new()).is_err());
+    // Before the upgrade there is no WebSocket to frame for.
+    let fresh = WebServer::new(site());
+    assert_eq!(fresh.shared_encoding(), None);
 }

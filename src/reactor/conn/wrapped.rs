@@ -73,4 +73,19 @@ impl<D> Conn<D> {
         crate::reactor::wrap::give_back_scratch(wire);
         r
     }
+
+    /// The encoding its layer shares with others now, if any (see
+    /// [`Layer::shared_encoding`](crate::layer::Layer::shared_encoding));
+    /// `None` for a plain connection.
+    pub(crate) fn shared_encoding(&self) -> Option<crate::layer::SharedEncoding> {
+        self.wrap.as_ref()?.layer.shared_encoding()
+    }
+
+    /// `app` as its layer's shared encoding, made once for a broadcast.
+    pub(crate) fn encode_shared(&self, app: &[u8]) -> Option<Arc<[u8]>> {
+        let w = self.wrap.as_ref()?;
+        let mut out = Vec::with_capacity(app.len() + 16);
+        w.layer.encode_shared(app, &mut out).ok()?;
+        Some(Arc::from(out))
+    }
 }
