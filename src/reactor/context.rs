@@ -217,25 +217,9 @@ impl<D> Context<'_, D> {
             if !to(id) {
                 continue;
             }
-            let conn = self.core.conns.get(id);
-            let kind = conn
-                .and_then(|c| c.shared_encoding())
-                .filter(|_| whole_lines);
-            let frames = match (kind, &encoded) {
-                (Some(k), Some((have, frames))) if *have == k => Some(frames.clone()),
-                (Some(k), _) => {
-                    let made = conn.and_then(|c| c.encode_shared(&shared));
-                    if let Some(frames) = &made {
-                        encoded = Some((k, frames.clone()));
-                    }
-                    made
-                }
-                (None, _) => None,
-            };
-            let queued = match frames {
-                Some(frames) => self.core.push_encoded(id, Output::Shared(frames)),
-                None => self.core.push_output(id, Output::Shared(shared.clone())),
-            };
+            let queued = self
+                .core
+                .push_broadcast(id, &shared, whole_lines, &mut encoded);
             if queued.is_ok() {
                 sent += 1;
             }

@@ -5,17 +5,19 @@
 
 use std::collections::VecDeque;
 use std::os::unix::io::RawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Interest, Registry};
 
-use super::conn::{later, Closing, Output, State};
+use super::conn::{later, Closing, Conn, Output, State};
 use super::conns::Conns;
 use super::endpoint::{Endpoint, Endpoints};
 use super::stream::Stream;
 use super::timers::Timers;
 use super::SourceId;
 use crate::buf::BufPool;
+use crate::layer::SharedEncoding;
 use crate::metrics::{Metrics, Snapshot};
 use crate::{CloseReason, Config, ConnId, Error, EventMask, Handle, PeerAddr, Result};
 
@@ -165,26 +167,59 @@ impl<D> Core<D> {
     /// Queues output for `id`, or ends it if its output would pass
     /// `config.max_outb`.
     pub(crate) fn push_output(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
-        self.push(id, data, false)
+        self.push_with(id, |conn, pool, max, high| {
+            conn.queue(data, pool, max, high)
+        })
     }
 
-    /// As [`push_output`](Self::push_output), with bytes already in the
-    /// wire's terms (a layer's shared encoding, made once for a broadcast):
-    /// queued as they are, past the connection's layer.
-    pub(crate) fn push_encoded(&mut self, id: ConnId, data: Output<'_>) -> Result<()> {
-        self.push(id, data, true)
+    /// One recipient of a broadcast of `shared`, with one lookup: queued
+    /// as it is, or, when `whole_lines` and the connection's layer shares
+    /// an encoding of them (plain WebSocket), as that encoding, made once
+    /// and kept in `encoded` for the recipients after it (queued as it
+    /// is, past the layer).
+    pub(crate) fn push_broadcast(
+        &mut self,
+        id: ConnId,
+        shared: &Arc<[u8]>,
+        whole_lines: bool,
+        encoded: &mut Option<(SharedEncoding, Arc<[u8]>)>,
+    ) -> Result<()> {
+        self.push_with(id, |conn, pool, max, high| {
+            let kind = if whole_lines {
+                conn.shared_encoding()
+            } else {
+                None
+            };
+            let frames = match (kind, &*encoded) {
+                (Some(k), Some((have, frames))) if *have == k => Some(frames.clone()),
+                (Some(k), _) => {
+                    let made = conn.encode_shared(shared);
+                    if let Some(frames) = &made {
+                        *encoded = Some((k, frames.clone()));
+                    }
+                    made
+                }
+                (None, _) => None,
+            };
+            match frames {
+                Some(frames) => conn.queue_raw(Output::Shared(frames), pool, max, high),
+                None => conn.queue(Output::Shared(shared.clone()), pool, max, high),
+            }
+        })
     }
 
-    fn push(&mut self, id: ConnId, data: Output<'_>, encoded: bool) -> Result<()> {
+    /// Queues with `queue` on `id`'s connection (given the pool, the cap
+    /// and the high-water mark); ends the connection if it would pass the
+    /// cap.
+    fn push_with(
+        &mut self,
+        id: ConnId,
+        queue: impl FnOnce(&mut Conn<D>, &mut BufPool, usize, usize) -> Result<bool>,
+    ) -> Result<()> {
         let (max, high) = (self.config.max_outb, self.config.high_water);
         let scrape = self.is_scrape(id);
         let (conn, lists) = self.conns.entry(id).ok_or(Error::NoSuchConnection)?;
-        let queued = if encoded {
-            conn.queue_raw(data, &mut self.pool, max, high)
-        } else {
-            conn.queue(data, &mut self.pool, max, high)
-        };
-        match queued {
+        match queue(conn, &mut self.pool, max, high) {
             Ok(queued) => {
                 if queued {
                     if !scrape {
